@@ -1,0 +1,108 @@
+"""The chat endpoints: each builds a command or query and hands it to its handler.
+
+Endpoints are `async def` and run the (blocking, database-bound) handler in the threadpool
+themselves: one threadpool hop per request, where a `def` endpoint or a synchronous
+dependency would add more.
+"""
+
+from typing import Annotated
+
+from fastapi import Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.routing import SlashAgnosticRouter
+from api.schemas import (
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    ChatDetailResponse,
+    ChatResponse,
+    CreateChatRequest,
+    MessageResponse,
+    PostMessageRequest,
+)
+from commands.create_chat import CreateChat
+from commands.delete_chat import DeleteChat
+from commands.post_message import PostMessage
+from domain.rules import DEFAULT_LIMIT, MAX_LIMIT
+from infrastructure.container import Container
+from queries.get_chat import GetChat
+
+router = SlashAgnosticRouter(tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE})
+
+ChatId = Annotated[int, Path(description="The chat's id.", examples=[1])]
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"How many of the newest messages to return, 1..{MAX_LIMIT}.",
+    ),
+]
+
+
+def container(request: Request) -> Container:
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/chats/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a chat",
+    response_description="The chat as created.",
+)
+async def create_chat(body: CreateChatRequest, request: Request) -> ChatResponse:
+    """Create an empty chat. The title is trimmed of surrounding whitespace."""
+    handler = container(request).create_chat()
+    created = await run_in_threadpool(handler, CreateChat(title=body.title))
+    return ChatResponse(id=created.chat_id, title=created.title, created_at=created.created_at)
+
+
+@router.post(
+    "/chats/{chat_id}/messages/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Post a message to a chat",
+    response_description="The message as stored.",
+    responses=NOT_FOUND,
+)
+async def post_message(
+    chat_id: ChatId, body: PostMessageRequest, request: Request
+) -> MessageResponse:
+    """Append a message to a chat. The text is stored exactly as sent.
+
+    Messages of one chat are ordered as their posts committed; `created_at` never decreases
+    along that order.
+    """
+    handler = container(request).post_message()
+    posted = await run_in_threadpool(handler, PostMessage(chat_id=chat_id, text=body.text))
+    return MessageResponse(
+        id=posted.message_id, chat_id=posted.chat_id, text=posted.text, created_at=posted.created_at
+    )
+
+
+@router.get(
+    "/chats/{chat_id}",
+    summary="Read a chat with its last messages",
+    response_description="The chat, its counters and its last `limit` messages, oldest first.",
+    responses=NOT_FOUND,
+)
+async def get_chat(
+    chat_id: ChatId, request: Request, limit: Limit = DEFAULT_LIMIT
+) -> ChatDetailResponse:
+    """Read a chat with its newest `limit` messages, in the order a chat window shows them."""
+    handler = container(request).get_chat()
+    chat = await run_in_threadpool(handler, GetChat(chat_id=chat_id, limit=limit))
+    return ChatDetailResponse.model_validate(chat)
+
+
+@router.delete(
+    "/chats/{chat_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a chat and all of its messages",
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_chat(chat_id: ChatId, request: Request) -> None:
+    """Delete a chat; the database deletes its messages with it."""
+    handler = container(request).delete_chat()
+    await run_in_threadpool(handler, DeleteChat(chat_id=chat_id))

@@ -1,0 +1,115 @@
+"""`chatapi`: the same handlers as the HTTP API, from the command line, printing JSON."""
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from commands.create_chat import CreateChat
+from commands.delete_chat import DeleteChat
+from commands.post_message import PostMessage
+from domain.errors import ChatNotFound, InvalidInput
+from domain.rules import DEFAULT_LIMIT
+from infrastructure import migrations
+from infrastructure.container import Container
+from infrastructure.rebuild import rebuild_read_models
+from infrastructure.settings import Settings
+from queries.get_chat import GetChat
+
+EXIT_NOT_FOUND = 3
+EXIT_INVALID = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatapi", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the HTTP API on $HOST:$PORT")
+    sub.add_parser("migrate", help="apply database migrations up to the latest")
+    sub.add_parser("create-chat", help="create a chat").add_argument("title")
+    post = sub.add_parser("post", help="post a message to a chat")
+    post.add_argument("chat_id", type=int)
+    post.add_argument("text")
+    show = sub.add_parser("show", help="show a chat with its last messages")
+    show.add_argument("chat_id", type=int)
+    show.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    sub.add_parser("delete", help="delete a chat and its messages").add_argument(
+        "chat_id", type=int
+    )
+    sub.add_parser("rebuild-read-models", help="rebuild every read model from the write model")
+    return parser
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _print(result: Any) -> None:
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        result = dataclasses.asdict(result)
+    print(json.dumps(result, default=_json_default, ensure_ascii=False))
+
+
+def _fail(message: str, code: int) -> int:
+    print(json.dumps({"error": message}), file=sys.stderr)
+    return code
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port)
+
+
+def _run(args: argparse.Namespace, container: Container) -> Any:
+    settings = container.settings()
+    match args.command:
+        case "serve":
+            return _serve(settings)
+        case "migrate":
+            migrations.upgrade(settings.database_url)
+            return {"migrated": settings.database_url.rsplit("@", 1)[-1]}
+        case "create-chat":
+            return container.create_chat()(CreateChat(title=args.title))
+        case "post":
+            return container.post_message()(PostMessage(chat_id=args.chat_id, text=args.text))
+        case "show":
+            return container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
+        case "delete":
+            return container.delete_chat()(DeleteChat(chat_id=args.chat_id))
+        case "rebuild-read-models":
+            return {"chat_views": rebuild_read_models(container.write_engine())}
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    container = Container()
+    try:
+        container.settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        return _fail(f"invalid configuration: {problems}", EXIT_INVALID)
+    try:
+        result = _run(args, container)
+    except ChatNotFound as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except InvalidInput as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        container.shutdown_resources()
+    if result is not None:
+        _print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Maps what handlers raise to HTTP statuses; nothing else happens here."""
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from domain.errors import ChatNotFound, InvalidInput
+
+log = logging.getLogger("chatapi")
+
+# Where each domain field arrives in a request, for FastAPI's validation error shape.
+FIELD_LOCATIONS = {"title": "body", "text": "body", "limit": "query"}
+
+
+def validation_response(errors: list[dict[str, object]]) -> Response:
+    # ASCII-escaped: an echoed input may hold a lone surrogate, which UTF-8 cannot encode.
+    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
+def install_error_handlers(app: FastAPI, retry_after: int) -> None:
+    async def request_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return validation_response(list(exc.errors()))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 to a body that is not UTF-8; it is malformed JSON all the same.
+            error = {
+                "loc": ["body"],
+                "msg": "JSON decode error: the body is not valid UTF-8",
+                "type": "json_invalid",
+            }
+            return validation_response([error])
+        return await http_exception_handler(request, exc)
+
+    async def chat_not_found(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def invalid_input(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InvalidInput)
+        error = {
+            "loc": [FIELD_LOCATIONS.get(exc.field, "body"), exc.field],
+            "msg": exc.reason,
+            "type": "value_error",
+        }
+        return validation_response([error])
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0])
+        return JSONResponse(
+            {"detail": "database unavailable"},
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Only a lost connection is the database being unavailable; anything else is a bug.
+        assert isinstance(exc, DBAPIError)
+        if exc.connection_invalidated:
+            return await database_unavailable(request, exc)
+        raise exc
+
+    app.add_exception_handler(RequestValidationError, request_invalid)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ChatNotFound, chat_not_found)
+    app.add_exception_handler(InvalidInput, invalid_input)
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(DBAPIError, database_error)

@@ -1,0 +1,132 @@
+"""What goes over HTTP: request bodies, response bodies, and error bodies."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
+
+EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
+
+
+class CreateChatRequest(BaseModel):
+    title: Annotated[
+        str,
+        AfterValidator(normalize_title),
+        Field(
+            description=(
+                f"Trimmed of surrounding whitespace, then 1..{TITLE_MAX_LENGTH} characters."
+            ),
+            min_length=1,
+            examples=["Weekend plans"],
+        ),
+    ]
+
+
+class PostMessageRequest(BaseModel):
+    text: Annotated[
+        str,
+        AfterValidator(validate_text),
+        Field(
+            description=(
+                f"Stored exactly as sent; 1..{TEXT_MAX_LENGTH} characters, not whitespace only."
+            ),
+            min_length=1,
+            max_length=TEXT_MAX_LENGTH,
+            examples=["See you at noon?"],
+        ),
+    ]
+
+
+class ChatResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": 1, "title": "Weekend plans", "created_at": EXAMPLE_TIME}]}
+    )
+
+    id: int
+    title: str
+    created_at: datetime
+
+
+class MessageResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {"id": 7, "chat_id": 1, "text": "See you at noon?", "created_at": EXAMPLE_TIME}
+            ]
+        },
+    )
+
+    id: int
+    chat_id: int
+    text: str
+    created_at: datetime
+
+
+class ChatDetailResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "title": "Weekend plans",
+                    "created_at": EXAMPLE_TIME,
+                    "message_count": 1,
+                    "last_message_at": EXAMPLE_TIME,
+                    "messages": [
+                        {
+                            "id": 7,
+                            "chat_id": 1,
+                            "text": "See you at noon?",
+                            "created_at": EXAMPLE_TIME,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    id: int
+    title: str
+    created_at: datetime
+    message_count: int = Field(description="How many messages the chat holds in all.")
+    last_message_at: datetime | None = Field(
+        description="When the newest message was posted; null for an empty chat."
+    )
+    messages: list[MessageResponse] = Field(
+        description="The last `limit` messages of the chat, oldest first."
+    )
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+def error_response(description: str, example: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+        **extra,
+    }
+
+
+NOT_FOUND = {404: error_response("The chat does not exist.", "chat 42 not found")}
+TOO_LARGE = {
+    413: error_response("The request body is larger than the configured maximum.", "Content Too Large")
+}
+UNAVAILABLE = {
+    503: error_response(
+        "The database is unreachable or overloaded; retry after the given delay.",
+        "database unavailable",
+        headers={
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer"},
+            }
+        },
+    )
+}

@@ -1,0 +1,66 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from commands.clock import Clock
+from domain.errors import ChatNotFound
+from domain.events import MessagePosted
+from domain.rules import is_possible_id, validate_text
+from infrastructure.tables import ChatRecord, MessageRecord
+from infrastructure.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class PostMessage:
+    chat_id: int
+    text: str
+
+
+class PostMessageHandler:
+    """Appends a message to a chat.
+
+    Posts to one chat are serialised by a lock on the chat's row (the database write lock
+    on SQLite), held until commit: ids, and so the chat's order, follow commit order, and
+    `created_at` is taken under the lock, never earlier than the chat's previous message.
+    Posts to different chats do not wait for each other on PostgreSQL.
+    """
+
+    def __init__(self, uow: Callable[[], UnitOfWork], clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def __call__(self, command: PostMessage) -> MessagePosted:
+        text = validate_text(command.text)
+        if not is_possible_id(command.chat_id):
+            raise ChatNotFound(command.chat_id)
+        with self._uow() as uow:
+            locked = uow.session.exec(
+                select(ChatRecord.id).where(ChatRecord.id == command.chat_id).with_for_update()
+            ).first()
+            if locked is None:
+                raise ChatNotFound(command.chat_id)
+            previous = uow.session.exec(
+                select(MessageRecord.created_at)
+                .where(MessageRecord.chat_id == command.chat_id)
+                .order_by(col(MessageRecord.id).desc())
+                .limit(1)
+            ).first()
+            now = self._clock()
+            message = MessageRecord(
+                chat_id=command.chat_id,
+                text=text,
+                created_at=max(now, previous) if previous is not None else now,
+            )
+            uow.session.add(message)
+            uow.session.flush()
+            assert message.id is not None  # assigned by the INSERT
+            event = MessagePosted(
+                message_id=message.id,
+                chat_id=message.chat_id,
+                text=message.text,
+                created_at=message.created_at,
+            )
+            uow.record(event)
+            uow.commit()
+        return event

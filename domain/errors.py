@@ -1,0 +1,24 @@
+"""Errors the domain raises; the API maps each one to an HTTP status."""
+
+
+class DomainError(Exception):
+    """Base of every error a command or query raises on purpose."""
+
+
+class ChatNotFound(DomainError):
+    def __init__(self, chat_id: int) -> None:
+        super().__init__(f"chat {chat_id} not found")
+        self.chat_id = chat_id
+
+
+class InvalidInput(DomainError, ValueError):
+    """A value breaks a rule of the domain.
+
+    It is also a ValueError so that pydantic validators can raise it and
+    FastAPI reports it in its usual 422 shape.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,54 @@
+"""The rules every chat and message obeys, whoever sends them."""
+
+from domain.errors import InvalidInput
+
+TITLE_MAX_LENGTH = 200
+TEXT_MAX_LENGTH = 5000
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+# Identifiers are 64-bit database keys: anything outside cannot name a chat.
+MAX_ID = 2**63 - 1
+
+
+def _check_storable(field: str, value: str) -> None:
+    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
+    if "\x00" in value:
+        raise InvalidInput(field, f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, f"{field} must be valid Unicode text") from None
+
+
+def normalize_title(title: str) -> str:
+    """Trim the title, then require 1..200 characters."""
+    trimmed = title.strip()
+    if not trimmed:
+        raise InvalidInput("title", "title must not be blank")
+    if len(trimmed) > TITLE_MAX_LENGTH:
+        raise InvalidInput(
+            "title", f"title must be at most {TITLE_MAX_LENGTH} characters after trimming"
+        )
+    _check_storable("title", trimmed)
+    return trimmed
+
+
+def validate_text(text: str) -> str:
+    """Keep the text exactly as sent, but refuse blank or oversized ones."""
+    if not text.strip():
+        raise InvalidInput("text", "text must not be empty or whitespace only")
+    if len(text) > TEXT_MAX_LENGTH:
+        raise InvalidInput("text", f"text must be at most {TEXT_MAX_LENGTH} characters")
+    _check_storable("text", text)
+    return text
+
+
+def validate_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def is_possible_id(value: int) -> bool:
+    """Whether a value could be the id of a stored row at all."""
+    return 1 <= value <= MAX_ID

@@ -1,0 +1,45 @@
+"""Wires settings, engines, the unit of work and every handler together.
+
+Scripts use it the same way the API does:
+    container = Container()
+    container.post_message()(PostMessage(chat_id=1, text="hi"))
+"""
+
+from dependency_injector import containers, providers
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from commands.clock import utc_now
+from commands.create_chat import CreateChatHandler
+from commands.delete_chat import DeleteChatHandler
+from commands.post_message import PostMessageHandler
+from infrastructure import database
+from infrastructure.settings import Settings
+from infrastructure.unit_of_work import UnitOfWork
+from queries.get_chat import GetChatHandler
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+
+    # Resources: one engine each per process, disposed by container.shutdown_resources().
+    write_engine = providers.Resource(database.write_engine, settings)
+    read_engine = providers.Resource(database.read_engine, settings)
+    # expire_on_commit=False: a handler reads what it wrote after commit without a SELECT.
+    session_factory = providers.Singleton(
+        sessionmaker, bind=write_engine, class_=Session, expire_on_commit=False
+    )
+    clock = providers.Object(utc_now)
+
+    unit_of_work = providers.Factory(UnitOfWork, session_factory=session_factory)
+
+    create_chat = providers.Factory(
+        CreateChatHandler, uow=unit_of_work.provider, clock=clock
+    )
+    post_message = providers.Factory(
+        PostMessageHandler, uow=unit_of_work.provider, clock=clock
+    )
+    delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
+
+    get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
+

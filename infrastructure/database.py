@@ -1,0 +1,69 @@
+"""Engines for the write side and the read side, tuned per database."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from infrastructure.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def write_engine(settings: Settings) -> Iterator[Engine]:
+    """The engine command handlers write through, one transaction per unit of work."""
+    engine = _create_engine(settings)
+    if engine.dialect.name == "sqlite":
+        # Take the database write lock at BEGIN, so that a post reads the chat's latest
+        # message and writes its own as one serialised step, and busy waits happen up front.
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    yield engine
+    engine.dispose()
+
+
+def read_engine(settings: Settings) -> Iterator[Engine]:
+    """The engine queries read through: each query is a single autocommit statement."""
+    engine = _create_engine(settings, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+def _create_engine(settings: Settings, **options: Any) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            **options,
+        )
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        return engine
+    return create_engine(
+        url,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        **options,
+    )
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    # pysqlite would otherwise open transactions on its own; SQLAlchemy's begin event does it.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")  # off by default: cascades would silently not run
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.close()

@@ -1,0 +1,38 @@
+"""Rebuilds every read model from the write model, in one transaction."""
+
+from sqlalchemy import Engine, delete, func, insert, select, text
+
+from infrastructure.tables import ChatRecord, ChatView, MessageRecord
+
+chats = ChatRecord.__table__  # type: ignore[attr-defined]
+messages = MessageRecord.__table__  # type: ignore[attr-defined]
+chat_views = ChatView.__table__  # type: ignore[attr-defined]
+
+
+def rebuild_read_models(write_engine: Engine) -> int:
+    """Replace the chat views with ones computed from chats and messages; returns their count.
+
+    Safe while the service runs: writers are held off until the rebuild commits, so no
+    projection update can land on a row that the rebuild is about to replace.
+    """
+    per_chat = (
+        select(
+            chats.c.id,
+            chats.c.title,
+            chats.c.created_at,
+            func.count(messages.c.id),
+            func.max(messages.c.created_at),
+        )
+        .select_from(chats.outerjoin(messages, messages.c.chat_id == chats.c.id))
+        .group_by(chats.c.id, chats.c.title, chats.c.created_at)
+    )
+    with write_engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE chats, messages IN SHARE MODE"))
+        connection.execute(delete(chat_views))
+        connection.execute(
+            insert(chat_views).from_select(
+                ["chat_id", "title", "created_at", "message_count", "last_message_at"], per_chat
+            )
+        )
+        return connection.scalar(select(func.count()).select_from(chat_views)) or 0

@@ -1,0 +1,40 @@
+"""Configuration, read from the environment when the container is built."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///./chatapi.db"
+
+
+class Settings(BaseSettings):
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; postgresql+psycopg2://user:pass@host/db in production.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_size: int = Field(default=64 * 1024, ge=1, description="Largest request body, bytes.")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a free connection before a 503."
+    )
+    db_connect_timeout: int = Field(
+        default=5, ge=1, description="Seconds to wait for PostgreSQL to accept a connection."
+    )
+    retry_after: int = Field(
+        default=2, ge=0, description="Retry-After seconds sent with a 503 when the database is down."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {value!r}") from None
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+        return value
