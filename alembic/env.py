@@ -1,11 +1,11 @@
 """Alembic environment: migrates the database named by sqlalchemy.url or DATABASE_URL."""
 
-from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import infrastructure.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from alembic import context
 from infrastructure.settings import Settings
 
 target_metadata = SQLModel.metadata

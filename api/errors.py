@@ -2,16 +2,17 @@
 
 import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from domain.errors import ChatNotFound, InvalidInput
 
@@ -21,7 +22,7 @@ log = logging.getLogger("chatapi")
 FIELD_LOCATIONS = {"title": "body", "text": "body", "limit": "query"}
 
 
-def validation_response(errors: list[dict[str, object]]) -> Response:
+def validation_response(errors: list[dict[str, Any]]) -> Response:
     # ASCII-escaped: an echoed input may hold a lone surrogate, which UTF-8 cannot encode.
     body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")

@@ -41,7 +41,9 @@ class PostMessageRequest(BaseModel):
 
 class ChatResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"id": 1, "title": "Weekend plans", "created_at": EXAMPLE_TIME}]}
+        json_schema_extra={
+            "examples": [{"id": 1, "title": "Weekend plans", "created_at": EXAMPLE_TIME}]
+        }
     )
 
     id: int
@@ -114,11 +116,15 @@ def error_response(description: str, example: str, **extra: Any) -> dict[str, An
     }
 
 
-NOT_FOUND = {404: error_response("The chat does not exist.", "chat 42 not found")}
-TOO_LARGE = {
-    413: error_response("The request body is larger than the configured maximum.", "Content Too Large")
+Responses = dict[int | str, dict[str, Any]]
+
+NOT_FOUND: Responses = {404: error_response("The chat does not exist.", "chat 42 not found")}
+TOO_LARGE: Responses = {
+    413: error_response(
+        "The request body is larger than the configured maximum.", "Content Too Large"
+    )
 }
-UNAVAILABLE = {
+UNAVAILABLE: Responses = {
     503: error_response(
         "The database is unreachable or overloaded; retry after the given delay.",
         "database unavailable",

@@ -33,13 +33,8 @@ class Container(containers.DeclarativeContainer):
 
     unit_of_work = providers.Factory(UnitOfWork, session_factory=session_factory)
 
-    create_chat = providers.Factory(
-        CreateChatHandler, uow=unit_of_work.provider, clock=clock
-    )
-    post_message = providers.Factory(
-        PostMessageHandler, uow=unit_of_work.provider, clock=clock
-    )
+    create_chat = providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
+    post_message = providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock)
     delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
 
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
-

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from alembic import command
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "alembic"
 

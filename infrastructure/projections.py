@@ -22,9 +22,7 @@ def project(session: Session, event: DomainEvent) -> None:
             session.execute(
                 update(chat_views)
                 .where(chat_views.c.chat_id == chat_id)
-                .values(
-                    message_count=chat_views.c.message_count + 1, last_message_at=created_at
-                )
+                .values(message_count=chat_views.c.message_count + 1, last_message_at=created_at)
             )
         case ChatDeleted(chat_id=chat_id):
             session.execute(delete(chat_views).where(chat_views.c.chat_id == chat_id))

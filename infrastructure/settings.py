@@ -25,7 +25,9 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Seconds to wait for PostgreSQL to accept a connection."
     )
     retry_after: int = Field(
-        default=2, ge=0, description="Retry-After seconds sent with a 503 when the database is down."
+        default=2,
+        ge=0,
+        description="Retry-After seconds sent with a 503 when the database is down.",
     )
 
     @field_validator("database_url")

@@ -130,7 +130,14 @@ class PostgresCluster:
             # Fast shutdown: ends open sessions instead of waiting for pooled clients to leave.
             subprocess.run(
                 self._run_as(
-                    [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.root / "data"), "-m", "fast"]
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "stop",
+                        "-D",
+                        str(self.root / "data"),
+                        "-m",
+                        "fast",
+                    ]
                 ),
                 capture_output=True,
                 timeout=60,

@@ -1,0 +1,172 @@
+"""Fixtures: each database backend, a container wired to it, and a live HTTP server.
+
+Every test that uses a database runs once against PostgreSQL and once against SQLite.
+PostgreSQL comes from TEST_DATABASE_URL (a server where the user may CREATE DATABASE), or
+from a throwaway cluster started here from the server binaries that can be found.
+"""
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from dependency_injector import providers
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from infrastructure import migrations
+from infrastructure.container import Container
+from infrastructure.settings import Settings
+from tests.postgres_cluster import PostgresCluster, find_bindir
+
+BACKENDS = ["postgresql", "sqlite"]
+REQUIRE_POSTGRES = os.environ.get("CHATAPI_REQUIRE_POSTGRES") == "1"
+_postgres_missing: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for reason in _postgres_missing:
+        terminalreporter.section("POSTGRESQL NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(f"Only SQLite was tested: {reason}", red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """A PostgreSQL server URL for its maintenance database, or None when there is none."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        reason = "no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql/*/bin)"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {reason}")
+        _postgres_missing.append(reason)
+        warnings.warn(f"PostgreSQL tests skipped: {reason}", stacklevel=1)
+        yield None
+        return
+    cluster = PostgresCluster.create(bindir)
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.remove()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """(Re)create an empty database on the server and return its URL."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+class EmptyDatabases:
+    """Makes new, empty databases of either backend, for tests that need their own."""
+
+    def __init__(self, postgres_server: str | None, directory: Path) -> None:
+        self._postgres_server = postgres_server
+        self._directory = directory
+        self._count = 0
+
+    def new(self, backend: str) -> str:
+        self._count += 1
+        name = f"chatapi_test_{self._count}"
+        if backend == "sqlite":
+            return f"sqlite:///{self._directory / name}.db"
+        if self._postgres_server is None:
+            pytest.skip("PostgreSQL is not available")
+        return create_database(self._postgres_server, name)
+
+
+@pytest.fixture(scope="session")
+def databases(
+    postgres_server: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> EmptyDatabases:
+    return EmptyDatabases(postgres_server, tmp_path_factory.mktemp("databases"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, databases: EmptyDatabases) -> str:
+    """A migrated database of the current backend, shared by the tests of the session."""
+    url = databases.new(backend)
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def session_container(database_url: str) -> Iterator[Container]:
+    container = Container()
+    container.settings.override(providers.Object(Settings(database_url=database_url)))
+    yield container
+    container.shutdown_resources()
+
+
+@pytest.fixture
+def container(session_container: Container) -> Container:
+    """The session's container over empty tables.
+
+    A test that overrides a provider does so in a `with provider.override(...)` block.
+    """
+    _empty_tables(session_container)
+    return session_container
+
+
+def _empty_tables(container: Container) -> None:
+    with container.write_engine().begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("TRUNCATE chats, messages, chat_views"))
+        else:
+            connection.execute(text("DELETE FROM chats"))  # cascades to messages
+            connection.execute(text("DELETE FROM chat_views"))
+
+
+class LiveServer:
+    def __init__(self, container: Container) -> None:
+        config = uvicorn.Config(
+            create_app(container), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server_url(session_container: Container) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port, as a deployment would serve it."""
+    server = LiveServer(session_container)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def client(container: Container, server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_url, timeout=30) as http:
+        yield http
