@@ -1,0 +1,37 @@
+import pytest
+from pydantic import ValidationError
+
+from infrastructure.settings import DEFAULT_DATABASE_URL, Settings
+
+
+def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "HOST", "PORT", "MAX_BODY_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./chatapi.db"
+    assert (settings.host, settings.port, settings.max_body_size) == ("127.0.0.1", 8000, 65536)
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://u:p@db:5432/chat")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("MAX_BODY_SIZE", "1024")
+    settings = Settings()
+    assert settings.database_url == "postgresql+psycopg2://u:p@db:5432/chat"
+    assert (settings.port, settings.max_body_size) == (9000, 1024)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "nonsense"),
+        ("DATABASE_URL", "mysql://u@h/db"),
+        ("PORT", "0"),
+        ("PORT", "http"),
+        ("MAX_BODY_SIZE", "-1"),
+    ],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
