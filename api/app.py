@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import chats
+from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from infrastructure.container import Container
 
@@ -33,9 +34,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_size,
     )
     app.state.container = container
+    app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
     app.include_router(chats.router)
     install_error_handlers(app, retry_after=settings.retry_after)
     return app

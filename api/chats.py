@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.routing import SlashAgnosticRouter
+from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
     NOT_FOUND,
     TOO_LARGE,
@@ -28,7 +28,9 @@ from domain.rules import DEFAULT_LIMIT, MAX_LIMIT
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 
-router = SlashAgnosticRouter(tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE})
+router = SlashAgnosticRouter(
+    tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE}, route_class=Utf8JsonRoute
+)
 
 ChatId = Annotated[int, Path(description="The chat's id.", examples=[1])]
 Limit = Annotated[

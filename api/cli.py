@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
@@ -23,6 +25,7 @@ from queries.get_chat import GetChat
 
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 2
+EXIT_DATABASE = 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except InvalidInput as exc:
         return _fail(str(exc), EXIT_INVALID)
+    except (DBAPIError, PoolTimeout) as exc:
+        # Unreachable, or not migrated yet: the driver's first line says which.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return _fail(f"database error: {reason}", EXIT_DATABASE)
     finally:
         container.shutdown_resources()
     if result is not None:

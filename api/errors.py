@@ -23,6 +23,10 @@ FIELD_LOCATIONS = {"title": "body", "text": "body", "limit": "query"}
 
 
 def validation_response(errors: list[dict[str, Any]]) -> Response:
+    for error in errors:
+        if isinstance(error.get("input"), bytes):
+            # A body that is not JSON is echoed raw, and need not be text at all.
+            error["input"] = error["input"].decode("utf-8", "backslashreplace")
     # ASCII-escaped: an echoed input may hold a lone surrogate, which UTF-8 cannot encode.
     body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
@@ -35,13 +39,16 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI answers 400 to a body that is not UTF-8; it is malformed JSON all the same.
-            error = {
-                "loc": ["body"],
-                "msg": "JSON decode error: the body is not valid UTF-8",
-                "type": "json_invalid",
-            }
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI answers 400 when parsing the body fails other than by a JSON syntax
+            # error (not UTF-8, nested too deep, an integer too long): malformed JSON all
+            # the same, so the same 422 as a syntax error.
+            reason = (
+                "the body is not valid UTF-8"
+                if isinstance(exc.__cause__, UnicodeDecodeError)
+                else "the body cannot be parsed"
+            )
+            error = {"loc": ["body"], "msg": f"JSON decode error: {reason}", "type": "json_invalid"}
             return validation_response([error])
         return await http_exception_handler(request, exc)
 

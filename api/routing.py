@@ -1,7 +1,30 @@
-from collections.abc import Callable
+"""How the chat endpoints are routed: both slash spellings, and JSON bodies held to UTF-8."""
+
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+
+class Utf8JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            # RFC 8259 requires UTF-8 between systems; json.loads(bytes) would also guess
+            # UTF-16 and UTF-32. A UnicodeDecodeError here becomes a 422 in api.errors.
+            self._json = json.loads((await self.body()).decode("utf-8"))
+        return self._json
+
+
+class Utf8JsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def utf8_json_handler(request: Request) -> Response:
+            return await handler(Utf8JsonRequest(request.scope, request.receive))
+
+        return utf8_json_handler
 
 
 class SlashAgnosticRouter(APIRouter):

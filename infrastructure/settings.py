@@ -7,6 +7,15 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///./chatapi.db"
 
+# The URL schemes accepted, and the driver each one is served by.
+DRIVERS = {
+    "postgresql": "postgresql+psycopg2",
+    "postgres": "postgresql+psycopg2",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+}
+
 
 class Settings(BaseSettings):
     database_url: str = Field(
@@ -37,6 +46,11 @@ class Settings(BaseSettings):
             url = make_url(value)
         except ArgumentError:
             raise ValueError(f"not a database URL: {value!r}") from None
-        if url.get_backend_name() not in ("postgresql", "sqlite"):
-            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
-        return value
+        # Plain postgresql:// would let SQLAlchemy pick psycopg 3, which is not installed.
+        driver = DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ValueError(
+                "DATABASE_URL must be a postgresql+psycopg2:// (or postgresql://) "
+                f"or sqlite:// URL, not {url.drivername}://"
+            )
+        return url.set(drivername=driver).render_as_string(hide_password=False)

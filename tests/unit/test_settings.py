@@ -26,6 +26,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("DATABASE_URL", "nonsense"),
         ("DATABASE_URL", "mysql://u@h/db"),
+        ("DATABASE_URL", "postgresql+asyncpg://u@h/db"),
         ("PORT", "0"),
         ("PORT", "http"),
         ("MAX_BODY_SIZE", "-1"),
@@ -35,3 +36,14 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["postgresql://u:p@db:5432/chat", "postgres://u:p@db:5432/chat"],
+)
+def test_postgresql_urls_are_served_by_psycopg2(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", given)
+    assert Settings().database_url == "postgresql+psycopg2://u:p@db:5432/chat"

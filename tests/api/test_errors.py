@@ -1,0 +1,292 @@
+"""Malformed requests and ids: every one a 4xx in FastAPI's error shapes, never a 500."""
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from infrastructure.container import Container
+from tests.api.helpers import (
+    Json,
+    assert_detail_error,
+    assert_not_500,
+    assert_validation_error,
+    count_rows,
+    create_chat,
+    get_chat,
+    send_raw,
+)
+
+# The two operations that take a body, and the field each body carries.
+BODY_PATHS = ["/chats/", "/chats/{chat_id}/messages/"]
+FIELD = {"/chats/": "title", "/chats/{chat_id}/messages/": "text"}
+
+
+def body_path(template: str, chat: Json) -> str:
+    return template.format(chat_id=chat["id"])
+
+
+def padded_body(field: str, size: int) -> bytes:
+    """A valid JSON body of exactly `size` bytes: whitespace after the object pads it."""
+    body = f'{{"{field}": "hello"}}'.encode()
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+def chunks(body: bytes, size: int = 4096) -> Iterator[bytes]:
+    """The body as an iterator, which httpx sends chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+@pytest.fixture
+def nothing_stored(container: Container, chat: Json) -> Callable[[], None]:
+    """Checks that the database still holds only the `chat` fixture, with no message."""
+
+    def check() -> None:
+        assert count_rows(container, "chats") == 1
+        assert count_rows(container, "messages") == 0
+
+    return check
+
+
+# --- bodies that are not a JSON object -----------------------------------------------------
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"title": "x", "text": "x"', id="truncated"),
+        pytest.param(b"{title: 'x', text: 'x'}", id="unquoted-keys"),
+        pytest.param(b'{"title": "x", "text": "x",}', id="trailing-comma"),
+        pytest.param(b"not json at all", id="prose"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+def test_malformed_json_is_422(
+    client: httpx.Client, chat: Json, nothing_stored: Callable[[], None], template: str, raw: bytes
+) -> None:
+    assert_validation_error(send_raw(client, body_path(template, chat), raw), "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'["x"]', id="list"),
+        pytest.param(b'[{"title": "x", "text": "x"}]', id="list-of-object"),
+        pytest.param(b'"x"', id="string"),
+        pytest.param(b"42", id="number"),
+        pytest.param(b"true", id="bool"),
+        pytest.param(b"null", id="null"),
+    ],
+)
+def test_json_that_is_not_an_object_is_422(
+    client: httpx.Client, chat: Json, nothing_stored: Callable[[], None], template: str, raw: bytes
+) -> None:
+    assert_validation_error(send_raw(client, body_path(template, chat), raw), "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    ("content_type", "raw"),
+    [
+        pytest.param("text/plain", b'{"title": "x", "text": "x"}', id="text-plain"),
+        pytest.param("application/x-www-form-urlencoded", b"title=x&text=x", id="form"),
+        pytest.param("application/xml", b"<title>x</title>", id="xml"),
+    ],
+)
+def test_a_body_that_is_not_json_is_a_client_error(
+    client: httpx.Client,
+    chat: Json,
+    nothing_stored: Callable[[], None],
+    template: str,
+    content_type: str,
+    raw: bytes,
+) -> None:
+    response = send_raw(client, body_path(template, chat), raw, content_type=content_type)
+    assert_validation_error(response, "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"title": "caf\xe9", "text": "caf\xe9"}', id="latin-1"),
+        pytest.param(b'{"title": "\xff\xfe", "text": "\xff\xfe"}', id="invalid-bytes"),
+        pytest.param(b'{"title": "\xed\xa0\x80", "text": "\xed\xa0\x80"}', id="utf8-surrogate"),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_422(
+    client: httpx.Client, chat: Json, nothing_stored: Callable[[], None], template: str, raw: bytes
+) -> None:
+    assert_validation_error(send_raw(client, body_path(template, chat), raw), "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-32"], ids=["utf-16-bom", "utf-16-le", "utf-32-bom"]
+)
+def test_json_in_another_unicode_encoding_is_422(
+    client: httpx.Client,
+    chat: Json,
+    nothing_stored: Callable[[], None],
+    template: str,
+    encoding: str,
+) -> None:
+    """JSON exchanged between systems is UTF-8 (RFC 8259, section 8.1); nothing else is JSON."""
+    raw = '{"title": "x", "text": "x"}'.encode(encoding)
+    assert_validation_error(send_raw(client, body_path(template, chat), raw), "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/octet-stream", "application/x-www-form-urlencoded"],
+    ids=["no-content-type", "text-plain", "octet-stream", "form"],
+)
+def test_a_non_json_body_that_is_not_utf8_is_a_client_error(
+    client: httpx.Client,
+    chat: Json,
+    nothing_stored: Callable[[], None],
+    template: str,
+    content_type: str | None,
+) -> None:
+    raw = b"title=\xff\xfe&text=\xff\xfe"
+    response = send_raw(client, body_path(template, chat), raw, content_type=content_type)
+    assert_validation_error(response, "body")
+    nothing_stored()
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 30_000 + b"]" * 30_000, id="deeply-nested-list"),
+        pytest.param(b'{"title": ' + b"9" * 5_000 + b', "text": 1}', id="5000-digit-number"),
+    ],
+)
+def test_json_too_deep_or_too_long_to_parse_is_422(
+    client: httpx.Client,
+    chat: Json,
+    nothing_stored: Callable[[], None],
+    max_body_size: int,
+    template: str,
+    raw: bytes,
+) -> None:
+    """Valid JSON under the size limit that the server will not parse is still an invalid body."""
+    assert len(raw) <= max_body_size
+    assert_validation_error(send_raw(client, body_path(template, chat), raw), "body")
+    nothing_stored()
+
+
+# --- body size -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_of_exactly_the_maximum_is_accepted(
+    client: httpx.Client, chat: Json, max_body_size: int, template: str, chunked: bool
+) -> None:
+    raw = padded_body(FIELD[template], max_body_size)
+    response = send_raw(client, body_path(template, chat), chunks(raw) if chunked else raw)
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("template", BODY_PATHS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("excess", [1, 64 * 1024], ids=["one-byte-over", "twice-the-maximum"])
+def test_a_body_larger_than_the_maximum_is_413(
+    client: httpx.Client,
+    chat: Json,
+    nothing_stored: Callable[[], None],
+    max_body_size: int,
+    template: str,
+    chunked: bool,
+    excess: int,
+) -> None:
+    raw = padded_body(FIELD[template], max_body_size + excess)
+    response = send_raw(client, body_path(template, chat), chunks(raw) if chunked else raw)
+    assert_detail_error(response, 413)
+    nothing_stored()
+
+
+def test_a_large_body_is_413_even_when_its_text_is_also_too_long(
+    client: httpx.Client, chat: Json, max_body_size: int
+) -> None:
+    raw = b'{"text": "' + b"a" * max_body_size + b'"}'
+    assert_detail_error(send_raw(client, body_path(BODY_PATHS[1], chat), raw), 413)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_delete_answered_413_deletes_nothing(
+    client: httpx.Client, chat: Json, max_body_size: int, chunked: bool
+) -> None:
+    """The limit is enforced before routing, so even a DELETE is refused and changes nothing."""
+    raw = b" " * (max_body_size + 1)
+    path = f"/chats/{chat['id']}"
+
+    response = send_raw(client, path, chunks(raw) if chunked else raw, method="DELETE")
+
+    assert_detail_error(response, 413)
+    assert client.get(path).status_code == 200, "answered 413, yet the chat was deleted"
+
+
+# --- ids -----------------------------------------------------------------------------------
+
+BEYOND_RANGE = ["99999999999999999999", str(2**63), str(2**64), "-99999999999999999999"]
+NOT_POSITIVE = ["0", "-1", str(-(2**63))]
+
+
+def id_requests(chat_id: str) -> list[tuple[str, str, Json | None]]:
+    """The three operations on one chat id: (method, path, json body)."""
+    return [
+        ("GET", f"/chats/{chat_id}", None),
+        ("DELETE", f"/chats/{chat_id}", None),
+        ("POST", f"/chats/{chat_id}/messages/", {"text": "hello"}),
+    ]
+
+
+@pytest.mark.parametrize("operation", [0, 1, 2], ids=["get", "delete", "post-message"])
+@pytest.mark.parametrize("chat_id", BEYOND_RANGE + NOT_POSITIVE)
+def test_an_id_no_chat_can_have_is_404_or_422(
+    client: httpx.Client, chat: Json, chat_id: str, operation: int
+) -> None:
+    method, path, body = id_requests(chat_id)[operation]
+
+    response = client.request(method, path, json=body)
+
+    assert_not_500(response)
+    if response.status_code == 404:
+        assert_detail_error(response, 404)
+    else:
+        assert_validation_error(response, "path", "chat_id")
+    assert get_chat(client, chat["id"])["id"] == chat["id"]
+
+
+@pytest.mark.parametrize("operation", [0, 1, 2], ids=["get", "delete", "post-message"])
+def test_the_largest_64_bit_id_is_simply_missing(
+    client: httpx.Client, chat: Json, operation: int
+) -> None:
+    method, path, body = id_requests(str(2**63 - 1))[operation]
+    assert_detail_error(client.request(method, path, json=body), 404)
+
+
+@pytest.mark.parametrize("operation", [0, 1, 2], ids=["get", "delete", "post-message"])
+@pytest.mark.parametrize("chat_id", ["abc", "1.5", "1e3", "%20"])
+def test_an_id_that_is_not_an_integer_is_422(
+    client: httpx.Client, chat_id: str, operation: int
+) -> None:
+    create_chat(client)
+    method, path, body = id_requests(chat_id)[operation]
+    assert_validation_error(client.request(method, path, json=body), "path", "chat_id")
+
+
+def test_unknown_path_is_a_404_in_the_detail_shape(client: httpx.Client) -> None:
+    assert_detail_error(client.get("/nothing-here"), 404)

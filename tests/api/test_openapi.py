@@ -1,0 +1,172 @@
+"""The OpenAPI document: every operation of the contract, every status it can return."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.helpers import Json
+
+CREATE = ("/chats/", "post")
+POST_MESSAGE = ("/chats/{chat_id}/messages/", "post")
+GET = ("/chats/{chat_id}", "get")
+DELETE = ("/chats/{chat_id}", "delete")
+
+# Every status each operation can answer with, from the contract.
+STATUSES = {
+    CREATE: {"201", "413", "422", "503"},
+    POST_MESSAGE: {"201", "404", "413", "422", "503"},
+    GET: {"200", "404", "413", "422", "503"},
+    DELETE: {"204", "404", "413", "422", "503"},
+}
+SUCCESS_FIELDS = {
+    CREATE: {"id", "title", "created_at"},
+    POST_MESSAGE: {"id", "chat_id", "text", "created_at"},
+    GET: {"id", "title", "created_at", "messages"},
+}
+OPERATIONS = list(STATUSES)
+
+
+def operation_id(operation: tuple[str, str]) -> str:
+    return f"{operation[1].upper()} {operation[0]}"
+
+
+@pytest.fixture
+def spec(client: httpx.Client) -> Json:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    document: Json = response.json()
+    return document
+
+
+def resolve(spec: Json, schema: Json) -> Json:
+    """Follow `$ref`s to the schema they name."""
+    while "$ref" in schema:
+        prefix = "#/components/schemas/"
+        reference = schema["$ref"]
+        assert reference.startswith(prefix), reference
+        schema = spec["components"]["schemas"][reference.removeprefix(prefix)]
+    return schema
+
+
+def json_schema(spec: Json, response: Json) -> Json:
+    """The resolved application/json schema of a declared response or request body."""
+    assert set(response.get("content", {})) == {"application/json"}, response
+    schema: Any = response["content"]["application/json"].get("schema")
+    assert isinstance(schema, dict), response
+    return resolve(spec, schema)
+
+
+def operation(spec: Json, key: tuple[str, str]) -> Json:
+    path, method = key
+    assert path in spec["paths"], sorted(spec["paths"])
+    assert method in spec["paths"][path], sorted(spec["paths"][path])
+    found: Json = spec["paths"][path][method]
+    return found
+
+
+def parameter(declared: Json, name: str) -> Json:
+    matches = [p for p in declared.get("parameters", []) if p["name"] == name]
+    assert len(matches) == 1, declared.get("parameters")
+    found: Json = matches[0]
+    return found
+
+
+@pytest.mark.parametrize("key", OPERATIONS, ids=operation_id)
+def test_every_status_an_operation_can_return_is_declared(spec: Json, key: tuple[str, str]) -> None:
+    declared = set(operation(spec, key)["responses"])
+    assert STATUSES[key] <= declared
+
+
+@pytest.mark.parametrize("key", OPERATIONS, ids=operation_id)
+def test_error_statuses_declare_their_schema(spec: Json, key: tuple[str, str]) -> None:
+    responses = operation(spec, key)["responses"]
+    for status in STATUSES[key] & {"404", "413", "503"}:
+        schema = json_schema(spec, responses[status])
+        assert schema["properties"]["detail"]["type"] == "string", (status, schema)
+        assert "detail" in schema.get("required", []), (status, schema)
+    validation = json_schema(spec, responses["422"])
+    assert validation["properties"]["detail"]["type"] == "array"
+    item = resolve(spec, validation["properties"]["detail"]["items"])
+    assert {"loc", "msg", "type"} <= set(item["required"])
+
+
+@pytest.mark.parametrize("key", OPERATIONS, ids=operation_id)
+def test_503_declares_retry_after(spec: Json, key: tuple[str, str]) -> None:
+    headers = operation(spec, key)["responses"]["503"].get("headers", {})
+    assert headers["Retry-After"]["schema"]["type"] == "integer"
+
+
+@pytest.mark.parametrize("key", list(SUCCESS_FIELDS), ids=operation_id)
+def test_success_declares_the_resource_schema(spec: Json, key: tuple[str, str]) -> None:
+    responses = operation(spec, key)["responses"]
+    success = "200" if key == GET else "201"
+    schema = json_schema(spec, responses[success])
+    assert SUCCESS_FIELDS[key] <= set(schema["required"])
+    assert SUCCESS_FIELDS[key] <= set(schema["properties"])
+    assert schema["properties"]["id"]["type"] == "integer"
+    assert schema["properties"]["created_at"]["format"] == "date-time"
+
+
+def test_chat_detail_declares_its_messages(spec: Json) -> None:
+    schema = json_schema(spec, operation(spec, GET)["responses"]["200"])
+    messages = schema["properties"]["messages"]
+    assert messages["type"] == "array"
+    item = resolve(spec, messages["items"])
+    assert {"id", "chat_id", "text", "created_at"} <= set(item["required"])
+
+
+def test_delete_declares_204_without_a_body(spec: Json) -> None:
+    assert not operation(spec, DELETE)["responses"]["204"].get("content")
+
+
+@pytest.mark.parametrize(
+    ("key", "field", "max_length"), [(CREATE, "title", None), (POST_MESSAGE, "text", 5000)]
+)
+def test_request_bodies_are_json_objects_with_their_field(
+    spec: Json, key: tuple[str, str], field: str, max_length: int | None
+) -> None:
+    body = operation(spec, key)["requestBody"]
+    assert body["required"] is True
+    schema = json_schema(spec, body)
+    assert schema["type"] == "object"
+    assert schema["required"] == [field]
+    declared = schema["properties"][field]
+    assert declared["type"] == "string"
+    assert declared["minLength"] == 1
+    assert declared.get("maxLength") == max_length
+
+
+def test_limit_is_declared_as_documented(spec: Json) -> None:
+    limit = parameter(operation(spec, GET), "limit")
+    assert limit["in"] == "query"
+    assert limit.get("required", False) is False
+    assert limit["schema"]["type"] == "integer"
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    assert limit["schema"]["default"] == 20
+
+
+@pytest.mark.parametrize("key", [POST_MESSAGE, GET, DELETE], ids=operation_id)
+def test_chat_id_is_an_integer_path_parameter(spec: Json, key: tuple[str, str]) -> None:
+    chat_id = parameter(operation(spec, key), "chat_id")
+    assert chat_id["in"] == "path"
+    assert chat_id["required"] is True
+    assert chat_id["schema"]["type"] == "integer"
+
+
+def test_operation_ids_are_unique(spec: Json) -> None:
+    ids = [
+        declared["operationId"]
+        for methods in spec["paths"].values()
+        for declared in methods.values()
+        if isinstance(declared, dict) and "operationId" in declared
+    ]
+    assert len(ids) == len(set(ids)) >= len(OPERATIONS)
+
+
+def test_docs_page_answers(client: httpx.Client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in response.text

@@ -1,0 +1,404 @@
+"""The installed `chatapi` console script, end to end, as a user runs it from a shell."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from infrastructure import migrations
+from tests.conftest import EmptyDatabases
+
+CHATAPI = Path(sys.executable).parent / "chatapi"
+COMMAND_TIMEOUT_SECONDS = 120.0
+SERVER_START_SECONDS = 30.0
+SERVER_STOP_SECONDS = 15.0
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "HOST", "PORT"} and not key.startswith("DB_")
+    }
+    env["DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def chatapi(
+    database_url: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script with DATABASE_URL set; bounded in time."""
+    return subprocess.run(
+        [str(CHATAPI), *args],
+        env=cli_env(database_url),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON a successful command printed on stdout."""
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    return json.loads(lines[0])
+
+
+def failed(result: subprocess.CompletedProcess[str]) -> str:
+    """The message of a failed command: non-zero exit, one JSON line on stderr, no stdout."""
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.strip() == "", result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    error = json.loads(lines[0])
+    assert isinstance(error, dict), error
+    assert set(error) == {"error"}, error
+    assert isinstance(error["error"], str), error
+    assert error["error"].strip(), error
+    return error["error"]
+
+
+def parse_timestamp(value: Any) -> datetime:
+    assert isinstance(value, str), value
+    parsed = datetime.fromisoformat(value)
+    assert parsed.utcoffset() == timedelta(0), value
+    return parsed
+
+
+def count_rows(url: str, table: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fresh_url(backend: str, databases: EmptyDatabases) -> str:
+    """A new, empty (not migrated) database of the current backend."""
+    return databases.new(backend)
+
+
+@pytest.fixture
+def migrated_url(fresh_url: str) -> str:
+    """A new database of the current backend, migrated by the console script itself."""
+    succeeded(chatapi(fresh_url, "migrate"))
+    return fresh_url
+
+
+def test_the_console_script_is_installed() -> None:
+    assert CHATAPI.is_file()
+    assert os.access(CHATAPI, os.X_OK)
+    result = subprocess.run(
+        [str(CHATAPI), "--help"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "migrate", "create-chat", "post", "show", "delete"):
+        assert command in result.stdout
+
+
+def test_migrate_brings_an_empty_database_to_head(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        assert not migrations.is_at_head(engine)
+        out = succeeded(chatapi(fresh_url, "migrate"))
+        assert isinstance(out, dict)
+        assert "migrated" in out
+        assert migrations.is_at_head(engine)
+
+        succeeded(chatapi(fresh_url, "migrate"))  # a second run changes nothing and succeeds
+        assert migrations.is_at_head(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migrate_does_not_print_the_password(databases: EmptyDatabases) -> None:
+    # Only a PostgreSQL URL carries a password. The suite's own server trusts every login, so
+    # a made-up password is accepted and can be looked for in the output.
+    url = make_url(databases.new("postgresql"))
+    if url.password is None:
+        url = url.set(password="s3cret-Pa55")
+    password = str(url.password)
+
+    result = chatapi(url.render_as_string(hide_password=False), "migrate")
+
+    succeeded(result)
+    assert password not in result.stdout + result.stderr
+
+
+def test_create_chat_trims_the_title_and_prints_it(migrated_url: str) -> None:
+    created = succeeded(chatapi(migrated_url, "create-chat", "  hi  "))
+
+    assert set(created) >= {"chat_id", "title", "created_at"}
+    assert isinstance(created["chat_id"], int)
+    assert created["title"] == "hi"
+    parse_timestamp(created["created_at"])
+    assert count_rows(migrated_url, "chats") == 1
+
+
+def test_post_prints_the_message(migrated_url: str) -> None:
+    chat = succeeded(chatapi(migrated_url, "create-chat", "hi"))
+    chat_id = chat["chat_id"]
+
+    posted = succeeded(chatapi(migrated_url, "post", str(chat_id), "  hello, wörld 😀 "))
+
+    assert isinstance(posted["message_id"], int)
+    assert posted["chat_id"] == chat_id
+    assert posted["text"] == "  hello, wörld 😀 "  # stored exactly as sent
+    assert parse_timestamp(posted["created_at"]) >= parse_timestamp(chat["created_at"])
+    assert count_rows(migrated_url, "messages") == 1
+
+
+def test_show_prints_the_last_messages_oldest_first(migrated_url: str) -> None:
+    chat = succeeded(chatapi(migrated_url, "create-chat", "hi"))
+    chat_id = str(chat["chat_id"])
+    posted = [succeeded(chatapi(migrated_url, "post", chat_id, f"m{n}")) for n in range(3)]
+
+    shown = succeeded(chatapi(migrated_url, "show", chat_id, "--limit", "2"))
+
+    assert shown["id"] == chat["chat_id"]
+    assert shown["title"] == "hi"
+    assert shown["created_at"] == chat["created_at"]
+    assert shown["message_count"] == 3
+    assert shown["last_message_at"] == posted[-1]["created_at"]
+    assert [m["text"] for m in shown["messages"]] == ["m1", "m2"]
+    assert [m["id"] for m in shown["messages"]] == [p["message_id"] for p in posted[1:]]
+    for message in shown["messages"]:
+        assert message["chat_id"] == chat["chat_id"]
+        parse_timestamp(message["created_at"])
+
+    everything = succeeded(chatapi(migrated_url, "show", chat_id))
+    assert [m["text"] for m in everything["messages"]] == ["m0", "m1", "m2"]
+
+
+def test_delete_removes_the_chat_and_its_messages(migrated_url: str) -> None:
+    chat = succeeded(chatapi(migrated_url, "create-chat", "doomed"))
+    chat_id = str(chat["chat_id"])
+    succeeded(chatapi(migrated_url, "post", chat_id, "bye"))
+
+    deleted = chatapi(migrated_url, "delete", chat_id)
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Traceback" not in deleted.stderr
+    assert count_rows(migrated_url, "chats") == 0
+    assert count_rows(migrated_url, "messages") == 0
+    assert count_rows(migrated_url, "chat_views") == 0
+
+    assert "not found" in failed(chatapi(migrated_url, "show", chat_id))
+    assert "not found" in failed(chatapi(migrated_url, "delete", chat_id))
+    assert "not found" in failed(chatapi(migrated_url, "post", chat_id, "too late"))
+    assert count_rows(migrated_url, "messages") == 0
+
+
+def test_a_missing_chat_is_a_distinct_failure(migrated_url: str) -> None:
+    missing = chatapi(migrated_url, "show", "424242")
+    failed(missing)
+    invalid = chatapi(migrated_url, "create-chat", " ")
+    failed(invalid)
+    assert missing.returncode != invalid.returncode  # scripts can tell the two apart
+
+
+@pytest.mark.parametrize("title", ["", "   ", "\t\n", "x" * 201])
+def test_an_invalid_title_fails_and_writes_nothing(migrated_url: str, title: str) -> None:
+    message = failed(chatapi(migrated_url, "create-chat", title))
+
+    assert "title" in message
+    assert count_rows(migrated_url, "chats") == 0
+    assert count_rows(migrated_url, "chat_views") == 0
+
+
+@pytest.mark.parametrize("text_", ["", "   ", "x" * 5001])
+def test_an_invalid_text_fails_and_writes_nothing(migrated_url: str, text_: str) -> None:
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+
+    message = failed(chatapi(migrated_url, "post", chat_id, text_))
+
+    assert "text" in message
+    assert count_rows(migrated_url, "messages") == 0
+    shown = succeeded(chatapi(migrated_url, "show", chat_id))
+    assert shown["message_count"] == 0
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1"])
+def test_an_invalid_limit_fails(migrated_url: str, limit: str) -> None:
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+
+    message = failed(chatapi(migrated_url, "show", chat_id, "--limit", limit))
+
+    assert "limit" in message
+
+
+def test_rebuild_read_models_reports_the_chat_views(migrated_url: str) -> None:
+    first = str(succeeded(chatapi(migrated_url, "create-chat", "one"))["chat_id"])
+    succeeded(chatapi(migrated_url, "create-chat", "two"))
+    for n in range(2):
+        succeeded(chatapi(migrated_url, "post", first, f"m{n}"))
+    before = succeeded(chatapi(migrated_url, "show", first))
+
+    # Lose the read model entirely: the rebuild recomputes it from the write model.
+    engine = create_engine(migrated_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM chat_views"))
+    finally:
+        engine.dispose()
+    failed(chatapi(migrated_url, "show", first))
+
+    assert succeeded(chatapi(migrated_url, "rebuild-read-models")) == {"chat_views": 2}
+
+    assert succeeded(chatapi(migrated_url, "show", first)) == before
+    assert count_rows(migrated_url, "chat_views") == 2
+
+
+def test_rebuild_read_models_of_an_empty_database(migrated_url: str) -> None:
+    assert succeeded(chatapi(migrated_url, "rebuild-read-models")) == {"chat_views": 0}
+
+
+BAD_URLS = [
+    "nonsense",
+    "mysql://x/y",
+    "oracle://scott:tiger@localhost/xe",
+    "http://example.com/db",
+    "",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize("args", [("migrate",), ("create-chat", "hi"), ("rebuild-read-models",)])
+def test_a_bad_database_url_is_a_one_line_error(
+    url: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    result = chatapi(url, *args, cwd=tmp_path)
+
+    message = failed(result)
+    assert "DATABASE_URL" in message
+    assert list(tmp_path.iterdir()) == []  # no database file was created anywhere
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql+psycopg2://chatapi@127.0.0.1:{port}/chatapi", id="closed-port"),
+        pytest.param("sqlite:///{tmp}/no/such/directory/chatapi.db", id="sqlite-no-directory"),
+    ],
+)
+def test_an_unreachable_database_is_a_one_line_error(url: str, tmp_path: Path) -> None:
+    database_url = url.format(port=free_port(), tmp=tmp_path)
+
+    for args in (("migrate",), ("create-chat", "hi"), ("show", "1")):
+        result = chatapi(database_url, *args, cwd=tmp_path)
+        failed(result)
+
+
+def test_a_plain_postgresql_url_works(databases: EmptyDatabases) -> None:
+    """The settings accept `postgresql://` without a driver name (their error message asks
+    for exactly that form), so such a URL must reach the installed driver, not crash."""
+    url = make_url(databases.new("postgresql"))
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    assert plain.startswith("postgresql://")
+
+    succeeded(chatapi(plain, "migrate"))
+    created = succeeded(chatapi(plain, "create-chat", "plain"))
+    assert created["title"] == "plain"
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(migrated_url: str, tmp_path: Path) -> Iterator[str]:
+    """`chatapi serve` running in its own process on a free loopback port."""
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [str(CHATAPI), "serve"],
+        env=cli_env(migrated_url, HOST="127.0.0.1", PORT=str(port)),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(process, base_url, log_path=tmp_path / "serve.log")
+        yield base_url
+        process.terminate()
+        # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is a clean stop too.
+        returncode = process.wait(timeout=SERVER_STOP_SECONDS)
+        output = read(tmp_path / "serve.log")
+        assert returncode in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete" in output, output
+        assert "Traceback" not in output, output
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=SERVER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=SERVER_STOP_SECONDS)
+        log.close()
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+def wait_until_serving(process: subprocess.Popen[str], base_url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"chatapi serve exited with {process.returncode}: {read(log_path)}")
+        try:
+            httpx.get(f"{base_url}/docs", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        return
+    pytest.fail(f"chatapi serve did not answer within {SERVER_START_SECONDS} s: {read(log_path)}")
+
+
+def test_serve_answers_http(served: str, migrated_url: str) -> None:
+    with httpx.Client(base_url=served, timeout=30) as http:
+        docs = http.get("/docs")
+        assert docs.status_code == 200
+        assert "text/html" in docs.headers["content-type"]
+
+        created = http.post("/chats/", json={"title": "  served  "})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["title"] == "served"
+        assert isinstance(body["id"], int)
+
+        posted = http.post(f"/chats/{body['id']}/messages/", json={"text": "over HTTP"})
+        assert posted.status_code == 201, posted.text
+
+    # The server wrote to the database named by DATABASE_URL, which the CLI reads too.
+    shown = succeeded(chatapi(migrated_url, "show", str(body["id"])))
+    assert shown["title"] == "served"
+    assert [m["text"] for m in shown["messages"]] == ["over HTTP"]

@@ -1,0 +1,327 @@
+"""Concurrent clients against the live server: nothing lost, nothing duplicated, one order.
+
+Every loop is bounded in count and in time; no test asserts how long anything took.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+
+from domain.rules import MAX_LIMIT
+from infrastructure.container import Container
+from tests.integration.helpers import (
+    BackwardsClock,
+    TimedResponse,
+    assert_non_decreasing,
+    count_rows,
+    run_in_threads,
+    stored_messages,
+    timed_request,
+)
+
+THREADS = 16
+POSTS_PER_THREAD = 15
+HTTP_TIMEOUT_SECONDS = 60.0
+
+
+def new_client(server_url: str) -> httpx.Client:
+    return httpx.Client(base_url=server_url, timeout=HTTP_TIMEOUT_SECONDS)
+
+
+def create_chat(server_url: str, title: str = "busy chat") -> int:
+    with new_client(server_url) as http:
+        response = http.post("/chats/", json={"title": title})
+    assert response.status_code == 201, response.text
+    chat_id = response.json()["id"]
+    assert isinstance(chat_id, int)
+    return chat_id
+
+
+def assert_consistent(detail: dict[str, Any], limit: int) -> None:
+    """A chat as GET shows it is one snapshot: its counters agree with its messages."""
+    messages = detail["messages"]
+    assert len(messages) == min(limit, detail["message_count"])
+    ids = [m["id"] for m in messages]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    if messages:
+        assert detail["last_message_at"] == messages[-1]["created_at"]
+    else:
+        assert detail["last_message_at"] is None
+
+
+def poster(
+    server_url: str,
+    chat_id: int,
+    texts: list[str],
+    results: list[TimedResponse],
+    read_back: bool = False,
+) -> Callable[[], None]:
+    """A worker that posts `texts` in order on its own connection, recording each exchange.
+
+    With `read_back`, each 201 is followed by a GET that must already show the message.
+    """
+
+    def run() -> None:
+        with new_client(server_url) as http:
+            for text in texts:
+                exchange = timed_request(
+                    http, "POST", f"/chats/{chat_id}/messages/", {"text": text}, text
+                )
+                results.append(exchange)
+                if read_back and exchange.status_code == 201:
+                    response = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT})
+                    assert response.status_code == 200
+                    detail = response.json()
+                    assert_consistent(detail, MAX_LIMIT)
+                    shown = {m["id"]: m["text"] for m in detail["messages"]}
+                    assert shown.get(exchange.body["id"]) == text, "a 201 message is not readable"
+
+    return run
+
+
+def assert_linearizable(order: dict[str, int], exchanges: list[TimedResponse]) -> None:
+    """If a post was answered before another was sent, it comes first in the chat's order."""
+    by_position = sorted(exchanges, key=lambda exchange: order[exchange.sent_text])
+    for i, earlier in enumerate(by_position):
+        for later in by_position[i + 1 :]:
+            assert not later.received < earlier.sent, (
+                f"{later.sent_text!r} was answered before {earlier.sent_text!r} was sent, "
+                f"yet comes after it in the chat's order"
+            )
+
+
+def test_concurrent_posts_to_one_chat_form_one_order(container: Container, server_url: str) -> None:
+    chat_id = create_chat(server_url)
+    texts = [[f"t{t:02d}-{n:02d}" for n in range(POSTS_PER_THREAD)] for t in range(THREADS)]
+    results: list[list[TimedResponse]] = [[] for _ in range(THREADS)]
+    run_in_threads([poster(server_url, chat_id, texts[t], results[t]) for t in range(THREADS)])
+
+    exchanges = [exchange for thread in results for exchange in thread]
+    total = THREADS * POSTS_PER_THREAD
+    assert len(exchanges) == total
+    assert sorted({e.status_code for e in exchanges}) == [201], [
+        (e.status_code, e.body) for e in exchanges if e.status_code != 201
+    ]
+    for exchange in exchanges:
+        assert exchange.body["chat_id"] == chat_id
+        assert exchange.body["text"] == exchange.sent_text
+    response_ids = [e.body["id"] for e in exchanges]
+    assert len(set(response_ids)) == total, "two posts were given the same id"
+
+    # The whole order, from the read side's own message view: nothing lost or duplicated.
+    stored = stored_messages(container.read_engine(), chat_id)
+    assert len(stored) == total
+    assert sorted(m.text for m in stored) == sorted(t for thread in texts for t in thread)
+    assert {m.id: m.text for m in stored} == {e.body["id"]: e.sent_text for e in exchanges}
+    ids = [m.id for m in stored]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == total
+    assert_non_decreasing([m.created_at for m in stored])
+    # What each POST answered is what was stored.
+    created = {e.body["id"]: e.body["created_at"] for e in exchanges}
+    for message in stored:
+        assert created[message.id].replace("Z", "+00:00") == message.created_at.isoformat()
+
+    # Each client's own posts keep the order it sent them in...
+    order = {message.text: position for position, message in enumerate(stored)}
+    for thread in texts:
+        positions = [order[text] for text in thread]
+        assert positions == sorted(positions)
+    # ...and across clients, the order is the order in which the posts committed.
+    assert_linearizable(order, exchanges)
+
+    with new_client(server_url) as http:
+        response = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT})
+    assert response.status_code == 200
+    detail = response.json()
+    assert detail["message_count"] == total
+    assert [m["id"] for m in detail["messages"]] == ids[-MAX_LIMIT:]
+    assert [m["text"] for m in detail["messages"]] == [m.text for m in stored[-MAX_LIMIT:]]
+    assert detail["last_message_at"] == detail["messages"][-1]["created_at"]
+    assert count_rows(container.write_engine(), "messages", "chat_id = :id", id=chat_id) == total
+
+
+def test_concurrent_posts_keep_created_at_in_order_when_the_clock_goes_backwards(
+    container: Container, server_url: str
+) -> None:
+    chat_id = create_chat(server_url)
+    clock = BackwardsClock(start=datetime.now(UTC) + timedelta(days=1))
+    threads, per_thread = 8, 10
+    results: list[list[TimedResponse]] = [[] for _ in range(threads)]
+    with container.clock.override(providers.Object(clock)):
+        run_in_threads(
+            [
+                poster(server_url, chat_id, [f"b{t}-{n}" for n in range(per_thread)], results[t])
+                for t in range(threads)
+            ]
+        )
+    assert len(clock.readings) == threads * per_thread  # the server did use the fake clock
+    assert all(e.status_code == 201 for thread in results for e in thread)
+
+    stored = stored_messages(container.read_engine(), chat_id)
+    assert len(stored) == threads * per_thread
+    assert_non_decreasing([m.created_at for m in stored])
+    # No reading after the first is later than it: every message ties with the first one,
+    # and the tie is broken by id.
+    assert {m.created_at for m in stored} == {clock.readings[0]}
+    with new_client(server_url) as http:
+        detail = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT}).json()
+    assert [m["id"] for m in detail["messages"]] == [m.id for m in stored]
+    assert detail["message_count"] == threads * per_thread
+
+
+def test_concurrent_posts_to_several_chats_are_all_counted(
+    container: Container, server_url: str
+) -> None:
+    chats = [create_chat(server_url, f"chat {n}") for n in range(4)]
+    per_thread = 10
+    threads_per_chat = 4
+    plan = [
+        (chat_id, [f"c{chat_id}-w{w}-{n}" for n in range(per_thread)])
+        for chat_id in chats
+        for w in range(threads_per_chat)
+    ]
+    results: list[list[TimedResponse]] = [[] for _ in plan]
+    run_in_threads(
+        [
+            poster(server_url, chat_id, texts, results[i], read_back=True)
+            for i, (chat_id, texts) in enumerate(plan)
+        ]
+    )
+
+    for (chat_id, _texts), exchanges in zip(plan, results, strict=True):
+        assert [e.status_code for e in exchanges] == [201] * per_thread
+        assert all(e.body["chat_id"] == chat_id for e in exchanges)
+    expected = per_thread * threads_per_chat
+    with new_client(server_url) as http:
+        for chat_id in chats:
+            detail = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT}).json()
+            assert_consistent(detail, MAX_LIMIT)
+            assert detail["message_count"] == expected
+            assert len(detail["messages"]) == expected
+            assert all(m["chat_id"] == chat_id for m in detail["messages"])
+            stored = stored_messages(container.read_engine(), chat_id)
+            assert sorted(m.text for m in stored) == sorted(
+                text for plan_chat, texts in plan if plan_chat == chat_id for text in texts
+            )
+            assert_non_decreasing([m.created_at for m in stored])
+    assert count_rows(container.write_engine(), "messages") == expected * len(chats)
+
+
+def test_concurrent_chat_creation_gives_distinct_chats(
+    container: Container, server_url: str
+) -> None:
+    created: list[list[int]] = [[] for _ in range(THREADS)]
+
+    def creator(thread: int) -> Callable[[], None]:
+        def run() -> None:
+            with new_client(server_url) as http:
+                for n in range(5):
+                    response = http.post("/chats/", json={"title": f"chat {thread}-{n}"})
+                    assert response.status_code == 201, response.text
+                    created[thread].append(response.json()["id"])
+
+        return run
+
+    run_in_threads([creator(t) for t in range(THREADS)])
+    ids = [chat_id for thread in created for chat_id in thread]
+    assert len(ids) == len(set(ids)) == THREADS * 5
+    assert count_rows(container.read_engine(), "chat_views") == THREADS * 5
+
+
+MAX_POSTS_PER_RACER = 200
+RACE_SECONDS = 30.0
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_delete_racing_posts_leaves_no_message_behind(
+    container: Container, server_url: str, round_: int
+) -> None:
+    chat_id = create_chat(server_url, f"doomed {round_}")
+    racers = 6
+    landed = threading.Semaphore(0)
+    results: list[list[TimedResponse]] = [[] for _ in range(racers)]
+    deletes: list[TimedResponse] = []
+
+    def racer(r: int) -> Callable[[], None]:
+        def run() -> None:
+            deadline = time.monotonic() + RACE_SECONDS
+            refused = 0
+            with new_client(server_url) as http:
+                for n in range(MAX_POSTS_PER_RACER):
+                    if time.monotonic() > deadline:
+                        break
+                    exchange = timed_request(
+                        http, "POST", f"/chats/{chat_id}/messages", {"text": f"r{r}-{n}"}
+                    )
+                    results[r].append(exchange)
+                    if exchange.status_code == 201:
+                        landed.release()
+                        continue
+                    refused += 1
+                    if exchange.status_code != 404 or refused == 2:
+                        break  # one more post after the first 404, to see it stays gone
+
+        return run
+
+    def deleter() -> None:
+        # Delete once the posts are well under way (or give up waiting, still bounded).
+        for _ in range(3 * racers):
+            if not landed.acquire(timeout=RACE_SECONDS / 10):
+                break
+        with new_client(server_url) as http:
+            deletes.append(timed_request(http, "DELETE", f"/chats/{chat_id}"))
+
+    run_in_threads([racer(r) for r in range(racers)] + [deleter])
+
+    assert [d.status_code for d in deletes] == [204]
+    delete = deletes[0]
+    exchanges = [exchange for racer_results in results for exchange in racer_results]
+    statuses = {e.status_code for e in exchanges}
+    assert statuses <= {201, 404}, [(e.status_code, e.body) for e in exchanges]
+    assert 201 in statuses  # the delete did race posts that landed
+    for exchange in exchanges:
+        if exchange.sent > delete.received:
+            assert exchange.status_code == 404, "a post sent after the delete returned landed"
+        if exchange.status_code == 404:
+            assert exchange.received > delete.sent, "a post failed before the delete was sent"
+
+    write = container.write_engine()
+    assert count_rows(write, "messages", "chat_id = :id", id=chat_id) == 0
+    assert count_rows(write, "chats", "id = :id", id=chat_id) == 0
+    assert count_rows(write, "chat_views", "chat_id = :id", id=chat_id) == 0
+    assert count_rows(container.read_engine(), "message_views", "chat_id = :id", id=chat_id) == 0
+    with new_client(server_url) as http:
+        assert http.get(f"/chats/{chat_id}").status_code == 404
+        after = http.post(f"/chats/{chat_id}/messages/", json={"text": "late"})
+        assert after.status_code == 404
+    assert count_rows(write, "messages") == 0
+
+
+def test_concurrent_deletes_of_one_chat_succeed_once(container: Container, server_url: str) -> None:
+    chat_id = create_chat(server_url)
+    with new_client(server_url) as http:
+        for n in range(5):
+            assert (
+                http.post(f"/chats/{chat_id}/messages/", json={"text": f"m{n}"}).status_code == 201
+            )
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def deleter() -> None:
+        with new_client(server_url) as http:
+            status = http.delete(f"/chats/{chat_id}").status_code
+        with lock:
+            statuses.append(status)
+
+    run_in_threads([deleter for _ in range(8)])
+    assert sorted(statuses) == [204] + [404] * 7
+    assert count_rows(container.write_engine(), "messages") == 0
+    assert count_rows(container.write_engine(), "chat_views") == 0
