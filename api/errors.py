@@ -27,6 +27,9 @@ def validation_response(errors: list[dict[str, Any]]) -> Response:
         if isinstance(error.get("input"), bytes):
             # A body that is not JSON is echoed raw, and need not be text at all.
             error["input"] = error["input"].decode("utf-8", "backslashreplace")
+        context = error.get("ctx")
+        if isinstance(context, dict) and isinstance(context.get("error"), Exception):
+            error["ctx"] = {**context, "error": str(context["error"])}
     # ASCII-escaped: an echoed input may hold a lone surrogate, which UTF-8 cannot encode.
     body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
