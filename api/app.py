@@ -4,10 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from api import chats
+from api import chats, health
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
+from api.request_log import RequestLog
 from infrastructure.container import Container
 
 DESCRIPTION = """
@@ -17,6 +19,11 @@ delete a chat with everything in it.
 Commands change the write model; queries read read models kept in step in the same
 transaction, so a message is readable as soon as its `POST` returns.
 """
+
+TAGS = [
+    {"name": "chats", "description": "Chats and their messages."},
+    {"name": "health", "description": "Probes for orchestrators and load balancers."},
+]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -29,14 +36,19 @@ def create_app(container: Container | None = None) -> FastAPI:
         yield
         container.shutdown_resources()  # closes the engines' pooled connections
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with their assets from the package, not a CDN.
+    app = FastAPIOffline(
         title="chatapi",
         version="0.1.0",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.state.container = container
-    app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
     app.include_router(chats.router)
+    app.include_router(health.router)
     install_error_handlers(app, retry_after=settings.retry_after)
+    # The last added runs first: every request is logged, even one refused for its size.
+    app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
+    app.add_middleware(RequestLog)
     return app

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ from queries.get_chat import GetChat
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 2
 EXIT_DATABASE = 4
+EXIT_UNHEALTHY = 1
+HEALTHCHECK_TIMEOUT_SECONDS = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the HTTP API on $HOST:$PORT")
     sub.add_parser("migrate", help="apply database migrations up to the latest")
+    sub.add_parser("healthcheck", help="exit 0 when the server on $PORT is ready, 1 if not")
     sub.add_parser("create-chat", help="create a chat").add_argument("title")
     post = sub.add_parser("post", help="post a message to a chat")
     post.add_argument("chat_id", type=int)
@@ -64,10 +68,53 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+# uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
+# already, so they go to stdout as they are, in place of uvicorn's access log.
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
+        "plain": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "default": {"class": "logging.StreamHandler", "formatter": "default"},
+        "requests": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "chatapi": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "chatapi.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+    },
+}
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=LOG_CONFIG,
+    )
+
+
+def _healthcheck(settings: Settings) -> int:
+    """Exit 0 when the local server is ready; for HEALTHCHECKs in images without curl."""
+    url = f"http://127.0.0.1:{settings.port}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_SECONDS) as response:
+            ready = response.status == 200
+    except OSError:  # refused, timed out, or an HTTP error status such as 503
+        ready = False
+    return 0 if ready else EXIT_UNHEALTHY
 
 
 def _run(args: argparse.Namespace, container: Container) -> Any:
@@ -101,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         return _fail(f"invalid configuration: {problems}", EXIT_INVALID)
+    if args.command == "healthcheck":
+        return _healthcheck(container.settings())
     try:
         result = _run(args, container)
     except ChatNotFound as exc:

@@ -11,6 +11,8 @@ EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
 
 
 class CreateChatRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Weekend plans"}]})
+
     title: Annotated[
         str,
         AfterValidator(normalize_title),
@@ -25,6 +27,8 @@ class CreateChatRequest(BaseModel):
 
 
 class PostMessageRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "See you at noon?"}]})
+
     text: Annotated[
         str,
         AfterValidator(validate_text),
@@ -121,7 +125,8 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: error_response("The chat does not exist.", "chat 42 not found")}
 TOO_LARGE: Responses = {
     413: error_response(
-        "The request body is larger than the configured maximum.", "Content Too Large"
+        "The request body is larger than the configured maximum.",
+        "request body larger than 65536 bytes",
     )
 }
 UNAVAILABLE: Responses = {

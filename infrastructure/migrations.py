@@ -1,5 +1,6 @@
 """Applies the Alembic migrations, the only source of the schema."""
 
+from functools import cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -28,9 +29,14 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@cache
+def expected_heads() -> frozenset[str]:
+    """The revisions this code's schema is at; read from the scripts once per process."""
+    return frozenset(ScriptDirectory(str(SCRIPT_LOCATION)).get_heads())
+
+
 def is_at_head(engine: Engine) -> bool:
     """Whether the database's schema is the one this code expects."""
-    heads = set(ScriptDirectory(str(SCRIPT_LOCATION)).get_heads())
     with engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
-    return current == heads
+    return current == expected_heads()

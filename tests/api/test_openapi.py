@@ -170,3 +170,56 @@ def test_docs_page_answers(client: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+
+
+def all_operations(spec: Json) -> list[tuple[str, str, Json]]:
+    return [
+        (path, method, declared)
+        for path, methods in spec["paths"].items()
+        for method, declared in methods.items()
+    ]
+
+
+def has_example(spec: Json, content: Json) -> bool:
+    """An example on the media type, or on the schema it refers to."""
+    media = content.get("application/json", {})
+    if "example" in media or "examples" in media:
+        return True
+    schema = resolve(spec, media.get("schema", {}))
+    return bool(schema.get("examples"))
+
+
+def test_every_operation_has_a_summary_a_description_and_examples(spec: Json) -> None:
+    operations = all_operations(spec)
+    assert len(operations) == len(OPERATIONS) + 2  # the chat operations and the two probes
+    for path, method, declared in operations:
+        where = f"{method.upper()} {path}"
+        assert declared.get("summary"), where
+        assert declared.get("description"), where
+        for param in declared.get("parameters", []):
+            schema = param["schema"]
+            assert param.get("examples") or schema.get("examples") or "default" in schema, (
+                where,
+                param,
+            )
+        if "requestBody" in declared:
+            assert has_example(spec, declared["requestBody"]["content"]), where
+        for status, response in declared["responses"].items():
+            assert response.get("description"), (where, status)
+            if status.startswith("2") and response.get("content"):
+                assert has_example(spec, response["content"]), (where, status)
+
+
+def test_every_declared_response_body_has_a_schema(spec: Json) -> None:
+    for path, method, declared in all_operations(spec):
+        for status, response in declared["responses"].items():
+            for media in response.get("content", {}).values():
+                assert resolve(spec, media.get("schema", {})), (method, path, status)
+
+
+def test_the_probes_are_declared(spec: Json) -> None:
+    live = operation(spec, ("/health/live", "get"))
+    ready = operation(spec, ("/health/ready", "get"))
+    assert set(live["responses"]) == {"200"}
+    assert {"200", "503"} <= set(ready["responses"])
+    assert ready["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer"

@@ -82,3 +82,15 @@ def test_an_invalid_body_is_422_without_the_database(
     down_client: httpx.Client, path: str, body: dict[str, str], field: str
 ) -> None:
     assert_validation_error(down_client.post(path, json=body), "body", field)
+
+
+def test_liveness_does_not_depend_on_the_database(down_client: httpx.Client) -> None:
+    response = down_client.get("/health/live")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "alive"}
+
+
+def test_readiness_is_503_with_retry_after(down_client: httpx.Client) -> None:
+    response = down_client.get("/health/ready")
+    assert_detail_error(response, 503)
+    assert response.headers["retry-after"] == str(RETRY_AFTER)

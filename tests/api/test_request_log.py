@@ -1,0 +1,85 @@
+"""One JSON log line per request, and the request id that ties it to the response."""
+
+import json
+import logging
+import re
+
+import httpx
+import pytest
+
+from tests.api.helpers import Json
+
+LOGGER = "chatapi.requests"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def logged_requests(caplog: pytest.LogCaptureFixture) -> list[Json]:
+    lines: list[Json] = [
+        json.loads(record.getMessage()) for record in caplog.records if record.name == LOGGER
+    ]
+    return lines
+
+
+def logged_request(caplog: pytest.LogCaptureFixture, request_id: str) -> Json:
+    lines = [line for line in logged_requests(caplog) if line["request_id"] == request_id]
+    assert len(lines) == 1, logged_requests(caplog)
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def capture(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+
+def test_a_request_id_is_generated_and_returned(client: httpx.Client) -> None:
+    first = client.get("/health/live").headers["x-request-id"]
+    second = client.get("/health/live").headers["x-request-id"]
+    assert GENERATED_ID.fullmatch(first), first
+    assert GENERATED_ID.fullmatch(second), second
+    assert first != second
+
+
+def test_the_clients_request_id_is_kept(client: httpx.Client) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": "edge-7f3a:42"})
+    assert response.headers["x-request-id"] == "edge-7f3a:42"
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["x" * 129, "two words", "line\tbreak", '{"forged": 1}', ""],
+    ids=["too-long", "space", "tab", "json", "empty"],
+)
+def test_an_unsafe_request_id_is_replaced(client: httpx.Client, given: str) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": given})
+    assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
+
+
+def test_the_line_names_the_route_not_the_url(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = client.get("/chats/123456?limit=5", headers={"X-Request-ID": "find-me"})
+    assert response.status_code == 404
+    line = logged_request(caplog, "find-me")
+    assert set(line) == {"request_id", "method", "path", "status", "duration_ms"}
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/chats/{chat_id}", 404)
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
+
+
+def test_every_outcome_is_logged(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    created = client.post("/chats/", json={"title": "logged"}, headers={"X-Request-ID": "ok"})
+    assert created.status_code == 201
+    invalid = client.post("/chats/", json={"title": " "}, headers={"X-Request-ID": "bad"})
+    assert invalid.status_code == 422
+    big = client.post(
+        "/chats/",
+        content=b" " * (64 * 1024 + 1),
+        headers={"Content-Type": "application/json", "X-Request-ID": "big"},
+    )
+    assert big.status_code == 413
+    assert big.headers["x-request-id"] == "big"
+
+    assert logged_request(caplog, "ok")["status"] == 201
+    assert logged_request(caplog, "bad")["status"] == 422
+    assert logged_request(caplog, "big")["status"] == 413
+    assert {logged_request(caplog, rid)["path"] for rid in ("ok", "bad")} == {"/chats/"}
