@@ -52,7 +52,17 @@ def _create_engine(settings: Settings, **options: Any) -> Engine:
         return engine
     return create_engine(
         url,
-        connect_args={"connect_timeout": settings.db_connect_timeout},
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            # A query may not run (or wait on a lock) forever: it fails, and the client gets 503.
+            "options": f"-c statement_timeout={int(settings.db_statement_timeout * 1000)}",
+            # Notice a server that vanished without closing the connection (host down, cable
+            # cut) within about 20 s, instead of waiting on the socket for hours.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 2,
+        },
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,

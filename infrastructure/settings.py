@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(
         default=5, ge=1, description="Seconds to wait for PostgreSQL to accept a connection."
     )
+    db_statement_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a PostgreSQL statement may run before a 503."
+    )
     retry_after: int = Field(
         default=2,
         ge=0,
