@@ -50,5 +50,6 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app, retry_after=settings.retry_after)
     # The last added runs first: every request is logged, even one refused for its size.
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
-    app.add_middleware(RequestLog)
+    if settings.access_log:
+        app.add_middleware(RequestLog)
     return app

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_size: int = Field(default=64 * 1024, ge=1, description="Largest request body, bytes.")
+    access_log: bool = Field(
+        default=True, description="Log one JSON line per request (api.request_log)."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(
