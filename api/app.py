@@ -1,10 +1,15 @@
 """The FastAPI application, built around a container."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 
 from api import chats, health
 from api.body_limit import BodyLimit
@@ -20,6 +25,8 @@ Commands change the write model; queries read read models kept in step in the sa
 transaction, so a message is readable as soon as its `POST` returns.
 """
 
+log = logging.getLogger("chatapi")
+
 TAGS = [
     {"name": "chats", "description": "Chats and their messages."},
     {"name": "health", "description": "Probes for orchestrators and load balancers."},
@@ -33,7 +40,11 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        purging = asyncio.create_task(purge_expired_keys(container))
         yield
+        purging.cancel()
+        with suppress(asyncio.CancelledError):
+            await purging
         container.shutdown_resources()  # closes the engines' pooled connections
 
     # FastAPIOffline serves /docs and /redoc with their assets from the package, not a CDN.
@@ -53,3 +64,16 @@ def create_app(container: Container | None = None) -> FastAPI:
     if settings.access_log:
         app.add_middleware(RequestLog)
     return app
+
+
+async def purge_expired_keys(container: Container) -> None:
+    """Forget expired idempotency keys every IDEMPOTENCY_PURGE_INTERVAL seconds."""
+    keys = container.idempotency_keys()
+    while True:
+        await asyncio.sleep(container.settings().idempotency_purge_interval)
+        try:
+            purged = await run_in_threadpool(keys.purge, container.write_engine())
+        except (DBAPIError, PoolTimeout) as exc:  # the database is down; try again next time
+            log.warning("idempotency key purge failed: %s", str(exc).splitlines()[0])
+        else:
+            log.info("purged %d expired idempotency keys", purged)

@@ -7,7 +7,7 @@ dependency would add more.
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response, status
+from fastapi import Header, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
@@ -24,7 +24,7 @@ from api.schemas import (
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
-from domain.rules import DEFAULT_LIMIT, MAX_LIMIT
+from domain.rules import DEFAULT_LIMIT, IDEMPOTENCY_KEY_MAX_LENGTH, MAX_LIMIT
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 
@@ -42,6 +42,23 @@ Limit = Annotated[
     ),
 ]
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        description=(
+            "Makes a retry safe: a request repeated with the same key and the same body gets "
+            "the first response again (same status and body) and creates nothing new; the same "
+            "key with a different body is a 422. Keys are scoped to the operation (and to the "
+            "chat, for messages) and remembered for `IDEMPOTENCY_TTL` seconds (default 24 h). "
+            f"1..{IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters, e.g. a UUID."
+        ),
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        examples=["5f0c9a9e-8d4b-4a53-9a43-1c2de0a4c7b1"],
+    ),
+]
+
 
 def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
@@ -53,10 +70,13 @@ def container(request: Request) -> Container:
     summary="Create a chat",
     response_description="The chat as created.",
 )
-async def create_chat(body: CreateChatRequest, request: Request) -> ChatResponse:
+async def create_chat(
+    body: CreateChatRequest, request: Request, idempotency_key: IdempotencyKey = None
+) -> ChatResponse:
     """Create an empty chat. The title is trimmed of surrounding whitespace."""
     handler = container(request).create_chat()
-    created = await run_in_threadpool(handler, CreateChat(title=body.title))
+    command = CreateChat(title=body.title, idempotency_key=idempotency_key)
+    created = await run_in_threadpool(handler, command)
     return ChatResponse(id=created.chat_id, title=created.title, created_at=created.created_at)
 
 
@@ -68,7 +88,10 @@ async def create_chat(body: CreateChatRequest, request: Request) -> ChatResponse
     responses=NOT_FOUND,
 )
 async def post_message(
-    chat_id: ChatId, body: PostMessageRequest, request: Request
+    chat_id: ChatId,
+    body: PostMessageRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> MessageResponse:
     """Append a message to a chat. The text is stored exactly as sent.
 
@@ -76,7 +99,8 @@ async def post_message(
     along that order.
     """
     handler = container(request).post_message()
-    posted = await run_in_threadpool(handler, PostMessage(chat_id=chat_id, text=body.text))
+    command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
+    posted = await run_in_threadpool(handler, command)
     return MessageResponse(
         id=posted.message_id, chat_id=posted.chat_id, text=posted.text, created_at=posted.created_at
     )

@@ -37,10 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="serve the HTTP API on $HOST:$PORT")
     sub.add_parser("migrate", help="apply database migrations up to the latest")
     sub.add_parser("healthcheck", help="exit 0 when the server on $PORT is ready, 1 if not")
-    sub.add_parser("create-chat", help="create a chat").add_argument("title")
+    key_help = "makes a retry safe: the same key and input give the first result again"
+    create = sub.add_parser("create-chat", help="create a chat")
+    create.add_argument("title")
+    create.add_argument("--idempotency-key", help=key_help)
     post = sub.add_parser("post", help="post a message to a chat")
     post.add_argument("chat_id", type=int)
     post.add_argument("text")
+    post.add_argument("--idempotency-key", help=key_help)
     show = sub.add_parser("show", help="show a chat with its last messages")
     show.add_argument("chat_id", type=int)
     show.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
@@ -48,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "chat_id", type=int
     )
     sub.add_parser("rebuild-read-models", help="rebuild every read model from the write model")
+    sub.add_parser("purge-idempotency-keys", help="forget expired idempotency keys now")
     return parser
 
 
@@ -126,13 +131,21 @@ def _run(args: argparse.Namespace, container: Container) -> Any:
             migrations.upgrade(settings.database_url)
             return {"migrated": settings.database_url.rsplit("@", 1)[-1]}
         case "create-chat":
-            return container.create_chat()(CreateChat(title=args.title))
+            return container.create_chat()(
+                CreateChat(title=args.title, idempotency_key=args.idempotency_key)
+            )
         case "post":
-            return container.post_message()(PostMessage(chat_id=args.chat_id, text=args.text))
+            return container.post_message()(
+                PostMessage(
+                    chat_id=args.chat_id, text=args.text, idempotency_key=args.idempotency_key
+                )
+            )
         case "show":
             return container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
         case "delete":
             return container.delete_chat()(DeleteChat(chat_id=args.chat_id))
+        case "purge-idempotency-keys":
+            return {"purged": container.idempotency_keys().purge(container.write_engine())}
         case "rebuild-read-models":
             return {"chat_views": rebuild_read_models(container.write_engine())}
     raise AssertionError(f"unhandled command {args.command}")

@@ -14,12 +14,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from domain.errors import ChatNotFound, InvalidInput
+from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
 
 log = logging.getLogger("chatapi")
 
 # Where each domain field arrives in a request, for FastAPI's validation error shape.
-FIELD_LOCATIONS = {"title": "body", "text": "body", "limit": "query"}
+FIELD_LOCATIONS = {
+    "title": "body",
+    "text": "body",
+    "limit": "query",
+    "idempotency_key": "header",
+}
 
 
 def validation_response(errors: list[dict[str, Any]]) -> Response:
@@ -60,10 +65,21 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
 
     async def invalid_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
+        location = FIELD_LOCATIONS.get(exc.field, "body")
+        # FastAPI names a header as it is sent: Idempotency-Key, lower-cased.
+        name = exc.field.replace("_", "-") if location == "header" else exc.field
         error = {
-            "loc": [FIELD_LOCATIONS.get(exc.field, "body"), exc.field],
+            "loc": [location, name],
             "msg": exc.reason,
             "type": "value_error",
+        }
+        return validation_response([error])
+
+    async def key_reused(request: Request, exc: Exception) -> Response:
+        error = {
+            "loc": ["header", "idempotency-key"],
+            "msg": str(exc),
+            "type": "idempotency_key_reused",
         }
         return validation_response([error])
 
@@ -86,6 +102,7 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ChatNotFound, chat_not_found)
     app.add_exception_handler(InvalidInput, invalid_input)
+    app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(DBAPIError, database_error)

@@ -6,7 +6,8 @@ from sqlmodel import col, select
 from commands.clock import Clock
 from domain.errors import ChatNotFound
 from domain.events import MessagePosted
-from domain.rules import is_possible_id, validate_text
+from domain.rules import is_possible_id, validate_idempotency_key, validate_text
+from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.tables import ChatRecord, MessageRecord
 from infrastructure.unit_of_work import UnitOfWork
 
@@ -15,6 +16,8 @@ from infrastructure.unit_of_work import UnitOfWork
 class PostMessage:
     chat_id: int
     text: str
+    # A retry with the same key, chat and text gets the message posted the first time.
+    idempotency_key: str | None = None
 
 
 class PostMessageHandler:
@@ -26,12 +29,18 @@ class PostMessageHandler:
     Posts to different chats do not wait for each other on PostgreSQL.
     """
 
-    def __init__(self, uow: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, uow: Callable[[], UnitOfWork], clock: Clock, idempotency_keys: IdempotencyKeys
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._keys = idempotency_keys
 
     def __call__(self, command: PostMessage) -> MessagePosted:
         text = validate_text(command.text)
+        key = command.idempotency_key
+        if key is not None:
+            validate_idempotency_key(key)
         if not is_possible_id(command.chat_id):
             raise ChatNotFound(command.chat_id)
         with self._uow() as uow:
@@ -40,6 +49,13 @@ class PostMessageHandler:
             ).first()
             if locked is None:
                 raise ChatNotFound(command.chat_id)
+            scope = f"post_message:{command.chat_id}"
+            if key is not None:
+                replayed = self._keys.replay(
+                    uow.session, scope, key, {"text": text}, MessagePosted, chat_id=command.chat_id
+                )
+                if replayed is not None:
+                    return replayed
             previous = uow.session.exec(
                 select(MessageRecord.created_at)
                 .where(MessageRecord.chat_id == command.chat_id)
@@ -62,5 +78,7 @@ class PostMessageHandler:
                 created_at=message.created_at,
             )
             uow.record(event)
+            if key is not None:
+                self._keys.remember(uow.session, scope, key, event)
             uow.commit()
         return event

@@ -22,3 +22,11 @@ class InvalidInput(DomainError, ValueError):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key sent again with a different request than the one it was first used for."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key

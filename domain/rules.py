@@ -8,6 +8,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 # Identifiers are 64-bit database keys: anything outside cannot name a chat.
 MAX_ID = 2**63 - 1
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 def _check_storable(field: str, value: str) -> None:
@@ -52,3 +53,17 @@ def validate_limit(limit: int) -> int:
 def is_possible_id(value: int) -> bool:
     """Whether a value could be the id of a stored row at all."""
     return 1 <= value <= MAX_ID
+
+
+def validate_idempotency_key(key: str) -> str:
+    """1..255 visible ASCII characters: a UUID, a ULID, or any client token like them."""
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidInput(
+            "idempotency_key",
+            f"an idempotency key is 1..{IDEMPOTENCY_KEY_MAX_LENGTH} characters",
+        )
+    if not all("!" <= char <= "~" for char in key):
+        raise InvalidInput(
+            "idempotency_key", "an idempotency key is visible ASCII characters, without spaces"
+        )
+    return key

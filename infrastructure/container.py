@@ -14,6 +14,7 @@ from commands.create_chat import CreateChatHandler
 from commands.delete_chat import DeleteChatHandler
 from commands.post_message import PostMessageHandler
 from infrastructure import database
+from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
 from queries.get_chat import GetChatHandler
@@ -32,9 +33,22 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Object(utc_now)
 
     unit_of_work = providers.Factory(UnitOfWork, session_factory=session_factory)
+    idempotency_keys = providers.Singleton(
+        IdempotencyKeys, ttl_seconds=settings.provided.idempotency_ttl, clock=clock
+    )
 
-    create_chat = providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
-    post_message = providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock)
+    create_chat = providers.Factory(
+        CreateChatHandler,
+        uow=unit_of_work.provider,
+        clock=clock,
+        idempotency_keys=idempotency_keys,
+    )
+    post_message = providers.Factory(
+        PostMessageHandler,
+        uow=unit_of_work.provider,
+        clock=clock,
+        idempotency_keys=idempotency_keys,
+    )
     delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
 
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a PostgreSQL statement may run before a 503."
     )
+    idempotency_ttl: float = Field(
+        default=24 * 3600, gt=0, description="Seconds an Idempotency-Key is remembered."
+    )
+    idempotency_purge_interval: float = Field(
+        default=300, gt=0, description="Seconds between purges of expired idempotency keys."
+    )
     retry_after: int = Field(
         default=2,
         ge=0,

@@ -56,6 +56,27 @@ class MessageRecord(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+class IdempotencyKeyRecord(SQLModel, table=True):
+    """A command's idempotency key and the result it produced, replayed to a retry."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired keys
+        Index("ix_idempotency_keys_chat_id", "chat_id"),  # the cascade from chats
+    )
+
+    # What the key is scoped to: "create_chat", or "post_message:<chat id>".
+    scope: str = Field(sa_column=Column(Text, primary_key=True))
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    # Keys of a chat's messages go with the chat: a retry after the delete finds no chat.
+    chat_id: int | None = Field(
+        default=None, sa_column=Column(Id, ForeignKey("chats.id", ondelete="CASCADE"))
+    )
+    fingerprint: str = Field(sa_column=Column(Text, nullable=False))
+    result: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
 # --- read models ---------------------------------------------------------------------------
 
 

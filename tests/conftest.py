@@ -129,10 +129,11 @@ def container(session_container: Container) -> Container:
 def _empty_tables(container: Container) -> None:
     with container.write_engine().begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("TRUNCATE chats, messages, chat_views"))
+            connection.execute(text("TRUNCATE chats, messages, chat_views, idempotency_keys"))
         else:
             connection.execute(text("DELETE FROM chats"))  # cascades to messages
             connection.execute(text("DELETE FROM chat_views"))
+            connection.execute(text("DELETE FROM idempotency_keys"))
 
 
 class LiveServer:

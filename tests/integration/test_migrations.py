@@ -20,7 +20,7 @@ from infrastructure.container import Container
 from infrastructure.settings import Settings
 from tests.conftest import EmptyDatabases
 
-TABLES = {"chats", "messages", "chat_views"}
+TABLES = {"chats", "messages", "chat_views", "idempotency_keys"}
 VIEWS = {"message_views"}
 
 

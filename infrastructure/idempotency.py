@@ -1,0 +1,99 @@
+"""Idempotency keys: a retried command gets its first result back instead of running again.
+
+A handler claims the key inside its own transaction, before it changes anything. The claim
+is a row in `idempotency_keys`, committed together with the command's changes and result,
+so a key is either unused or used with its result, never half. A concurrent retry with the
+same key waits on that row (the primary key's unique index on PostgreSQL, the database write
+lock on SQLite) until the first commits, then replays its result; if the first rolls back,
+the retry runs the command itself.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from domain.errors import IdempotencyKeyReused
+from infrastructure.tables import IdempotencyKeyRecord
+
+keys = IdempotencyKeyRecord.__table__  # type: ignore[attr-defined]
+
+Result = TypeVar("Result")
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """What identifies "the same request": its command's fields, not the key."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+class IdempotencyKeys:
+    def __init__(self, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._clock = clock
+
+    def replay(
+        self,
+        session: Session,
+        scope: str,
+        key: str,
+        request: dict[str, Any],
+        result_type: type[Result],
+        chat_id: int | None = None,
+    ) -> Result | None:
+        """The result first produced under this key, or None once the key is claimed here.
+
+        Raises IdempotencyKeyReused when the key was first used for a different request.
+        """
+        now = self._clock()
+        # An expired key is forgotten, whether or not the periodic purge got to it yet.
+        session.execute(
+            delete(keys).where(
+                keys.c.scope == scope, keys.c.key == key, keys.c.created_at < now - self._ttl
+            )
+        )
+        postgres = session.get_bind().dialect.name == "postgresql"
+        insert = postgresql.insert if postgres else sqlite.insert
+        claimed = session.execute(
+            insert(keys)
+            .values(
+                scope=scope,
+                key=key,
+                chat_id=chat_id,
+                fingerprint=fingerprint(request),
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(keys.c.key)
+        ).first()
+        if claimed is not None:
+            return None
+        used = session.execute(
+            select(keys.c.fingerprint, keys.c.result).where(
+                keys.c.scope == scope, keys.c.key == key
+            )
+        ).one()
+        if used.fingerprint != fingerprint(request):
+            raise IdempotencyKeyReused(key)
+        return TypeAdapter(result_type).validate_json(used.result)
+
+    def remember(self, session: Session, scope: str, key: str, result: object) -> None:
+        """Store the result under the key claimed by `replay`, in the same transaction."""
+        session.execute(
+            update(keys)
+            .where(keys.c.scope == scope, keys.c.key == key)
+            .values(result=TypeAdapter(type(result)).dump_json(result).decode())
+        )
+
+    def purge(self, engine: Engine) -> int:
+        """Delete every expired key; returns how many."""
+        with engine.begin() as connection:
+            deleted = connection.execute(
+                delete(keys).where(keys.c.created_at < self._clock() - self._ttl)
+            )
+        return deleted.rowcount

@@ -1,0 +1,186 @@
+"""Idempotency keys through the handlers, the way a script or a worker retries a command."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dependency_injector import providers
+
+from commands.create_chat import CreateChat
+from commands.delete_chat import DeleteChat
+from commands.post_message import PostMessage
+from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
+from domain.events import ChatCreated, MessagePosted
+from infrastructure.container import Container
+from queries.get_chat import GetChat
+from tests.integration.helpers import count_rows, run_in_threads
+
+
+@dataclass
+class MovableClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(container: Container) -> Iterator[MovableClock]:
+    """The container's clock, moved by hand; keys and handlers both read it."""
+    moved = MovableClock(datetime.now(UTC))
+    with container.clock.override(providers.Object(moved)):
+        container.idempotency_keys.reset()  # rebuilt with the overridden clock
+        yield moved
+    container.idempotency_keys.reset()
+
+
+def create(container: Container, title: str, key: str | None) -> ChatCreated:
+    return container.create_chat()(CreateChat(title=title, idempotency_key=key))
+
+
+def post(container: Container, chat_id: int, text: str, key: str | None) -> MessagePosted:
+    return container.post_message()(PostMessage(chat_id=chat_id, text=text, idempotency_key=key))
+
+
+def count(container: Container, table: str) -> int:
+    return count_rows(container.write_engine(), table)
+
+
+def test_a_repeated_create_returns_the_first_chat(container: Container) -> None:
+    first = create(container, "Standup", "key-1")
+    again = create(container, "Standup", "key-1")
+    assert again == first
+    assert count(container, "chats") == 1
+    assert count(container, "chat_views") == 1
+
+
+def test_the_same_title_before_trimming_is_the_same_request(container: Container) -> None:
+    first = create(container, "Standup", "key-1")
+    assert create(container, "  Standup ", "key-1") == first
+    assert count(container, "chats") == 1
+
+
+def test_a_key_reused_with_another_title_is_refused_and_changes_nothing(
+    container: Container,
+) -> None:
+    create(container, "Standup", "key-1")
+    with pytest.raises(IdempotencyKeyReused):
+        create(container, "Retro", "key-1")
+    assert count(container, "chats") == 1
+
+
+def test_without_a_key_every_create_creates(container: Container) -> None:
+    create(container, "Standup", None)
+    create(container, "Standup", None)
+    assert count(container, "chats") == 2
+
+
+def test_different_keys_create_different_chats(container: Container) -> None:
+    assert create(container, "Standup", "a") != create(container, "Standup", "b")
+    assert count(container, "chats") == 2
+
+
+def test_a_repeated_post_returns_the_first_message(container: Container) -> None:
+    chat = create(container, "Standup", None)
+    first = post(container, chat.chat_id, "hello", "m-1")
+    again = post(container, chat.chat_id, "hello", "m-1")
+    assert again == first
+    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10))
+    assert detail.message_count == 1
+    assert [m.id for m in detail.messages] == [first.message_id]
+
+
+def test_a_post_key_reused_with_another_text_is_refused(container: Container) -> None:
+    chat = create(container, "Standup", None)
+    post(container, chat.chat_id, "hello", "m-1")
+    with pytest.raises(IdempotencyKeyReused):
+        post(container, chat.chat_id, "hello again", "m-1")
+    assert count(container, "messages") == 1
+
+
+def test_keys_are_scoped_per_operation_and_per_chat(container: Container) -> None:
+    one = create(container, "one", "shared")
+    two = create(container, "two", None)
+    # The same key on another operation, and on another chat, is another key.
+    in_one = post(container, one.chat_id, "hello", "shared")
+    in_two = post(container, two.chat_id, "hello", "shared")
+    assert in_one.message_id != in_two.message_id
+    assert count(container, "messages") == 2
+
+
+def test_a_failed_command_does_not_use_up_its_key(container: Container) -> None:
+    with pytest.raises(ChatNotFound):
+        post(container, 10**12, "hello", "m-1")
+    with pytest.raises(InvalidInput):
+        create(container, "   ", "c-1")
+    assert count(container, "idempotency_keys") == 0
+    chat = create(container, "Standup", "c-1")
+    assert post(container, chat.chat_id, "hello", "m-1").chat_id == chat.chat_id
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "with space", "tab\t", "é"])
+def test_a_malformed_key_is_invalid_input(container: Container, key: str) -> None:
+    with pytest.raises(InvalidInput):
+        create(container, "Standup", key)
+    assert count(container, "chats") == 0
+
+
+def test_deleting_a_chat_forgets_its_message_keys(container: Container) -> None:
+    chat = create(container, "Standup", None)
+    post(container, chat.chat_id, "hello", "m-1")
+    container.delete_chat()(DeleteChat(chat_id=chat.chat_id))
+    assert count(container, "idempotency_keys") == 0
+    with pytest.raises(ChatNotFound):
+        post(container, chat.chat_id, "hello", "m-1")
+
+
+def test_an_expired_key_is_forgotten(container: Container, clock: MovableClock) -> None:
+    ttl = container.settings().idempotency_ttl
+    first = create(container, "Standup", "key-1")
+    clock.now += timedelta(seconds=ttl - 1)
+    assert create(container, "Standup", "key-1") == first
+    clock.now += timedelta(seconds=2)
+    assert create(container, "Standup", "key-1") != first
+    assert count(container, "chats") == 2
+
+
+def test_purge_deletes_only_expired_keys(container: Container, clock: MovableClock) -> None:
+    ttl = container.settings().idempotency_ttl
+    create(container, "old", "old")
+    clock.now += timedelta(seconds=ttl / 2)
+    create(container, "new", "new")
+    clock.now += timedelta(seconds=ttl / 2 + 1)
+
+    purged = container.idempotency_keys().purge(container.write_engine())
+
+    assert purged == 1
+    assert count(container, "idempotency_keys") == 1
+    assert count(container, "chats") == 2  # purging keys never touches what they created
+
+
+def test_concurrent_creates_with_one_key_create_one_chat(container: Container) -> None:
+    results: list[ChatCreated] = []
+
+    def worker() -> None:
+        results.append(create(container, "Standup", "race"))
+
+    run_in_threads([worker] * 12)
+    assert len(results) == 12
+    assert len(set(results)) == 1
+    assert count(container, "chats") == 1
+    assert count(container, "chat_views") == 1
+
+
+def test_concurrent_posts_with_one_key_post_one_message(container: Container) -> None:
+    chat = create(container, "Standup", None)
+    results: list[MessagePosted] = []
+
+    def worker() -> None:
+        results.append(post(container, chat.chat_id, "hello", "race"))
+
+    run_in_threads([worker] * 12)
+    assert len(set(results)) == 1
+    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10))
+    assert detail.message_count == 1
+    assert count(container, "messages") == 1
