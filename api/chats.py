@@ -16,8 +16,10 @@ from api.schemas import (
     TOO_LARGE,
     UNAVAILABLE,
     ChatDetailResponse,
+    ChatListResponse,
     ChatResponse,
     CreateChatRequest,
+    HistoryResponse,
     MessageResponse,
     PostMessageRequest,
 )
@@ -26,7 +28,10 @@ from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.rules import DEFAULT_LIMIT, IDEMPOTENCY_KEY_MAX_LENGTH, MAX_LIMIT
 from infrastructure.container import Container
+from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
+from queries.get_history import GetHistory
+from queries.list_chats import ListChats
 
 router = SlashAgnosticRouter(
     tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE}, route_class=Utf8JsonRoute
@@ -39,6 +44,30 @@ Limit = Annotated[
         ge=1,
         le=MAX_LIMIT,
         description=f"How many of the newest messages to return, 1..{MAX_LIMIT}.",
+    ),
+]
+PageSize = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"How many to return, 1..{MAX_LIMIT}.")
+]
+ChatCursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="The `next_cursor` of the previous page; omit it for the first page.",
+        examples=[
+            "eyJrIjoiY2hhdHMiLCJhdCI6IjIwMjYtMTEtMjJUMTQ6MTA6NDkuODI5MTQwKzAwOjAwIiwiaWQiOjF9"
+        ],
+    ),
+]
+HistoryCursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description=(
+            "A `next_before` from `GET /chats/{chat_id}` or from the previous page; omit it "
+            "for the newest page."
+        ),
+        examples=["eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30"],
     ),
 ]
 
@@ -62,6 +91,25 @@ IdempotencyKey = Annotated[
 
 def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/chats/",
+    summary="List chats by last activity",
+    response_description="One page of chats, most recent activity first.",
+)
+async def list_chats(
+    request: Request, limit: PageSize = DEFAULT_LIMIT, cursor: ChatCursor = None
+) -> ChatListResponse:
+    """List chats, the one with the newest message (or, if empty, the newest chat) first.
+
+    Pages are keyset-based: pass `next_cursor` back as `cursor` for the next page; it is
+    absent on the last page. Paging while messages arrive never repeats or skips a chat that
+    did not move; a chat that gets a new message moves to the front of the list.
+    """
+    handler = container(request).list_chats()
+    page = await run_in_threadpool(handler, ListChats(limit=limit, cursor=cursor))
+    return ChatListResponse.model_validate(page)
 
 
 @router.post(
@@ -119,6 +167,30 @@ async def get_chat(
     handler = container(request).get_chat()
     chat = await run_in_threadpool(handler, GetChat(chat_id=chat_id, limit=limit))
     return ChatDetailResponse.model_validate(chat)
+
+
+@router.get(
+    "/chats/{chat_id}/messages/",
+    summary="Page back through a chat's history",
+    response_description="The page of messages just older than `before`, oldest first.",
+    responses=NOT_FOUND,
+)
+async def get_history(
+    chat_id: ChatId,
+    request: Request,
+    before: HistoryCursor = None,
+    limit: PageSize = DEFAULT_LIMIT,
+) -> HistoryResponse:
+    """Read the `limit` messages just older than the `before` cursor, oldest first.
+
+    Without `before`, the newest page. Pass `next_before` back as `before` to go further
+    back; it is absent once the oldest message is reached. A page costs the same however
+    long the chat is and however far back it lies.
+    """
+    handler = container(request).get_history()
+    query = GetHistory(chat_id=chat_id, before=before, limit=limit)
+    page = await run_in_threadpool(handler, query)
+    return HistoryResponse.model_validate(page)
 
 
 @router.delete(

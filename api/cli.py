@@ -23,6 +23,8 @@ from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.settings import Settings
 from queries.get_chat import GetChat
+from queries.get_history import GetHistory
+from queries.list_chats import ListChats
 
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 2
@@ -48,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="show a chat with its last messages")
     show.add_argument("chat_id", type=int)
     show.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    listing = sub.add_parser("list", help="list chats by last activity, newest first")
+    listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    listing.add_argument("--cursor", help="the next_cursor of the previous page")
+    history = sub.add_parser("history", help="page back through a chat's messages")
+    history.add_argument("chat_id", type=int)
+    history.add_argument("--before", help="a next_before cursor; omit for the newest page")
+    history.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     sub.add_parser("delete", help="delete a chat and its messages").add_argument(
         "chat_id", type=int
     )
@@ -142,6 +151,12 @@ def _run(args: argparse.Namespace, container: Container) -> Any:
             )
         case "show":
             return container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
+        case "list":
+            return container.list_chats()(ListChats(limit=args.limit, cursor=args.cursor))
+        case "history":
+            return container.get_history()(
+                GetHistory(chat_id=args.chat_id, before=args.before, limit=args.limit)
+            )
         case "delete":
             return container.delete_chat()(DeleteChat(chat_id=args.chat_id))
         case "purge-idempotency-keys":

@@ -24,6 +24,8 @@ FIELD_LOCATIONS = {
     "text": "body",
     "limit": "query",
     "idempotency_key": "header",
+    "cursor": "query",
+    "before": "query",
 }
 
 

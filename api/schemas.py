@@ -105,6 +105,95 @@ class ChatDetailResponse(BaseModel):
     messages: list[MessageResponse] = Field(
         description="The last `limit` messages of the chat, oldest first."
     )
+    next_before: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description=(
+            "Opaque cursor for `GET /chats/{chat_id}/messages/?before=...`, the messages older "
+            "than these; absent when there are none."
+        ),
+    )
+
+
+class ChatSummaryResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    created_at: datetime
+    message_count: int = Field(description="How many messages the chat holds in all.")
+    last_message_at: datetime | None = Field(
+        description="When the newest message was posted; null for an empty chat."
+    )
+    last_activity_at: datetime = Field(
+        description="What the list is ordered by: `last_message_at`, or `created_at` if empty."
+    )
+    last_message_preview: str | None = Field(
+        description="The first 100 characters of the newest message; null for an empty chat."
+    )
+
+
+class ChatListResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "chats": [
+                        {
+                            "id": 1,
+                            "title": "Weekend plans",
+                            "created_at": EXAMPLE_TIME,
+                            "message_count": 1,
+                            "last_message_at": EXAMPLE_TIME,
+                            "last_activity_at": EXAMPLE_TIME,
+                            "last_message_preview": "See you at noon?",
+                        }
+                    ],
+                    "next_cursor": (
+                        "eyJrIjoiY2hhdHMiLCJhdCI6IjIwMjYtMTEtMjJUMTQ6MTA6NDkuODI5MTQwKzAwOjAwIiwiaWQiOjF9"
+                    ),
+                }
+            ]
+        },
+    )
+
+    chats: list[ChatSummaryResponse] = Field(description="Most recent activity first.")
+    next_cursor: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Opaque cursor of the next page (`?cursor=`); absent on the last page.",
+    )
+
+
+class HistoryResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "chat_id": 1,
+                    "messages": [
+                        {
+                            "id": 7,
+                            "chat_id": 1,
+                            "text": "See you at noon?",
+                            "created_at": EXAMPLE_TIME,
+                        }
+                    ],
+                    "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
+                }
+            ]
+        },
+    )
+
+    chat_id: int
+    messages: list[MessageResponse] = Field(description="One page, oldest first.")
+    next_before: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Opaque cursor of the next older page (`?before=`); absent at the start.",
+    )
 
 
 class ErrorResponse(BaseModel):

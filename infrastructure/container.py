@@ -18,6 +18,8 @@ from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
 from queries.get_chat import GetChatHandler
+from queries.get_history import GetHistoryHandler
+from queries.list_chats import ListChatsHandler
 
 
 class Container(containers.DeclarativeContainer):
@@ -52,3 +54,5 @@ class Container(containers.DeclarativeContainer):
     delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
 
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
+    list_chats = providers.Factory(ListChatsHandler, read_engine=read_engine)
+    get_history = providers.Factory(GetHistoryHandler, read_engine=read_engine)

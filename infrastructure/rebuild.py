@@ -2,6 +2,7 @@
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 
+from infrastructure.projections import PREVIEW_LENGTH
 from infrastructure.tables import ChatRecord, ChatView, MessageRecord
 
 chats = ChatRecord.__table__  # type: ignore[attr-defined]
@@ -15,6 +16,15 @@ def rebuild_read_models(write_engine: Engine) -> int:
     Safe while the service runs: writers are held off until the rebuild commits, so no
     projection update can land on a row that the rebuild is about to replace.
     """
+    newest = messages.alias("newest")
+    newest_text = (
+        select(func.substr(newest.c.text, 1, PREVIEW_LENGTH))
+        .where(newest.c.chat_id == chats.c.id)
+        .order_by(newest.c.id.desc())
+        .limit(1)
+        .correlate(chats)
+        .scalar_subquery()
+    )
     per_chat = (
         select(
             chats.c.id,
@@ -22,6 +32,8 @@ def rebuild_read_models(write_engine: Engine) -> int:
             chats.c.created_at,
             func.count(messages.c.id),
             func.max(messages.c.created_at),
+            func.coalesce(func.max(messages.c.created_at), chats.c.created_at),
+            newest_text,
         )
         .select_from(chats.outerjoin(messages, messages.c.chat_id == chats.c.id))
         .group_by(chats.c.id, chats.c.title, chats.c.created_at)
@@ -32,7 +44,16 @@ def rebuild_read_models(write_engine: Engine) -> int:
         connection.execute(delete(chat_views))
         connection.execute(
             insert(chat_views).from_select(
-                ["chat_id", "title", "created_at", "message_count", "last_message_at"], per_chat
+                [
+                    "chat_id",
+                    "title",
+                    "created_at",
+                    "message_count",
+                    "last_message_at",
+                    "last_activity_at",
+                    "last_message_preview",
+                ],
+                per_chat,
             )
         )
         return connection.scalar(select(func.count()).select_from(chat_views)) or 0

@@ -84,6 +84,10 @@ class ChatView(SQLModel, table=True):
     """One row per chat, kept by the projections, for the chat read queries."""
 
     __tablename__ = "chat_views"
+    __table_args__ = (
+        # The chat list's order, newest activity first, read backwards by keyset.
+        Index("ix_chat_views_last_activity_at_chat_id", "last_activity_at", "chat_id"),
+    )
 
     # No foreign key: a read model may live elsewhere and is rebuilt from the write model.
     chat_id: int = Field(sa_column=Column(Id, primary_key=True, autoincrement=False))
@@ -91,3 +95,6 @@ class ChatView(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     message_count: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
     last_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # The newest message's time, or the chat's creation time while it has none.
+    last_activity_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_message_preview: str | None = Field(default=None, sa_column=Column(Text))

@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, Engine, Text, text
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
 from infrastructure.types import UTCDateTime
+from queries.cursors import HistoryPosition, encode_history
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class ChatDetailDTO:
     message_count: int
     last_message_at: datetime | None
     messages: tuple[MessageDTO, ...]  # the last `limit` messages, oldest first
+    next_before: str | None  # continues into older history (GetHistory); None if none
 
 
 # One statement, so the chat's counters and its messages come from one snapshot.
@@ -77,20 +79,26 @@ class GetChatHandler:
         if not rows:
             raise ChatNotFound(query.chat_id)
         chat = rows[0]
+        messages = tuple(
+            MessageDTO(
+                id=row.message_id,
+                chat_id=chat.chat_id,
+                text=row.text,
+                created_at=row.message_created_at,
+            )
+            for row in rows
+            if row.message_id is not None
+        )
+        # The count and the messages come from one snapshot, so this is exact.
+        older = messages and chat.message_count > len(messages)
         return ChatDetailDTO(
             id=chat.chat_id,
             title=chat.title,
             created_at=chat.created_at,
             message_count=chat.message_count,
             last_message_at=chat.last_message_at,
-            messages=tuple(
-                MessageDTO(
-                    id=row.message_id,
-                    chat_id=chat.chat_id,
-                    text=row.text,
-                    created_at=row.message_created_at,
-                )
-                for row in rows
-                if row.message_id is not None
+            messages=messages,
+            next_before=(
+                encode_history(HistoryPosition(chat.chat_id, messages[0].id)) if older else None
             ),
         )

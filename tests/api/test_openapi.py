@@ -11,6 +11,8 @@ CREATE = ("/chats/", "post")
 POST_MESSAGE = ("/chats/{chat_id}/messages/", "post")
 GET = ("/chats/{chat_id}", "get")
 DELETE = ("/chats/{chat_id}", "delete")
+LIST = ("/chats/", "get")
+HISTORY = ("/chats/{chat_id}/messages/", "get")
 
 # Every status each operation can answer with, from the contract.
 STATUSES = {
@@ -18,6 +20,8 @@ STATUSES = {
     POST_MESSAGE: {"201", "404", "413", "422", "503"},
     GET: {"200", "404", "413", "422", "503"},
     DELETE: {"204", "404", "413", "422", "503"},
+    LIST: {"200", "413", "422", "503"},
+    HISTORY: {"200", "404", "413", "422", "503"},
 }
 SUCCESS_FIELDS = {
     CREATE: {"id", "title", "created_at"},

@@ -68,6 +68,7 @@ def test_create_chat_returns_the_created_chat_with_a_trimmed_title(container: Co
         message_count=0,
         last_message_at=None,
         messages=(),
+        next_before=None,
     )
     assert_aware_utc(detail.created_at)
 

@@ -154,10 +154,12 @@ CORRUPTIONS = [
     Corruption(
         "row of a deleted chat",
         (
-            "INSERT INTO chat_views (chat_id, title, created_at, message_count) "
-            "SELECT :gone, title, created_at, 5 FROM chat_views WHERE chat_id = :busy",
+            "INSERT INTO chat_views (chat_id, title, created_at, message_count, last_activity_at) "
+            "SELECT :gone, title, created_at, 5, created_at FROM chat_views WHERE chat_id = :busy",
         ),
     ),
+    Corruption("lost preview", ("UPDATE chat_views SET last_message_preview = NULL",)),
+    Corruption("stale activity", ("UPDATE chat_views SET last_activity_at = created_at",)),
     Corruption(
         "everything at once",
         (

@@ -1,0 +1,70 @@
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select, true
+
+from domain.errors import ChatNotFound
+from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
+from queries.cursors import HistoryPosition, decode_history, encode_history
+from queries.get_chat import MessageDTO
+from queries.views import chat_views, message_views
+
+
+@dataclass(frozen=True, slots=True)
+class GetHistory:
+    chat_id: int
+    before: str | None = None  # a `next_before` cursor; None for the newest page
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryDTO:
+    chat_id: int
+    messages: tuple[MessageDTO, ...]  # oldest first within the page
+    next_before: str | None  # continues into older messages; None when there are none
+
+
+class GetHistoryHandler:
+    """A page of a chat's messages older than a cursor, by keyset on (chat_id, id).
+
+    The page is an index range scan that starts at the cursor, so its cost does not depend
+    on how long the chat is or how far back the page lies; no OFFSET anywhere.
+    """
+
+    def __init__(self, read_engine: Engine) -> None:
+        self._engine = read_engine
+
+    def __call__(self, query: GetHistory) -> HistoryDTO:
+        limit = validate_limit(query.limit)
+        if not is_possible_id(query.chat_id):
+            raise ChatNotFound(query.chat_id)
+        page = (
+            select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+            .where(message_views.c.chat_id == query.chat_id)
+            .order_by(message_views.c.id.desc())
+            .limit(limit + 1)  # one more tells whether there is an older page
+        )
+        if query.before is not None:
+            before = decode_history(query.before, query.chat_id)
+            page = page.where(message_views.c.id < before.message_id)
+        newest_first = page.subquery()
+        # One statement: the chat's existence and its page come from one snapshot.
+        statement = (
+            select(newest_first.c.id, newest_first.c.text, newest_first.c.created_at)
+            .select_from(chat_views.outerjoin(newest_first, true()))
+            .where(chat_views.c.chat_id == query.chat_id)
+            .order_by(newest_first.c.id.desc())
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        if not rows:
+            raise ChatNotFound(query.chat_id)
+        found = [row for row in rows if row.id is not None]
+        kept = found[:limit]
+        messages = tuple(
+            MessageDTO(id=row.id, chat_id=query.chat_id, text=row.text, created_at=row.created_at)
+            for row in reversed(kept)
+        )
+        next_before = None
+        if len(found) > limit:
+            next_before = encode_history(HistoryPosition(query.chat_id, messages[0].id))
+        return HistoryDTO(chat_id=query.chat_id, messages=messages, next_before=next_before)

@@ -1,0 +1,84 @@
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select, tuple_
+
+from domain.rules import DEFAULT_LIMIT, validate_limit
+from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
+from queries.views import chat_views
+
+
+@dataclass(frozen=True, slots=True)
+class ListChats:
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None  # a `next_cursor` from the previous page
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSummaryDTO:
+    id: int
+    title: str
+    created_at: datetime
+    message_count: int
+    last_message_at: datetime | None
+    last_activity_at: datetime
+    last_message_preview: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatListDTO:
+    chats: tuple[ChatSummaryDTO, ...]  # most recent activity first
+    next_cursor: str | None  # None on the last page
+
+
+class ListChatsHandler:
+    """Chats by last activity, newest first, a keyset page at a time.
+
+    The order is (last_activity_at, chat_id) descending, read from an index on the chat
+    view; a page starts strictly after the cursor's position, so a chat that did not move
+    while someone pages is seen exactly once, whatever else is written meanwhile.
+    """
+
+    def __init__(self, read_engine: Engine) -> None:
+        self._engine = read_engine
+
+    def __call__(self, query: ListChats) -> ChatListDTO:
+        limit = validate_limit(query.limit)
+        statement = (
+            select(
+                chat_views.c.chat_id,
+                chat_views.c.title,
+                chat_views.c.created_at,
+                chat_views.c.message_count,
+                chat_views.c.last_message_at,
+                chat_views.c.last_activity_at,
+                chat_views.c.last_message_preview,
+            )
+            .order_by(chat_views.c.last_activity_at.desc(), chat_views.c.chat_id.desc())
+            .limit(limit + 1)  # one more tells whether there is a next page
+        )
+        if query.cursor is not None:
+            after = decode_chat_list(query.cursor)
+            statement = statement.where(
+                tuple_(chat_views.c.last_activity_at, chat_views.c.chat_id)
+                < tuple_(after.last_activity_at, after.chat_id)
+            )
+        with self._engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        chats = tuple(
+            ChatSummaryDTO(
+                id=row.chat_id,
+                title=row.title,
+                created_at=row.created_at,
+                message_count=row.message_count,
+                last_message_at=row.last_message_at,
+                last_activity_at=row.last_activity_at,
+                last_message_preview=row.last_message_preview,
+            )
+            for row in rows[:limit]
+        )
+        next_cursor = None
+        if len(rows) > limit:
+            last = chats[-1]
+            next_cursor = encode_chat_list(ChatListPosition(last.last_activity_at, last.id))
+        return ChatListDTO(chats=chats, next_cursor=next_cursor)
