@@ -1,0 +1,85 @@
+"""Reading docker-compose.yml: its short and long syntaxes brought to one shape each."""
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+Service = dict[str, Any]
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = YAML(typ="safe", pure=True).load(path.read_text())
+    assert isinstance(document, dict), f"{path} is not a mapping"
+    return document
+
+
+def service(compose: dict[str, Any], name: str) -> Service:
+    services = compose.get("services") or {}
+    assert name in services, f"no service {name!r} in {sorted(services)}"
+    found = services[name]
+    assert isinstance(found, dict), found
+    return found
+
+
+def depends_on(service: Service) -> dict[str, str]:
+    """{service: condition}; the short (list) syntax means `service_started`."""
+    given = service.get("depends_on") or {}
+    if isinstance(given, list):
+        return dict.fromkeys(given, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in given.items()}
+
+
+def command(service: Service) -> list[str]:
+    """The service's `command` as argv (a string is split as Compose splits it)."""
+    given = service.get("command")
+    assert given, f"the service has no command: {service}"
+    return shlex.split(given) if isinstance(given, str) else [str(word) for word in given]
+
+
+def healthcheck_argv(service: Service) -> list[str]:
+    """The `healthcheck.test` as argv: CMD runs as is, CMD-SHELL and a string via /bin/sh."""
+    test = (service.get("healthcheck") or {}).get("test")
+    assert test, f"the service has no healthcheck test: {service}"
+    if isinstance(test, str):
+        return ["/bin/sh", "-c", test]
+    kind, *rest = [str(word) for word in test]
+    if kind == "CMD":
+        return rest
+    assert kind == "CMD-SHELL", f"not a healthcheck that runs anything: {test}"
+    return ["/bin/sh", "-c", " ".join(rest)]
+
+
+def environment(service: Service) -> dict[str, str]:
+    """The service's `environment`, from either the mapping or the `NAME=value` list syntax."""
+    given = service.get("environment") or {}
+    if isinstance(given, list):
+        return dict(str(item).partition("=")[::2] for item in given)
+    return {str(name): "" if value is None else str(value) for name, value in given.items()}
+
+
+def published_ports(service: Service) -> dict[int, int]:
+    """{published host port: container port}, from `[ip:]host:container[/proto]` or long syntax."""
+    ports: dict[int, int] = {}
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            if entry.get("published") is not None:
+                ports[int(entry["published"])] = int(entry["target"])
+            continue
+        *host, container = str(entry).split("/")[0].split(":")
+        if host:
+            ports[int(host[-1])] = int(container)
+    return ports
+
+
+def volume_mounts(service: Service) -> dict[str, str]:
+    """{target path in the container: source} for each `source:target[:mode]` or long entry."""
+    mounts: dict[str, str] = {}
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            mounts[str(entry["target"])] = str(entry.get("source", ""))
+        else:
+            source, _, rest = str(entry).partition(":")
+            mounts[rest.split(":")[0]] = source
+    return mounts

@@ -1,0 +1,121 @@
+"""docker-compose.yml: valid by the Compose specification, and the start-up order it promises.
+
+db is up and healthy -> migrate applies the migrations and exits 0 -> api starts.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from infrastructure.settings import Settings
+from tests.deploy import compose as c
+from tests.deploy.image import COMPOSE_FILE, REPO, Image
+
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+POSTGRES_DATA = "/var/lib/postgresql/data"  # where the postgres:15 image keeps its cluster
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_compose_file_is_valid_by_the_compose_specification() -> None:
+    result = validate(COMPOSE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_validator_rejects_an_invalid_compose_file(tmp_path: Path) -> None:
+    """The check above can fail: a condition Compose does not know is refused."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        "services:\n"
+        "  api:\n"
+        "    image: chatapi\n"
+        "    depends_on:\n"
+        "      migrate:\n"
+        "        condition: service_finished\n"
+    )
+    result = validate(broken)
+    assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_db_is_postgres_15_keeping_its_data_in_a_named_volume(compose: dict[str, Any]) -> None:
+    db = c.service(compose, "db")
+    assert db.get("image") == "postgres:15"
+    mounts = c.volume_mounts(db)
+    assert POSTGRES_DATA in mounts, mounts
+    volume = mounts[POSTGRES_DATA]
+    assert volume, mounts
+    assert not volume.startswith(("/", ".", "~")), f"{volume} is a bind mount, not a volume"
+    declared = compose.get("volumes") or {}
+    assert volume in declared, f"volume {volume!r} is not declared under top-level volumes"
+
+
+def test_db_is_healthy_when_pg_isready_says_so(compose: dict[str, Any]) -> None:
+    argv = c.healthcheck_argv(c.service(compose, "db"))
+    assert "pg_isready" in " ".join(argv).split(), argv
+
+
+def test_migrate_upgrades_to_head_once_db_is_healthy(compose: dict[str, Any]) -> None:
+    migrate = c.service(compose, "migrate")
+    assert c.command(migrate) == ["alembic", "upgrade", "head"]
+    assert c.depends_on(migrate).get("db") == "service_healthy"
+
+
+def test_api_starts_only_after_the_migration_succeeded(compose: dict[str, Any]) -> None:
+    api = c.service(compose, "api")
+    assert c.depends_on(api).get("migrate") == "service_completed_successfully"
+
+
+def test_api_publishes_8000_to_the_port_the_image_serves_on(
+    compose: dict[str, Any], image: Image
+) -> None:
+    api = c.service(compose, "api")
+    ports = c.published_ports(api)
+    assert 8000 in ports, ports
+    environment = {**image.environment(), **c.environment(api)}
+    assert ports[8000] == int(environment["PORT"]), (ports, environment["PORT"])
+    # A server bound to the container's loopback cannot be reached through a published port.
+    assert environment["HOST"] == "0.0.0.0", environment["HOST"]
+
+
+def test_api_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    api = c.service(compose, "api")
+    assert not (api.get("healthcheck") or {}).get("disable"), api["healthcheck"]
+    assert c.healthcheck_argv(api)  # what it runs is run by tests/deploy/test_startup.py
+
+
+@pytest.mark.parametrize("name", ["migrate", "api"])
+def test_migrate_and_api_run_the_image_built_from_this_dockerfile(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = c.service(compose, name)
+    build = service.get("build")
+    context = build.get("context", ".") if isinstance(build, dict) else build
+    dockerfile = build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile"
+    assert context is not None, f"{name} is not built here: {service}"
+    assert (REPO / context / dockerfile).resolve() == (REPO / "Dockerfile").resolve()
+    assert service.get("image") == c.service(compose, "api").get("image")
+
+
+@pytest.mark.parametrize("name", ["migrate", "api"])
+def test_migrate_and_api_reach_db_with_its_credentials(compose: dict[str, Any], name: str) -> None:
+    db = c.environment(c.service(compose, "db"))
+    url = make_url(c.environment(c.service(compose, name))["DATABASE_URL"])
+    assert url.host == "db"
+    assert url.port in (None, 5432)
+    user = db.get("POSTGRES_USER", "postgres")
+    assert url.username == user
+    assert url.password == db.get("POSTGRES_PASSWORD")
+    assert url.database == db.get("POSTGRES_DB", user)
+    Settings(database_url=url.render_as_string(hide_password=False))  # the service accepts it
