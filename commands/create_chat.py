@@ -1,12 +1,16 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import insert
+
 from commands.clock import Clock
 from domain.events import ChatCreated
 from domain.rules import normalize_title, validate_idempotency_key
 from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.tables import ChatRecord
 from infrastructure.unit_of_work import UnitOfWork
+
+chats = ChatRecord.__table__  # type: ignore[attr-defined]
 
 SCOPE = "create_chat"
 
@@ -34,16 +38,16 @@ class CreateChatHandler:
         with self._uow() as uow:
             if key is not None:
                 request = {"title": title}
-                replayed = self._keys.replay(uow.session, SCOPE, key, request, ChatCreated)
+                replayed = self._keys.replay(uow.connection, SCOPE, key, request, ChatCreated)
                 if replayed is not None:
                     return replayed
-            chat = ChatRecord(title=title, created_at=self._clock())
-            uow.session.add(chat)
-            uow.session.flush()
-            assert chat.id is not None  # assigned by the INSERT
-            event = ChatCreated(chat_id=chat.id, title=chat.title, created_at=chat.created_at)
+            created_at = self._clock()
+            chat_id = uow.connection.execute(
+                insert(chats).values(title=title, created_at=created_at).returning(chats.c.id)
+            ).scalar_one()
+            event = ChatCreated(chat_id=chat_id, title=title, created_at=created_at)
             uow.record(event)
             if key is not None:
-                self._keys.remember(uow.session, SCOPE, key, event)
+                self._keys.remember(uow.connection, SCOPE, key, event)
             uow.commit()
         return event

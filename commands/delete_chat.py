@@ -27,7 +27,7 @@ class DeleteChatHandler:
         if not is_possible_id(command.chat_id):
             raise ChatNotFound(command.chat_id)
         with self._uow() as uow:
-            deleted = uow.session.execute(
+            deleted = uow.connection.execute(
                 delete(chats).where(chats.c.id == command.chat_id).returning(chats.c.id)
             ).first()
             if deleted is None:

@@ -1,7 +1,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam, insert, select
 
 from commands.clock import Clock
 from domain.errors import ChatNotFound
@@ -10,6 +10,19 @@ from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.tables import ChatRecord, MessageRecord
 from infrastructure.unit_of_work import UnitOfWork
+
+chats = ChatRecord.__table__  # type: ignore[attr-defined]
+messages = MessageRecord.__table__  # type: ignore[attr-defined]
+
+# Built once: constructing statements per call costs more than running them.
+LOCK_CHAT = select(chats.c.id).where(chats.c.id == bindparam("chat_id")).with_for_update()
+NEWEST_MESSAGE_TIME = (
+    select(messages.c.created_at)
+    .where(messages.c.chat_id == bindparam("chat_id"))
+    .order_by(messages.c.id.desc())
+    .limit(1)
+)
+INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,41 +57,30 @@ class PostMessageHandler:
         if not is_possible_id(command.chat_id):
             raise ChatNotFound(command.chat_id)
         with self._uow() as uow:
-            locked = uow.session.exec(
-                select(ChatRecord.id).where(ChatRecord.id == command.chat_id).with_for_update()
-            ).first()
+            locked = uow.connection.execute(LOCK_CHAT, {"chat_id": command.chat_id}).first()
             if locked is None:
                 raise ChatNotFound(command.chat_id)
             scope = f"post_message:{command.chat_id}"
             if key is not None:
                 replayed = self._keys.replay(
-                    uow.session, scope, key, {"text": text}, MessagePosted, chat_id=command.chat_id
+                    uow.connection, scope, key, {"text": text}, MessagePosted, command.chat_id
                 )
                 if replayed is not None:
                     return replayed
-            previous = uow.session.exec(
-                select(MessageRecord.created_at)
-                .where(MessageRecord.chat_id == command.chat_id)
-                .order_by(col(MessageRecord.id).desc())
-                .limit(1)
-            ).first()
+            # A statement of its own, after the lock: it sees every post committed before.
+            previous = uow.connection.execute(
+                NEWEST_MESSAGE_TIME, {"chat_id": command.chat_id}
+            ).scalar()
             now = self._clock()
-            message = MessageRecord(
-                chat_id=command.chat_id,
-                text=text,
-                created_at=max(now, previous) if previous is not None else now,
-            )
-            uow.session.add(message)
-            uow.session.flush()
-            assert message.id is not None  # assigned by the INSERT
+            created_at = max(now, previous) if previous is not None else now
+            message_id = uow.connection.execute(
+                INSERT_MESSAGE, {"chat_id": command.chat_id, "text": text, "created_at": created_at}
+            ).scalar_one()
             event = MessagePosted(
-                message_id=message.id,
-                chat_id=message.chat_id,
-                text=message.text,
-                created_at=message.created_at,
+                message_id=message_id, chat_id=command.chat_id, text=text, created_at=created_at
             )
             uow.record(event)
             if key is not None:
-                self._keys.remember(uow.session, scope, key, event)
+                self._keys.remember(uow.connection, scope, key, event)
             uow.commit()
         return event

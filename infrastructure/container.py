@@ -6,8 +6,6 @@ Scripts use it the same way the API does:
 """
 
 from dependency_injector import containers, providers
-from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
 
 from commands.clock import utc_now
 from commands.create_chat import CreateChatHandler
@@ -28,13 +26,9 @@ class Container(containers.DeclarativeContainer):
     # Resources: one engine each per process, disposed by container.shutdown_resources().
     write_engine = providers.Resource(database.write_engine, settings)
     read_engine = providers.Resource(database.read_engine, settings)
-    # expire_on_commit=False: a handler reads what it wrote after commit without a SELECT.
-    session_factory = providers.Singleton(
-        sessionmaker, bind=write_engine, class_=Session, expire_on_commit=False
-    )
     clock = providers.Object(utc_now)
 
-    unit_of_work = providers.Factory(UnitOfWork, session_factory=session_factory)
+    unit_of_work = providers.Factory(UnitOfWork, engine=write_engine)
     idempotency_keys = providers.Singleton(
         IdempotencyKeys, ttl_seconds=settings.provided.idempotency_ttl, clock=clock
     )

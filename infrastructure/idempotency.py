@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
 
 from domain.errors import IdempotencyKeyReused
 from infrastructure.tables import IdempotencyKeyRecord
@@ -39,7 +38,7 @@ class IdempotencyKeys:
 
     def replay(
         self,
-        session: Session,
+        connection: Connection,
         scope: str,
         key: str,
         request: dict[str, Any],
@@ -52,14 +51,14 @@ class IdempotencyKeys:
         """
         now = self._clock()
         # An expired key is forgotten, whether or not the periodic purge got to it yet.
-        session.execute(
+        connection.execute(
             delete(keys).where(
                 keys.c.scope == scope, keys.c.key == key, keys.c.created_at < now - self._ttl
             )
         )
-        postgres = session.get_bind().dialect.name == "postgresql"
+        postgres = connection.dialect.name == "postgresql"
         insert = postgresql.insert if postgres else sqlite.insert
-        claimed = session.execute(
+        claimed = connection.execute(
             insert(keys)
             .values(
                 scope=scope,
@@ -73,7 +72,7 @@ class IdempotencyKeys:
         ).first()
         if claimed is not None:
             return None
-        used = session.execute(
+        used = connection.execute(
             select(keys.c.fingerprint, keys.c.result).where(
                 keys.c.scope == scope, keys.c.key == key
             )
@@ -82,9 +81,9 @@ class IdempotencyKeys:
             raise IdempotencyKeyReused(key)
         return TypeAdapter(result_type).validate_json(used.result)
 
-    def remember(self, session: Session, scope: str, key: str, result: object) -> None:
+    def remember(self, connection: Connection, scope: str, key: str, result: object) -> None:
         """Store the result under the key claimed by `replay`, in the same transaction."""
-        session.execute(
+        connection.execute(
             update(keys)
             .where(keys.c.scope == scope, keys.c.key == key)
             .values(result=TypeAdapter(type(result)).dump_json(result).decode())

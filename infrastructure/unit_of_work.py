@@ -1,10 +1,9 @@
-"""One session, one transaction: what a command handler changes, and the events it records."""
+"""One connection, one transaction: what a command handler changes, and the events it records."""
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine
 
 from domain.events import DomainEvent
 from infrastructure.projections import project
@@ -13,18 +12,21 @@ from infrastructure.projections import project
 class UnitOfWork:
     """Used once per command: `with uow: ...; uow.commit()`.
 
+    Handlers write through `connection` with SQL statements on the SQLModel tables; the
+    ORM's identity map and flush machinery would only add work to single-statement writes.
     `commit` projects the recorded events into the read models before committing, so the
     read models change in the same transaction as the write model, or not at all.
     """
 
-    session: Session
+    connection: Connection
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
-        self._session_factory = session_factory
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._events: list[DomainEvent] = []
 
     def __enter__(self) -> Self:
-        self.session = self._session_factory()
+        self.connection = self._engine.connect()
+        self.connection.begin()
         self._events = []
         return self
 
@@ -35,13 +37,13 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         # Anything not committed by now is abandoned; close() rolls it back.
-        self.session.close()
+        self.connection.close()
 
     def record(self, event: DomainEvent) -> None:
         self._events.append(event)
 
     def commit(self) -> None:
         for event in self._events:
-            project(self.session, event)
-        self.session.commit()
+            project(self.connection, event)
+        self.connection.commit()
         self._events.clear()
