@@ -5,6 +5,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
@@ -40,6 +41,9 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Fewer threads than anyio's default 40: they only contend for the GIL and for
+        # pooled connections beyond this many.
+        to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         purging = asyncio.create_task(purge_expired_keys(container))
         yield
         purging.cancel()

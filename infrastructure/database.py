@@ -32,7 +32,8 @@ def write_engine(settings: Settings) -> Iterator[Engine]:
 
 def read_engine(settings: Settings) -> Iterator[Engine]:
     """The engine queries read through: each query is a single autocommit statement."""
-    engine = _create_engine(settings, isolation_level="AUTOCOMMIT")
+    # Autocommit leaves nothing to roll back when a connection goes back to the pool.
+    engine = _create_engine(settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
     yield engine
     engine.dispose()
 

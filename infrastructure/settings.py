@@ -28,7 +28,12 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True, description="Log one JSON line per request (api.request_log)."
     )
-    db_pool_size: int = Field(default=10, ge=1)
+    worker_threads: int = Field(
+        default=16,
+        ge=1,
+        description="Threads running handlers; each holds at most one database connection.",
+    )
+    db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a free connection before a 503."

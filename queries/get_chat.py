@@ -1,12 +1,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Engine, Text, text
+from sqlalchemy import Engine, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
-from infrastructure.types import UTCDateTime
 from queries.cursors import HistoryPosition, encode_history
+from queries.views import chat_views, message_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,31 +34,28 @@ class ChatDetailDTO:
     next_before: str | None  # continues into older history (GetHistory); None if none
 
 
-# One statement, so the chat's counters and its messages come from one snapshot.
-CHAT_WITH_LAST_MESSAGES = text(
-    """
-    SELECT v.chat_id, v.title, v.created_at, v.message_count, v.last_message_at,
-           m.id AS message_id, m.text, m.created_at AS message_created_at
-    FROM chat_views AS v
-    LEFT JOIN (
-        SELECT id, chat_id, text, created_at
-        FROM message_views
-        WHERE chat_id = :chat_id
-        ORDER BY id DESC
-        LIMIT :limit
-    ) AS m ON m.chat_id = v.chat_id
-    WHERE v.chat_id = :chat_id
-    ORDER BY m.id
-    """
-).columns(
-    chat_id=BigInteger,
-    title=Text,
-    created_at=UTCDateTime,
-    message_count=BigInteger,
-    last_message_at=UTCDateTime,
-    message_id=BigInteger,
-    text=Text,
-    message_created_at=UTCDateTime,
+# Built once, from the read side's own views: constructing it per call costs more than the
+# query. One statement, so the chat's counters and its messages come from one snapshot.
+LAST_MESSAGES = (
+    select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+    .where(message_views.c.chat_id == bindparam("chat_id"))
+    .order_by(message_views.c.id.desc())
+    .limit(bindparam("limit"))
+    .subquery("last_messages")
+)
+CHAT_WITH_LAST_MESSAGES = (
+    select(
+        chat_views.c.title,
+        chat_views.c.created_at,
+        chat_views.c.message_count,
+        chat_views.c.last_message_at,
+        LAST_MESSAGES.c.id,
+        LAST_MESSAGES.c.text,
+        LAST_MESSAGES.c.created_at.label("message_created_at"),
+    )
+    .select_from(chat_views.outerjoin(LAST_MESSAGES, true()))
+    .where(chat_views.c.chat_id == bindparam("chat_id"))
+    .order_by(LAST_MESSAGES.c.id)
 )
 
 
@@ -80,25 +77,20 @@ class GetChatHandler:
             raise ChatNotFound(query.chat_id)
         chat = rows[0]
         messages = tuple(
-            MessageDTO(
-                id=row.message_id,
-                chat_id=chat.chat_id,
-                text=row.text,
-                created_at=row.message_created_at,
-            )
-            for row in rows
-            if row.message_id is not None
+            MessageDTO(id=message_id, chat_id=query.chat_id, text=text, created_at=created_at)
+            for *_, message_id, text, created_at in rows
+            if message_id is not None
         )
         # The count and the messages come from one snapshot, so this is exact.
         older = messages and chat.message_count > len(messages)
         return ChatDetailDTO(
-            id=chat.chat_id,
+            id=query.chat_id,
             title=chat.title,
             created_at=chat.created_at,
             message_count=chat.message_count,
             last_message_at=chat.last_message_at,
             messages=messages,
             next_before=(
-                encode_history(HistoryPosition(chat.chat_id, messages[0].id)) if older else None
+                encode_history(HistoryPosition(query.chat_id, messages[0].id)) if older else None
             ),
         )
