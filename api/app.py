@@ -58,6 +58,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.telemetry,
+            "metrics": settings.telemetry,
+            "logs": settings.telemetry,
+        },
     )
     app.state.container = container
     app.include_router(chats.router)

@@ -20,6 +20,8 @@ class Utf8JsonRequest(Request):
 class Utf8JsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler  # nothing to decode: no second Request object per call
 
         async def utf8_json_handler(request: Request) -> Response:
             return await handler(Utf8JsonRequest(request.scope, request.receive))

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True, description="Log one JSON line per request (api.request_log)."
     )
+    telemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's native OpenTelemetry spans and metrics, to the globally configured "
+            "providers; off, requests skip the per-request provider lookups."
+        ),
+    )
     worker_threads: int = Field(
         default=16,
         ge=1,

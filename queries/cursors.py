@@ -84,10 +84,10 @@ def encode_history(position: HistoryPosition) -> str:
 
 def decode_history(cursor: str, chat_id: int, field: str = "before") -> HistoryPosition:
     payload = _decode(cursor, "messages", field)
-    message_id = payload.get("id")
-    if payload.get("chat") != chat_id:
-        raise InvalidInput(field, f"{field} is a cursor of another chat's history")
-    if not _possible_id(message_id):
+    cursor_chat, message_id = payload.get("chat"), payload.get("id")
+    if not _possible_id(cursor_chat) or not _possible_id(message_id):
         raise InvalidInput(field, f"{field} is not a cursor returned by this listing")
+    if cursor_chat != chat_id:
+        raise InvalidInput(field, f"{field} is a cursor of another chat's history")
     assert isinstance(message_id, int)
     return HistoryPosition(chat_id=chat_id, message_id=message_id)
