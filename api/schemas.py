@@ -3,11 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
 
 EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
+
+# A cursor field is left out when there is nothing more, never null, so it is a string.
+Cursor = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
 
 class CreateChatRequest(BaseModel):
@@ -90,6 +93,7 @@ class ChatDetailResponse(BaseModel):
                             "created_at": EXAMPLE_TIME,
                         }
                     ],
+                    "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
                 }
             ]
         },
@@ -105,7 +109,7 @@ class ChatDetailResponse(BaseModel):
     messages: list[MessageResponse] = Field(
         description="The last `limit` messages of the chat, oldest first."
     )
-    next_before: str | None = Field(
+    next_before: Cursor = Field(
         default=None,
         exclude_if=lambda value: value is None,
         description=(
@@ -159,7 +163,7 @@ class ChatListResponse(BaseModel):
     )
 
     chats: list[ChatSummaryResponse] = Field(description="Most recent activity first.")
-    next_cursor: str | None = Field(
+    next_cursor: Cursor = Field(
         default=None,
         exclude_if=lambda value: value is None,
         description="Opaque cursor of the next page (`?cursor=`); absent on the last page.",
@@ -189,7 +193,7 @@ class HistoryResponse(BaseModel):
 
     chat_id: int
     messages: list[MessageResponse] = Field(description="One page, oldest first.")
-    next_before: str | None = Field(
+    next_before: Cursor = Field(
         default=None,
         exclude_if=lambda value: value is None,
         description="Opaque cursor of the next older page (`?before=`); absent at the start.",

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.errors import InvalidInput
@@ -68,12 +68,18 @@ def encode_chat_list(position: ChatListPosition) -> str:
 def decode_chat_list(cursor: str, field: str = "cursor") -> ChatListPosition:
     payload = _decode(cursor, "chats", field)
     at, chat_id = payload.get("at"), payload.get("id")
+    invalid = InvalidInput(field, f"{field} is not a cursor returned by this listing")
+    if not isinstance(at, str) or not _possible_id(chat_id):
+        raise invalid
     try:
-        last_activity_at = datetime.fromisoformat(at) if isinstance(at, str) else None
-    except ValueError:
-        last_activity_at = None
-    if last_activity_at is None or last_activity_at.tzinfo is None or not _possible_id(chat_id):
-        raise InvalidInput(field, f"{field} is not a cursor returned by this listing")
+        last_activity_at = datetime.fromisoformat(at)
+        if last_activity_at.tzinfo is None:
+            raise invalid
+        # Any offset names the same instant; UTC is how the read model stores and compares
+        # it. Near year 1 or 9999 the conversion can leave the datetime range.
+        last_activity_at = last_activity_at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid from None
     assert isinstance(chat_id, int)
     return ChatListPosition(last_activity_at=last_activity_at, chat_id=chat_id)
 

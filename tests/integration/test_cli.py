@@ -402,3 +402,87 @@ def test_serve_answers_http(served: str, migrated_url: str) -> None:
     shown = succeeded(chatapi(migrated_url, "show", str(body["id"])))
     assert shown["title"] == "served"
     assert [m["text"] for m in shown["messages"]] == ["over HTTP"]
+
+
+# --- list and history ------------------------------------------------------------------------
+
+
+def test_list_and_history_are_commands() -> None:
+    result = subprocess.run(
+        [str(CHATAPI), "--help"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("list", "history"):
+        assert command in result.stdout
+
+
+def test_list_prints_chats_by_last_activity_a_page_at_a_time(migrated_url: str) -> None:
+    a = succeeded(chatapi(migrated_url, "create-chat", "a"))
+    b = succeeded(chatapi(migrated_url, "create-chat", "b"))
+    c = succeeded(chatapi(migrated_url, "create-chat", "c"))
+    posted = succeeded(chatapi(migrated_url, "post", str(a["chat_id"]), "😀" * 150))
+
+    first = succeeded(chatapi(migrated_url, "list", "--limit", "2"))
+
+    assert set(first) == {"chats", "next_cursor"}
+    assert [chat["id"] for chat in first["chats"]] == [a["chat_id"], c["chat_id"]]
+    assert first["chats"][0] == {
+        "id": a["chat_id"],
+        "title": "a",
+        "created_at": a["created_at"],
+        "message_count": 1,
+        "last_message_at": posted["created_at"],
+        "last_activity_at": posted["created_at"],
+        "last_message_preview": "😀" * 100,
+    }
+    empty = first["chats"][1]
+    assert empty["last_message_at"] is None
+    assert empty["last_message_preview"] is None
+    assert empty["last_activity_at"] == c["created_at"]
+    assert isinstance(first["next_cursor"], str)
+
+    rest = succeeded(
+        chatapi(migrated_url, "list", "--limit", "2", "--cursor", first["next_cursor"])
+    )
+    assert [chat["id"] for chat in rest["chats"]] == [b["chat_id"]]
+    assert rest["next_cursor"] is None
+
+    everything = succeeded(chatapi(migrated_url, "list"))  # the default limit holds all three
+    assert everything == {"chats": first["chats"] + rest["chats"], "next_cursor": None}
+
+
+def test_history_pages_back_through_a_chat(migrated_url: str) -> None:
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+    posted = [succeeded(chatapi(migrated_url, "post", chat_id, f"m{n}")) for n in range(3)]
+    ids = [p["message_id"] for p in posted]
+
+    newest = succeeded(chatapi(migrated_url, "history", chat_id, "--limit", "2"))
+    assert set(newest) == {"chat_id", "messages", "next_before"}
+    assert newest["chat_id"] == int(chat_id)
+    assert [m["id"] for m in newest["messages"]] == ids[1:]
+    assert [m["text"] for m in newest["messages"]] == ["m1", "m2"]
+    assert [m["created_at"] for m in newest["messages"]] == [p["created_at"] for p in posted[1:]]
+    assert isinstance(newest["next_before"], str)
+    oldest = succeeded(
+        chatapi(migrated_url, "history", chat_id, "--limit", "2", "--before", newest["next_before"])
+    )
+    assert [m["id"] for m in oldest["messages"]] == ids[:1]
+    assert oldest["next_before"] is None
+
+    # `show` gives the cursor that continues into older history.
+    shown = succeeded(chatapi(migrated_url, "show", chat_id, "--limit", "1"))
+    assert [m["id"] for m in shown["messages"]] == ids[2:]
+    older = succeeded(chatapi(migrated_url, "history", chat_id, "--before", shown["next_before"]))
+    assert [m["id"] for m in older["messages"]] == ids[:2]
+    assert older["next_before"] is None
+
+    # Bad input: exit 2 (invalid) or 3 (no such chat), one JSON line naming the problem.
+    cases = [
+        (("list", "--cursor", newest["next_before"]), "cursor", 2),
+        (("history", chat_id, "--before", "garbage"), "before", 2),
+        (("history", "424242"), "not found", 3),
+    ]
+    for args, words, status in cases:
+        result = chatapi(migrated_url, *args)
+        assert words in failed(result), args
+        assert result.returncode == status, args

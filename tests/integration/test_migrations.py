@@ -3,22 +3,27 @@ agree with the SQLModel metadata. Every test runs on a fresh, empty database of 
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from dependency_injector import providers
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import BigInteger, Engine, Text, column, create_engine, insert, inspect, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 import infrastructure.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from commands.post_message import PostMessage
 from infrastructure import migrations
 from infrastructure.container import Container
+from infrastructure.rebuild import rebuild_read_models
 from infrastructure.settings import Settings
+from infrastructure.types import UTCDateTime
+from queries.list_chats import ListChats
 from tests.conftest import EmptyDatabases
+from tests.integration.helpers import chat_views_snapshot
 
 TABLES = {"chats", "messages", "chat_views", "idempotency_keys"}
 VIEWS = {"message_views"}
@@ -236,3 +241,158 @@ def test_the_database_enforces_the_length_checks(empty_url: str, app_container: 
     with engine.connect() as connection:
         assert count(connection, "SELECT count(*) FROM chats") == 1
         assert count(connection, "SELECT count(*) FROM messages") == 1
+
+
+# --- 0003: the chat list's columns, filled from what is already there ------------------------
+
+# The tables as revision 0002 left them, typed as the app writes them.
+CHATS_0002 = table(
+    "chats", column("id", BigInteger), column("title", Text), column("created_at", UTCDateTime)
+)
+MESSAGES_0002 = table(
+    "messages",
+    column("id", BigInteger),
+    column("chat_id", BigInteger),
+    column("text", Text),
+    column("created_at", UTCDateTime),
+)
+CHAT_VIEWS_0002 = table(
+    "chat_views",
+    column("chat_id", BigInteger),
+    column("title", Text),
+    column("created_at", UTCDateTime),
+    column("message_count", BigInteger),
+    column("last_message_at", UTCDateTime),
+)
+COLUMNS_0002 = {"chat_id", "title", "created_at", "message_count", "last_message_at"}
+COLUMNS_0003 = COLUMNS_0002 | {"last_activity_at", "last_message_preview"}
+LIST_INDEX = "ix_chat_views_last_activity_at_chat_id"
+
+
+def write_as_0002(engine: Engine) -> dict[str, int]:
+    """Chats, messages and their views as the 0002 code wrote them; the chats' ids by name.
+
+    The newest message of "tie" shares its time with the one before it (ids decide), the
+    newest of "long" is 150 emoji, "empty" has none, and "old" was created before the others
+    but got a message after all of them.
+    """
+    start = datetime(2021, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)  # in the past
+    second = timedelta(seconds=1)
+    plans: dict[str, list[tuple[str, int]]] = {
+        "old": [("old and quiet", 1), ("old but latest", 40)],
+        "tie": [("first", 10), ("tied, lower id", 11), ("tied, higher id", 11)],
+        "long": [("short one", 12), ("😀" * 150, 13)],
+        "longest-first": [("x" * 5000, 14), ("brief", 15)],
+        "exactly-100": [("é" * 100, 16)],
+        "empty": [],
+    }
+    ids: dict[str, int] = {}
+    with engine.begin() as connection:
+        for n, (title, messages) in enumerate(plans.items()):
+            created_at = start + n * second
+            chat_id = connection.execute(
+                insert(CHATS_0002)
+                .values(title=title, created_at=created_at)
+                .returning(CHATS_0002.c.id)
+            ).scalar_one()
+            ids[title] = int(chat_id)
+            for body, at in messages:
+                connection.execute(
+                    insert(MESSAGES_0002).values(
+                        chat_id=chat_id, text=body, created_at=start + at * second
+                    )
+                )
+            connection.execute(
+                insert(CHAT_VIEWS_0002).values(
+                    chat_id=chat_id,
+                    title=title,
+                    created_at=created_at,
+                    message_count=len(messages),
+                    last_message_at=start + messages[-1][1] * second if messages else None,
+                )
+            )
+    return ids
+
+
+def chat_view_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("chat_views")}
+
+
+def chat_view_indexes(engine: Engine) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes("chat_views")}
+
+
+def test_0003_fills_last_activity_and_preview_as_a_rebuild_would(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url, "0002")
+    engine = app_container.write_engine()
+    assert chat_view_columns(engine) == COLUMNS_0002
+    ids = write_as_0002(engine)
+
+    migrations.upgrade(empty_url)
+
+    assert migrations.is_at_head(engine)
+    assert chat_view_columns(engine) == COLUMNS_0003
+    assert LIST_INDEX in chat_view_indexes(engine)
+    upgraded = chat_views_snapshot(engine)
+    assert len(upgraded) == len(ids)
+    # Exactly what a rebuild from the write model makes of the same data.
+    assert rebuild_read_models(engine) == len(ids)
+    assert chat_views_snapshot(engine) == upgraded
+
+    listed = app_container.list_chats()(ListChats(limit=100))
+    by_title = {chat.title: chat for chat in listed.chats}
+    assert [chat.title for chat in listed.chats] == [
+        "old",
+        "exactly-100",
+        "longest-first",
+        "long",
+        "tie",
+        "empty",
+    ]
+    assert [chat.id for chat in listed.chats] == [ids[chat.title] for chat in listed.chats]
+    assert by_title["old"].last_message_preview == "old but latest"
+    assert by_title["tie"].last_message_preview == "tied, higher id"
+    assert by_title["long"].last_message_preview == "😀" * 100
+    assert by_title["longest-first"].last_message_preview == "brief"
+    assert by_title["exactly-100"].last_message_preview == "é" * 100
+    assert by_title["empty"].last_message_preview is None
+    for chat in listed.chats:
+        assert chat.last_activity_at == (chat.last_message_at or chat.created_at)
+
+
+def test_0003_rows_keep_working_after_the_upgrade(empty_url: str, app_container: Container) -> None:
+    migrations.upgrade(empty_url, "0002")
+    engine = app_container.write_engine()
+    ids = write_as_0002(engine)
+    migrations.upgrade(empty_url)
+
+    app_container.post_message()(PostMessage(chat_id=ids["empty"], text="y" * 120))
+
+    listed = app_container.list_chats()(ListChats(limit=2))
+    assert listed.chats[0].id == ids["empty"]
+    assert listed.chats[0].last_message_preview == "y" * 100
+    assert listed.chats[1].id == ids["old"]
+    assert listed.next_cursor is not None
+    projected = chat_views_snapshot(engine)
+    rebuild_read_models(engine)
+    assert chat_views_snapshot(engine) == projected
+
+
+def test_0003_downgrades_and_upgrades_again(empty_url: str, app_container: Container) -> None:
+    migrations.upgrade(empty_url, "0002")
+    engine = app_container.write_engine()
+    write_as_0002(engine)
+    as_0002 = chat_views_snapshot(engine)
+    migrations.upgrade(empty_url)
+    upgraded = chat_views_snapshot(engine)
+
+    migrations.downgrade(empty_url, "0002")
+
+    assert chat_view_columns(engine) == COLUMNS_0002
+    assert LIST_INDEX not in chat_view_indexes(engine)
+    assert chat_views_snapshot(engine) == as_0002
+    migrations.upgrade(empty_url)
+    assert chat_views_snapshot(engine) == upgraded
+    assert schema_diff(engine) == []

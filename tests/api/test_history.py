@@ -1,0 +1,546 @@
+"""Paging back through a chat over HTTP: GET /chats/{chat_id}/messages/?before=...&limit=N,
+and the `next_before` of GET /chats/{chat_id} that leads into it."""
+
+import base64
+import itertools
+import json
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from commands.post_message import PostMessage
+from infrastructure.container import Container
+from tests.api.helpers import (
+    Json,
+    assert_detail_error,
+    assert_not_500,
+    assert_validation_error,
+    create_chat,
+    get_chat,
+    missing_chat_id,
+    post_message,
+)
+
+MESSAGE_FIELDS = {"id", "chat_id", "text", "created_at"}
+MAX_CURSOR_LENGTH = 200
+# A walk back that has not reached the oldest message after this many pages is a failure.
+MAX_PAGES = 500
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def assert_cursor(value: object) -> str:
+    """An opaque cursor: a short string that goes into a query string as it is."""
+    assert isinstance(value, str), value
+    assert 1 <= len(value) <= MAX_CURSOR_LENGTH, value
+    assert URL_SAFE.match(value), value
+    return value
+
+
+def history_path(chat_id: int) -> str:
+    return f"/chats/{chat_id}/messages/"
+
+
+def history(client: httpx.Client, chat_id: int, path: str | None = None, **params: Any) -> Json:
+    """One page of a chat's history, checked for its shape."""
+    response = client.get(path or history_path(chat_id), params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: Json = response.json()
+    assert set(body) in ({"chat_id", "messages"}, {"chat_id", "messages", "next_before"}), body
+    assert body["chat_id"] == chat_id
+    if "next_before" in body:
+        assert_cursor(body["next_before"])
+    ids = [message["id"] for message in body["messages"]]
+    assert ids == sorted(ids), "a page is oldest first"
+    assert len(set(ids)) == len(ids)
+    for message in body["messages"]:
+        assert set(message) == MESSAGE_FIELDS, message
+        assert message["chat_id"] == chat_id
+    return body
+
+
+def walk_back(
+    client: httpx.Client, chat_id: int, limit: int | None = None, before: str | None = None
+) -> list[Json]:
+    """Pages from the newest (or from `before`) back to the oldest, following `next_before`."""
+    params: dict[str, Any] = {} if limit is None else {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    pages: list[Json] = []
+    for _ in range(MAX_PAGES):
+        page = history(client, chat_id, **params)
+        pages.append(page)
+        if "next_before" not in page:
+            return pages
+        params["before"] = page["next_before"]
+    raise AssertionError(f"no oldest page after {MAX_PAGES} pages")
+
+
+def in_chat_order(pages: list[Json]) -> list[Json]:
+    """The messages of pages walked newest page first, put back in the chat's order."""
+    return [message for page in reversed(pages) for message in page["messages"]]
+
+
+def post_many(container: Container, chat_id: int, count: int, start: int = 1) -> list[Json]:
+    """Post `message <start>` .. through the handler; each as the API would render it."""
+    handler = container.post_message()
+    posted = []
+    for n in range(start, start + count):
+        event = handler(PostMessage(chat_id=chat_id, text=f"message {n}"))
+        posted.append(
+            {
+                "id": event.message_id,
+                "chat_id": event.chat_id,
+                "text": event.text,
+                "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+            }
+        )
+    return posted
+
+
+def texts(messages: list[Json]) -> list[str]:
+    return [message["text"] for message in messages]
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64json(payload: Any) -> str:
+    return b64(json.dumps(payload).encode())
+
+
+def decode_cursor(cursor: str) -> Any:
+    """What a cursor holds today (tests only: clients treat cursors as opaque)."""
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def test_the_newest_page_without_a_cursor(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    posted = post_many(container, chat["id"], 25)
+
+    page = history(client, chat["id"])
+
+    assert page["messages"] == posted[5:]  # the newest 20, oldest first
+    assert "next_before" in page
+
+
+@pytest.mark.parametrize("path", ["/chats/{}/messages/", "/chats/{}/messages"])
+def test_an_empty_chat_has_one_empty_page(client: httpx.Client, chat: Json, path: str) -> None:
+    response = client.get(path.format(chat["id"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"chat_id": chat["id"], "messages": []}  # no `next_before`
+
+
+def test_a_long_chat_is_walked_back_in_pages_of_100(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    posted = post_many(container, chat["id"], 250)
+
+    pages = walk_back(client, chat["id"], limit=100)
+
+    assert [len(page["messages"]) for page in pages] == [100, 100, 50]
+    assert pages[0]["messages"] == posted[150:]
+    assert pages[1]["messages"] == posted[50:150]
+    assert pages[2]["messages"] == posted[:50]
+    assert in_chat_order(pages) == posted
+    assert ["next_before" in page for page in pages] == [True, True, False]
+    # Each page ends right before the one walked just before it.
+    for newer, older in itertools.pairwise(pages):
+        assert older["messages"][-1]["id"] < newer["messages"][0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "sizes"),
+    [
+        pytest.param(1, None, [1], id="one-message"),
+        pytest.param(20, None, [20], id="default-exactly-20"),
+        pytest.param(21, None, [20, 1], id="default-21"),
+        pytest.param(40, None, [20, 20], id="default-40"),
+        pytest.param(5, 5, [5], id="exactly-limit"),
+        pytest.param(6, 5, [5, 1], id="limit-plus-1"),
+        pytest.param(11, 5, [5, 5, 1], id="twice-limit-plus-1"),
+        pytest.param(4, 1, [1, 1, 1, 1], id="limit-1"),
+        pytest.param(3, 100, [3], id="limit-100-of-3"),
+        pytest.param(100, 100, [100], id="limit-100-of-100"),
+        pytest.param(101, 100, [100, 1], id="limit-100-of-101"),
+    ],
+)
+def test_pages_split_the_history_at_limit(
+    client: httpx.Client,
+    container: Container,
+    chat: Json,
+    count: int,
+    limit: int | None,
+    sizes: list[int],
+) -> None:
+    posted = post_many(container, chat["id"], count)
+
+    pages = walk_back(client, chat["id"], limit)
+
+    assert [len(page["messages"]) for page in pages] == sizes
+    assert in_chat_order(pages) == posted
+    assert "next_before" not in pages[-1]
+
+
+def test_history_pages_only_the_chat_it_names(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    other = create_chat(client, "other")
+    mine: list[Json] = []
+    for n in range(6):  # interleaved ids
+        mine += post_many(container, chat["id"], 3, start=3 * n)
+        post_many(container, other["id"], 2, start=100 + n)
+
+    assert in_chat_order(walk_back(client, chat["id"], limit=4)) == mine
+
+
+# --- GET /chats/{chat_id} leads into the history ---------------------------------------------
+
+
+def test_the_chat_s_next_before_continues_where_its_messages_end(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    posted = post_many(container, chat["id"], 45)
+
+    shown = get_chat(client, chat["id"], limit=20)
+
+    assert shown["messages"] == posted[25:]
+    assert_cursor(shown["next_before"])
+    pages = walk_back(client, chat["id"], limit=20, before=shown["next_before"])
+    assert [page["messages"] for page in pages] == [posted[5:25], posted[:5]]
+    assert in_chat_order(pages) + shown["messages"] == posted
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "more"),
+    [
+        pytest.param(0, 20, False, id="empty"),
+        pytest.param(19, 20, False, id="fewer-than-limit"),
+        pytest.param(20, 20, False, id="exactly-limit"),
+        pytest.param(21, 20, True, id="limit-plus-1"),
+        pytest.param(2, 1, True, id="limit-1"),
+        pytest.param(100, 100, False, id="exactly-100"),
+        pytest.param(101, 100, True, id="101-of-100"),
+    ],
+)
+def test_the_chat_s_next_before_is_absent_when_nothing_is_older(
+    client: httpx.Client, container: Container, chat: Json, count: int, limit: int, more: bool
+) -> None:
+    posted = post_many(container, chat["id"], count)
+
+    shown = get_chat(client, chat["id"], limit=limit)
+
+    assert ("next_before" in shown) is more  # absent, not null, when there is nothing more
+    assert shown["messages"] == posted[max(0, count - limit) :]
+    if more:
+        older = history(client, chat["id"], before=shown["next_before"], limit=limit)
+        assert older["messages"] == posted[max(0, count - 2 * limit) : count - limit]
+
+
+def test_the_chat_and_its_newest_page_agree(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    post_many(container, chat["id"], 30)
+
+    for limit in (1, 7, 20, 30, 100):
+        shown = get_chat(client, chat["id"], limit=limit)
+        page = history(client, chat["id"], limit=limit)
+        assert page["messages"] == shown["messages"], limit
+        assert ("next_before" in page) is ("next_before" in shown), limit
+        if "next_before" in page:
+            continued = history(client, chat["id"], limit=limit, before=shown["next_before"])
+            assert continued == history(client, chat["id"], limit=limit, before=page["next_before"])
+
+
+# --- while messages arrive, and after deletes ------------------------------------------------
+
+
+def test_new_messages_do_not_disturb_older_pages(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    posted = post_many(container, chat["id"], 50)
+    first = history(client, chat["id"], limit=20)
+    assert first["messages"] == posted[30:]
+
+    newer = post_many(container, chat["id"], 15, start=51)
+    second = history(client, chat["id"], limit=20, before=first["next_before"])
+    newer += post_many(container, chat["id"], 5, start=66)
+    third = history(client, chat["id"], limit=20, before=second["next_before"])
+
+    assert second["messages"] == posted[10:30]
+    assert third["messages"] == posted[:10]
+    assert "next_before" not in third
+    # The newest page does show them.
+    assert history(client, chat["id"], limit=20)["messages"] == newer
+
+
+def test_a_cursor_of_a_deleted_chat_is_404(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    post_many(container, chat["id"], 10)
+    first = history(client, chat["id"], limit=3)
+
+    assert client.delete(f"/chats/{chat['id']}").status_code == 204
+
+    response = client.get(history_path(chat["id"]), params={"before": first["next_before"]})
+    assert_detail_error(response, 404)
+    assert_detail_error(client.get(history_path(chat["id"])), 404)
+
+
+def test_other_chats_page_on_when_one_is_deleted(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    other = create_chat(client, "other")
+    kept = post_many(container, chat["id"], 9)
+    post_many(container, other["id"], 9)
+    first = history(client, chat["id"], limit=4)
+
+    assert client.delete(f"/chats/{other['id']}").status_code == 204
+
+    rest = walk_back(client, chat["id"], limit=4, before=first["next_before"])
+    assert in_chat_order([first, *rest]) == kept
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_history_of_a_missing_chat_is_404(client: httpx.Client, chat: Json) -> None:
+    assert_detail_error(client.get(history_path(missing_chat_id(chat))), 404)
+
+
+@pytest.mark.parametrize("chat_id", ["0", "-1", "99999999999999999999", "9223372036854775808"])
+def test_history_of_an_impossible_chat_id_is_404_or_422(client: httpx.Client, chat_id: str) -> None:
+    response = client.get(f"/chats/{chat_id}/messages/")
+    assert_not_500(response)
+    assert response.status_code in (404, 422), response.text
+
+
+@pytest.mark.parametrize("chat_id", ["abc", "1.5", "true"])
+def test_history_of_a_non_integer_chat_id_is_422(client: httpx.Client, chat_id: str) -> None:
+    assert_validation_error(client.get(f"/chats/{chat_id}/messages/"), "path", "chat_id")
+
+
+@pytest.mark.parametrize(
+    "limit", ["0", "101", "-1", "abc", "1.5", "", "true", "1e2", "99999999999999999999"]
+)
+def test_an_invalid_limit_is_422(client: httpx.Client, chat: Json, limit: str) -> None:
+    post_message(client, chat["id"])
+    response = client.get(history_path(chat["id"]), params={"limit": limit})
+    assert_validation_error(response, "query", "limit")
+
+
+def history_cursor(chat: Any, message: Any = 1, **extra: Any) -> str:
+    """A history cursor of today's shape, with the values given (tests only)."""
+    return b64json({"k": "messages", "chat": chat, "id": message, **extra})
+
+
+CursorFor = Callable[[int], str]
+
+BAD_BEFORE: list[Any] = [
+    pytest.param(lambda chat_id: "", id="empty"),
+    pytest.param(lambda chat_id: "not-a-cursor", id="words"),
+    pytest.param(lambda chat_id: "====", id="padding-only"),
+    pytest.param(lambda chat_id: "eyJ", id="truncated"),
+    pytest.param(lambda chat_id: "ü", id="non-ascii"),
+    pytest.param(lambda chat_id: "eyJrIjoi😀", id="emoji-inside"),
+    pytest.param(lambda chat_id: "\x00", id="nul"),
+    pytest.param(lambda chat_id: "A" * (MAX_CURSOR_LENGTH + 1), id="over-long"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, pad="x" * 300), id="over-long-json"),
+    pytest.param(lambda chat_id: b64(random.Random(3).randbytes(33)), id="random-bytes"),
+    pytest.param(lambda chat_id: b64(b"before the war"), id="base64-of-text"),
+    pytest.param(lambda chat_id: b64(b"\xc3\x28\xa0\xa1"), id="base64-of-non-utf8"),
+    pytest.param(lambda chat_id: b64json(None), id="json-null"),
+    pytest.param(lambda chat_id: b64json([chat_id, 1]), id="json-list"),
+    pytest.param(lambda chat_id: b64json(7), id="json-number"),
+    pytest.param(lambda chat_id: b64json({}), id="json-empty-object"),
+    pytest.param(lambda chat_id: b64json({"chat": chat_id, "id": 1}), id="no-kind"),
+    pytest.param(
+        lambda chat_id: b64json({"k": "Messages", "chat": chat_id, "id": 1}), id="kind-wrong-case"
+    ),
+    pytest.param(
+        lambda chat_id: b64json({"k": "chats", "chat": chat_id, "id": 1}), id="kind-of-list"
+    ),
+    pytest.param(
+        lambda chat_id: b64json({"k": "chats", "at": "2031-03-04T05:06:07+00:00", "id": 1}),
+        id="chat-list-cursor",
+    ),
+    pytest.param(lambda chat_id: history_cursor(chat_id + 1), id="another-chat"),
+    pytest.param(lambda chat_id: history_cursor(None), id="chat-null"),
+    pytest.param(lambda chat_id: history_cursor(str(chat_id)), id="chat-string"),
+    pytest.param(lambda chat_id: history_cursor(float(chat_id)), id="chat-float"),
+    pytest.param(lambda chat_id: history_cursor([chat_id]), id="chat-list"),
+    pytest.param(lambda chat_id: history_cursor(-chat_id), id="chat-negative"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, None), id="id-null"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, 1.0), id="id-float"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, 2.5), id="id-fraction"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, True), id="id-bool"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, 0), id="id-zero"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, -5), id="id-negative"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, 2**63), id="id-beyond-64-bits"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, 10**30), id="id-huge"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, "5"), id="id-string"),
+    pytest.param(lambda chat_id: history_cursor(chat_id, {"id": 5}), id="id-object"),
+]
+
+
+@pytest.mark.parametrize("cursor_for", BAD_BEFORE)
+def test_a_malformed_or_foreign_before_is_422(
+    client: httpx.Client, container: Container, chat: Json, cursor_for: CursorFor
+) -> None:
+    post_many(container, chat["id"], 5)
+
+    response = client.get(history_path(chat["id"]), params={"before": cursor_for(chat["id"])})
+
+    assert_validation_error(response, "query", "before")
+
+
+def test_a_bool_chat_in_before_is_422_for_chat_1(client: httpx.Client) -> None:
+    """JSON `true` equals 1 in Python: a cursor naming chat `true` must not pass for chat 1."""
+    response = client.get(history_path(1), params={"before": history_cursor(True, 5)})
+
+    assert_validation_error(response, "query", "before")
+
+
+def test_the_before_check_is_not_vacuous(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    """A cursor re-encoded from what the service's own holds is accepted: the 422s above
+    come from what was changed, not from how the tests encode."""
+    posted = post_many(container, chat["id"], 5)
+    first = history(client, chat["id"], limit=2)
+    payload = decode_cursor(first["next_before"])
+    assert isinstance(payload, dict)
+    assert set(payload) == {"k", "chat", "id"}, payload
+
+    again = history(client, chat["id"], limit=2, before=history_cursor(chat["id"], payload["id"]))
+
+    assert again["messages"] == posted[1:3]
+
+
+def test_a_cursor_of_one_chat_is_refused_by_another(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    other = create_chat(client, "other")
+    post_many(container, chat["id"], 5)
+    post_many(container, other["id"], 5)
+    mine = history(client, chat["id"], limit=2)["next_before"]
+    theirs = history(client, other["id"], limit=2)["next_before"]
+    from_show = get_chat(client, chat["id"], limit=2)["next_before"]
+
+    for cursor in (mine, from_show):
+        response = client.get(history_path(other["id"]), params={"before": cursor})
+        assert_validation_error(response, "query", "before")
+    response = client.get(history_path(chat["id"]), params={"before": theirs})
+    assert_validation_error(response, "query", "before")
+
+
+def test_a_chat_list_cursor_from_the_service_is_refused_as_before(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    create_chat(client, "another")
+    post_many(container, chat["id"], 3)
+    listing = client.get("/chats/", params={"limit": 1})
+    assert listing.status_code == 200, listing.text
+    cursor = listing.json()["next_cursor"]
+
+    response = client.get(history_path(chat["id"]), params={"before": cursor})
+
+    assert_validation_error(response, "query", "before")
+
+
+def test_the_cursor_is_checked_before_the_chat(client: httpx.Client, chat: Json) -> None:
+    response = client.get(history_path(missing_chat_id(chat)), params={"before": "not-a-cursor"})
+    assert_validation_error(response, "query", "before")
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spec(client: httpx.Client) -> Json:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    document: Json = response.json()
+    return document
+
+
+def resolve(spec: Json, schema: Json) -> Json:
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = dict(spec["components"]["schemas"][name])
+    return schema
+
+
+def string_schema(schema: Json) -> Json:
+    """The string branch of an optional string's schema."""
+    branches = schema.get("anyOf", [schema])
+    strings = [branch for branch in branches if branch.get("type") == "string"]
+    assert len(strings) == 1, schema
+    assert {branch.get("type") for branch in branches} <= {"string", "null"}, schema
+    string: Json = strings[0]
+    return string
+
+
+def test_the_history_operation_is_documented(spec: Json) -> None:
+    operation = spec["paths"]["/chats/{chat_id}/messages/"]["get"]
+    assert operation["summary"]
+    assert "before" in operation["description"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert set(parameters) == {"chat_id", "before", "limit"}
+    assert parameters["chat_id"]["in"] == "path"
+    assert parameters["chat_id"]["schema"]["type"] == "integer"
+
+    limit = parameters["limit"]
+    assert limit["in"] == "query"
+    assert limit["schema"]["type"] == "integer"
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    assert limit["schema"]["default"] == 20
+
+    before = parameters["before"]
+    assert before["in"] == "query"
+    assert before.get("required", False) is False
+    declared = string_schema(before["schema"])
+    assert declared.get("maxLength", MAX_CURSOR_LENGTH) <= MAX_CURSOR_LENGTH
+    assert before.get("examples") or before["schema"].get("examples")
+
+    body = resolve(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert set(body["required"]) == {"chat_id", "messages"}  # next_before may be absent
+    string_schema(body["properties"]["next_before"])
+    (example,) = body["examples"]
+    assert set(example) == {"chat_id", "messages", "next_before"}
+    assert_cursor(example["next_before"])
+    assert {"404", "422", "503"} <= set(operation["responses"])
+
+
+def test_the_chat_declares_next_before_as_optional(spec: Json) -> None:
+    operation = spec["paths"]["/chats/{chat_id}"]["get"]
+    body = resolve(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert "next_before" in body["properties"]
+    assert "next_before" not in body.get("required", [])
+    string_schema(body["properties"]["next_before"])
+
+
+def test_the_documented_example_before_is_accepted(
+    client: httpx.Client, container: Container, spec: Json
+) -> None:
+    operation = spec["paths"]["/chats/{chat_id}/messages/"]["get"]
+    before = next(p for p in operation["parameters"] if p["name"] == "before")
+    examples = before.get("examples") or before["schema"]["examples"]
+    for example in examples:
+        value = example["value"] if isinstance(example, dict) else example
+        payload = decode_cursor(assert_cursor(value))
+        # The example is a cursor of the chat it names. That chat may not exist here: a 404
+        # still shows the cursor passed, since a cursor is checked before the chat (a 422).
+        response = client.get(history_path(payload["chat"]), params={"before": value})
+        if response.status_code != 200:
+            assert_detail_error(response, 404)

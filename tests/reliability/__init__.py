@@ -1,0 +1,1 @@
+"""Reliability tests: the service under a database restart and under concurrent load."""
