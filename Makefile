@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run test lint typecheck pytest lock clean
+.PHONY: install run test lint typecheck pytest fuzz bench lock clean
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+## make fuzz: Schemathesis (every check, stateful too) against the app served as `make run`
+## serves it, on a throwaway PostgreSQL, for several minutes; fails on any finding
+fuzz: install
+	$(BIN)/python -m tests.fuzz.live
+
+## make bench: load-test the service with wrk against PostgreSQL; writes docs/benchmarks.md
+bench: install
+	$(BIN)/python -m bench.run
 
 ## make lock: re-resolve both lock files after a change to pyproject.toml
 lock:

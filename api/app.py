@@ -67,7 +67,11 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.include_router(chats.router)
     app.include_router(health.router)
-    install_error_handlers(app, retry_after=settings.retry_after)
+    install_error_handlers(
+        app,
+        retry_after=settings.retry_after,
+        routes=[*chats.router.routes, *health.router.routes],
+    )
     # The last added runs first: every request is logged, even one refused for its size.
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
     if settings.access_log:

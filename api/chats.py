@@ -8,6 +8,7 @@ dependency would add more.
 from typing import Annotated
 
 from fastapi import Header, Path, Query, Request, Response, status
+from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
@@ -73,6 +74,16 @@ HistoryCursor = Annotated[
 
 IdempotencyKey = Annotated[
     str | None,
+    # Optional, but never null: a header is either sent or not.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+            "pattern": "^[!-~]+$",
+            "examples": ["5f0c9a9e-8d4b-4a53-9a43-1c2de0a4c7b1"],
+        }
+    ),
     Header(
         description=(
             "Makes a retry safe: a request repeated with the same key and the same body gets "
@@ -95,6 +106,7 @@ def container(request: Request) -> Container:
 
 @router.get(
     "/chats/",
+    operation_id="listChats",
     summary="List chats by last activity",
     response_description="One page of chats, most recent activity first.",
 )
@@ -114,7 +126,18 @@ async def list_chats(
 
 @router.post(
     "/chats/",
+    operation_id="createChat",
     status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {
+            "description": "The chat as created.",
+            # What a client can do next with the new chat's id (OpenAPI links).
+            "links": {
+                name: {"operationId": name, "parameters": {"chat_id": "$response.body#/id"}}
+                for name in ("getChat", "postMessage", "getHistory", "deleteChat")
+            },
+        }
+    },
     summary="Create a chat",
     response_description="The chat as created.",
 )
@@ -130,6 +153,7 @@ async def create_chat(
 
 @router.post(
     "/chats/{chat_id}/messages/",
+    operation_id="postMessage",
     status_code=status.HTTP_201_CREATED,
     summary="Post a message to a chat",
     response_description="The message as stored.",
@@ -156,6 +180,7 @@ async def post_message(
 
 @router.get(
     "/chats/{chat_id}",
+    operation_id="getChat",
     summary="Read a chat with its last messages",
     response_description="The chat, its counters and its last `limit` messages, oldest first.",
     responses=NOT_FOUND,
@@ -171,6 +196,7 @@ async def get_chat(
 
 @router.get(
     "/chats/{chat_id}/messages/",
+    operation_id="getHistory",
     summary="Page back through a chat's history",
     response_description="The page of messages just older than `before`, oldest first.",
     responses=NOT_FOUND,
@@ -195,6 +221,7 @@ async def get_history(
 
 @router.delete(
     "/chats/{chat_id}",
+    operation_id="deleteChat",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a chat and all of its messages",
     response_class=Response,

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
 
@@ -42,7 +44,16 @@ def validation_response(errors: list[dict[str, Any]]) -> Response:
     return Response(body, status_code=422, media_type="application/json")
 
 
-def install_error_handlers(app: FastAPI, retry_after: int) -> None:
+def allowed_methods(routes: Sequence[BaseRoute], path: str) -> str:
+    """Every method some route serves at this path, for a 405's Allow header."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[BaseRoute]) -> None:
     async def request_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return validation_response(list(exc.errors()))
@@ -60,6 +71,11 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             )
             error = {"loc": ["body"], "msg": f"JSON decode error: {reason}", "type": "json_invalid"}
             return validation_response([error])
+        if exc.status_code == 405:
+            # Starlette lists only the methods of the first route matching the path; the
+            # same path is served by several routes (GET and POST /chats/, ...).
+            allow = allowed_methods(routes, request.url.path)
+            exc = HTTPException(405, detail=exc.detail, headers={"Allow": allow})
         return await http_exception_handler(request, exc)
 
     async def chat_not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ class Health(BaseModel):
 
 @router.get(
     "/live",
+    operation_id="live",
     summary="Is the process up",
     response_description="Always `alive` while the process can answer.",
     responses={200: {"content": {"application/json": {"example": {"status": "alive"}}}}},
@@ -31,6 +32,7 @@ async def live() -> Health:
 
 @router.get(
     "/ready",
+    operation_id="ready",
     summary="Can the service take requests",
     response_description="The database answers and its schema is at the latest migration.",
     responses={

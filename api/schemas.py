@@ -9,6 +9,17 @@ from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, val
 
 EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
 
+# What str.strip() and str.isspace() count as whitespace, as a regex character class: JSON
+# Schema's \s is narrower (it lacks \x1c-\x1f and \x85, for one).
+WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The domain rules (domain/rules.py) as patterns, so the OpenAPI document states them: no
+# NUL; a text not blank; a title of 1..200 characters once trimmed.
+TEXT_PATTERN = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
+TITLE_PATTERN = (
+    rf"^[{WHITESPACE}]*[^\x00{WHITESPACE}]"
+    rf"(?:[^\x00]{{0,{TITLE_MAX_LENGTH - 2}}}[^\x00{WHITESPACE}])?[{WHITESPACE}]*$"
+)
+
 # A cursor field is left out when there is nothing more, never null, so it is a string.
 Cursor = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
@@ -25,6 +36,7 @@ class CreateChatRequest(BaseModel):
             ),
             min_length=1,
             examples=["Weekend plans"],
+            json_schema_extra={"pattern": TITLE_PATTERN},
         ),
     ]
 
@@ -42,6 +54,7 @@ class PostMessageRequest(BaseModel):
             min_length=1,
             max_length=TEXT_MAX_LENGTH,
             examples=["See you at noon?"],
+            json_schema_extra={"pattern": TEXT_PATTERN},
         ),
     ]
 

@@ -63,3 +63,23 @@ def test_both_spellings_reach_the_same_chat(client: httpx.Client) -> None:
     assert client.get(f"/chats/{chat['id']}").json() == client.get(f"/chats/{chat['id']}/").json()
     shown = client.get(f"/chats/{chat['id']}/").json()
     assert shown["messages"] == [with_slash.json(), without_slash.json()]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/chats/", "GET, POST"),
+        ("/chats", "GET, POST"),
+        ("/chats/1", "DELETE, GET"),
+        ("/chats/1/", "DELETE, GET"),
+        ("/chats/1/messages/", "GET, POST"),
+        ("/health/ready", "GET"),
+    ],
+)
+def test_a_method_not_served_is_405_listing_every_method_that_is(
+    client: httpx.Client, path: str, allowed: str
+) -> None:
+    response = client.request("PUT", path, json={})
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
+    assert response.json() == {"detail": "Method Not Allowed"}

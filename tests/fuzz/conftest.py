@@ -1,0 +1,63 @@
+"""Fixtures of the fuzz tests: the app on a PostgreSQL database of its own.
+
+PostgreSQL only: it is the production database, and the one whose limits (64-bit ids, no NUL
+in text) the inputs Schemathesis generates run into.
+"""
+
+import tempfile
+from collections.abc import Callable, Iterator
+
+import pytest
+from dependency_injector import providers
+from fastapi import FastAPI
+from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis.python import asgi
+from sqlalchemy import text
+
+from api.app import create_app
+from infrastructure import migrations
+from infrastructure.container import Container
+from infrastructure.settings import Settings
+from tests.conftest import EmptyDatabases
+
+# Hypothesis's caches (Unicode tables, constants of the code), written from collection on: in a
+# temporary directory, removed at exit, instead of a .hypothesis/ in the repository.
+_hypothesis_home = tempfile.TemporaryDirectory(prefix="chatapi-hypothesis-")
+set_hypothesis_home_dir(_hypothesis_home.name)
+
+
+@pytest.fixture(scope="module")
+def fuzz_container(databases: EmptyDatabases) -> Iterator[Container]:
+    """A container over a migrated PostgreSQL database that only the fuzz tests write to."""
+    url = databases.new("postgresql")
+    migrations.upgrade(url)
+    container = Container()
+    container.settings.override(providers.Object(Settings(database_url=url)))
+    yield container
+    container.shutdown_resources()
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(fuzz_container: Container) -> Iterator[FastAPI]:
+    """The app under test, called in-process (ASGI) by Schemathesis."""
+    app = create_app(fuzz_container)
+    yield app
+    # Schemathesis starts an app's lifespan on its first call and keeps it for the process.
+    asgi.shutdown_lifespans()
+
+
+@pytest.fixture(scope="module")
+def empty_database(fuzz_container: Container) -> Callable[[], None]:
+    """Empties every table of the fuzz database and restarts its ids."""
+
+    def empty() -> None:
+        with fuzz_container.write_engine().begin() as connection:
+            tables = connection.execute(
+                text(
+                    "SELECT quote_ident(tablename) FROM pg_tables"
+                    " WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+                )
+            ).scalars()
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+    return empty

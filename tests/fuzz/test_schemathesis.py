@@ -1,0 +1,291 @@
+"""Schemathesis against the app in-process (ASGI, no network), on PostgreSQL.
+
+Settings (tests/fuzz/schemathesis.toml, tests/fuzz/hooks.py): every check, valid and invalid
+inputs, a fixed seed.
+- Stateless: every operation of the OpenAPI document, through the examples, coverage and
+  fuzzing phases, each response checked by `case.call_and_validate()`.
+- Stateful: scenarios over the links of the document, declared or inferred by Schemathesis
+  (`POST /chats/` gives the `chat_id` of the operations on a chat), each on an empty database;
+  this is where `use_after_free` and `ensure_resource_availability` have something to check.
+- Canaries: the app with one answer broken fails the check that must catch it.
+
+`make fuzz` (tests/fuzz/live.py) runs the same against the served app, for several minutes.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+import hypothesis
+import pytest
+import schemathesis
+from dependency_injector import providers
+from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGroup, ServerError
+from schemathesis.generation.stateful.state_machine import APIStateMachine
+from schemathesis.openapi.checks import JsonSchemaError, UndefinedStatusCode, UseAfterFree
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.app import create_app
+from infrastructure.container import Container
+from infrastructure.settings import Settings
+from tests.fuzz import config
+
+# Per operation, for the fuzzing phase (the examples and coverage phases run in full).
+MAX_EXAMPLES = 300
+# Scenarios of the stateful phase, each up to `max-steps` calls.
+MAX_SCENARIOS = 300
+# Enough for each canary to catch its breakage, with a fixed seed.
+CANARY_EXAMPLES = 25
+REPLACED_CHECK = "positive_data_acceptance"  # by one of tests/fuzz/hooks.py
+
+
+def documented_schema() -> OpenApiSchema:
+    """The app's OpenAPI document; building it touches no database, so it can be done here.
+
+    At import, because `schema.parametrize()` needs it at collection: the lazy loader from a
+    fixture (`schemathesis.pytest.from_fixture`, 4.32.5) fails under pytest 9.2 with
+    "'Function' object has no attribute '_nodeid'". The cases are sent to the app on
+    PostgreSQL (`fuzz_app`), which serves this same document (checked below).
+    """
+    container = Container()
+    container.settings.override(providers.Object(Settings(database_url="sqlite://")))
+    document = create_app(container).openapi()
+    return schemathesis.openapi.from_dict(document, config=config.load(MAX_EXAMPLES))
+
+
+schema = documented_schema()
+
+
+@schema.parametrize()
+def test_operation(case: Case[Any], fuzz_app: FastAPI) -> None:
+    case.call_and_validate(app=fuzz_app)
+
+
+def served_schema(app: ASGIApp, max_examples: int, only_check: str | None = None) -> OpenApiSchema:
+    """The document as `app` serves it, with its requests going to `app`."""
+    api = schemathesis.openapi.from_asgi("/openapi.json", app, config=config.load(max_examples))
+    if only_check is not None:
+        api.config.checks.update(included_check_names=[only_check])
+    return api
+
+
+def run_state_machine(api: OpenApiSchema, scenarios: int, empty: Callable[[], None]) -> None:
+    """The stateful phase: `scenarios` call sequences, each on an empty database."""
+    settings = hypothesis.settings(
+        api.config.get_hypothesis_settings(phase="stateful"),
+        max_examples=scenarios,
+        # As Schemathesis runs it: a scenario's inputs depend on what the app answered, so a
+        # shrunk replay is not the same scenario; and its health checks do not apply.
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    machine = api.as_state_machine()
+
+    def setup(self: object) -> None:
+        empty()  # and ids start again at 1: a scenario replays as it first ran
+
+    scenario = cast(
+        "type[APIStateMachine]", type(f"Fresh{machine.__name__}", (machine,), {"setup": setup})
+    )
+    hypothesis.seed(api.config.seed)(scenario).run(settings=settings)
+
+
+def test_stateful(fuzz_app: FastAPI, empty_database: Callable[[], None]) -> None:
+    run_state_machine(served_schema(fuzz_app, MAX_SCENARIOS), MAX_SCENARIOS, empty_database)
+
+
+def test_the_fuzzed_document_is_the_one_served(fuzz_app: FastAPI) -> None:
+    assert fuzz_app.openapi() == schema.raw_schema
+
+
+def links_of(api: OpenApiSchema, method: str, path: str, status: str) -> dict[str, Any]:
+    """Where a response links to, inferred or declared: {"GET /chats/{chat_id}": {name: expr}}."""
+    api.as_state_machine()  # adds the inferred links to the document
+    paths = api.raw_schema["paths"]
+    by_operation_id = {
+        operation["operationId"]: f"{verb.upper()} {route}"
+        for route, operations in paths.items()
+        for verb, operation in operations.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    found = {}
+    for link in paths[path][method.lower()]["responses"][status].get("links", {}).values():
+        if "operationRef" in link:
+            route, verb = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+            target = f"{verb.upper()} {route.replace('~1', '/').replace('~0', '~')}"
+        else:
+            target = by_operation_id[link["operationId"]]
+        parameters = link.get("parameters", {})
+        found[target] = {name.split(".")[-1]: value for name, value in parameters.items()}
+    return found
+
+
+def test_a_created_chat_links_to_every_operation_on_a_chat(fuzz_app: FastAPI) -> None:
+    """What the stateful phase needs to create a chat and then use it, delete it, use it again."""
+    api = served_schema(fuzz_app, MAX_SCENARIOS)
+    on_a_chat = sorted(
+        f"{verb.upper()} {route}"
+        for route, operations in api.raw_schema["paths"].items()
+        for verb in operations
+        if route.startswith("/chats/{chat_id}")
+    )
+    assert len(on_a_chat) >= 3  # GET and DELETE /chats/{chat_id}, POST .../messages/, ...
+    links = links_of(api, "POST", "/chats/", "201")
+    by_id = {"chat_id": "$response.body#/id"}
+    assert {target: links.get(target) for target in on_a_chat} == dict.fromkeys(on_a_chat, by_id)
+
+
+def test_every_check_is_on() -> None:
+    load_all_checks()
+    checks = schema.config.checks
+    off = [name for name in CHECKS.get_all_names() if not checks.get_by_name(name=name).enabled]
+    assert off == [REPLACED_CHECK]
+    assert "positive_data_acceptance_except_made_up_cursors" in CHECKS.get_all_names()
+    assert set(schema.config.generation.modes) == set(GenerationMode)
+
+
+# Canaries: the app with one answer broken, and the checks that must catch it.
+
+Breakage = Callable[[Scope], tuple[int, object] | None]
+
+
+class Broken:
+    """The app, except for the requests `breakage` answers itself (status, JSON body)."""
+
+    def __init__(self, app: ASGIApp, breakage: Breakage) -> None:
+        self.app = app
+        self.breakage = breakage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the app's own lifespan is already running
+            await self.lifespan(receive, send)
+            return
+        answer = self.breakage(scope)
+        if answer is None:
+            await self.app(scope, receive, send)
+            return
+        status, body = answer
+        payload = b"" if status == 204 else json.dumps(body).encode()
+        headers = [(b"content-length", str(len(payload)).encode())]
+        if payload:
+            headers.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    @staticmethod
+    async def lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def request_to(method: str, path_prefix: str) -> Callable[[Scope], bool]:
+    def matches(scope: Scope) -> bool:
+        return bool(scope["method"] == method and scope["path"].startswith(path_prefix))
+
+    return matches
+
+
+def answering(method: str, path_prefix: str, status: int, body: object) -> Breakage:
+    """Answers requests of `method` to paths under `path_prefix` itself; passes on the rest."""
+    matches = request_to(method, path_prefix)
+    return lambda scope: (status, body) if matches(scope) else None
+
+
+def nothing(scope: Scope) -> None:
+    """Breaks nothing."""
+
+
+def failures_of_operation(
+    app: ASGIApp, method: str, path: str, mode: GenerationMode, check: str
+) -> list[Failure]:
+    """What one check finds on one operation of `app`, with inputs of one kind."""
+    operation = served_schema(app, CANARY_EXAMPLES, only_check=check)[path][method]
+    settings = hypothesis.settings(
+        max_examples=CANARY_EXAMPLES,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+    @settings
+    @hypothesis.seed(operation.schema.config.seed)
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    def fuzz(case: Case[Any]) -> None:
+        case.call_and_validate()
+
+    try:
+        fuzz()
+    except FailureGroup as found:
+        return list(found.exceptions)
+    return []
+
+
+CREATED = {"id": 1, "title": "Weekend plans", "created_at": "2026-11-22T14:10:49.829140Z"}
+# (check, operation, inputs, breakage, what the check must report)
+CANARIES = {
+    "a server error": (
+        "not_a_server_error",
+        ("POST", "/chats/"),
+        GenerationMode.POSITIVE,
+        answering("POST", "/chats", 500, {"detail": "boom"}),
+        ServerError,
+    ),
+    "a response unlike its schema": (
+        "response_schema_conformance",
+        ("POST", "/chats/"),
+        GenerationMode.POSITIVE,
+        answering("POST", "/chats", 201, {"id": 1, "title": "Weekend plans"}),
+        JsonSchemaError,
+    ),
+    "an undeclared status": (
+        "status_code_conformance",
+        ("GET", "/chats/{chat_id}"),
+        GenerationMode.POSITIVE,
+        answering("GET", "/chats/", 409, {"detail": "busy"}),
+        UndefinedStatusCode,
+    ),
+    "an accepted invalid input": (
+        "negative_data_rejection",
+        ("POST", "/chats/"),
+        GenerationMode.NEGATIVE,
+        answering("POST", "/chats", 201, CREATED),
+        AcceptedNegativeData,
+    ),
+}
+
+
+@pytest.mark.parametrize("canary", CANARIES.values(), ids=CANARIES.keys())
+def test_canary_fails(
+    fuzz_app: FastAPI,
+    canary: tuple[str, tuple[str, str], GenerationMode, Breakage, type[Failure]],
+) -> None:
+    check, (method, path), mode, breakage, kind = canary
+    failures = failures_of_operation(Broken(fuzz_app, breakage), method, path, mode, check)
+    assert failures
+    assert all(isinstance(failure, kind) for failure in failures), failures
+    # And only for its breakage: the same check on the same inputs finds nothing in the app.
+    assert failures_of_operation(Broken(fuzz_app, nothing), method, path, mode, check) == []
+
+
+def test_canary_a_delete_that_deletes_nothing_fails(
+    fuzz_app: FastAPI, empty_database: Callable[[], None]
+) -> None:
+    broken = Broken(fuzz_app, answering("DELETE", "/chats/", 204, None))
+    api = served_schema(broken, CANARY_EXAMPLES, only_check="use_after_free")
+    with pytest.raises(FailureGroup) as found:
+        run_state_machine(api, CANARY_EXAMPLES, empty_database)
+    assert all(isinstance(failure, UseAfterFree) for failure in found.value.exceptions)
+    # And only for its breakage: the same scenarios find nothing in the app.
+    api = served_schema(Broken(fuzz_app, nothing), CANARY_EXAMPLES, only_check="use_after_free")
+    run_state_machine(api, CANARY_EXAMPLES, empty_database)
