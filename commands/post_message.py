@@ -6,7 +6,8 @@ from sqlalchemy import bindparam, insert, select
 from commands.clock import Clock
 from domain.errors import ChatNotFound
 from domain.events import MessagePosted
-from domain.rules import is_possible_id, validate_idempotency_key, validate_text
+from domain.rules import MAX_ID, is_possible_id, validate_idempotency_key, validate_text
+from infrastructure import keyset
 from infrastructure.idempotency import IdempotencyKeys
 from infrastructure.tables import ChatRecord, MessageRecord
 from infrastructure.unit_of_work import UnitOfWork
@@ -16,12 +17,14 @@ messages = MessageRecord.__table__  # type: ignore[attr-defined]
 
 # Built once: constructing statements per call costs more than running them.
 LOCK_CHAT = select(chats.c.id).where(chats.c.id == bindparam("chat_id")).with_for_update()
-NEWEST_MESSAGE_TIME = (
-    select(messages.c.created_at)
-    .where(messages.c.chat_id == bindparam("chat_id"))
-    .order_by(messages.c.id.desc())
+# By dialect: each database's form of "this chat's messages" that its index serves.
+NEWEST_MESSAGE_TIME = {
+    dialect: select(messages.c.created_at)
+    .where(keyset.up_to(dialect, messages.c.chat_id, messages.c.id, bindparam("chat_id"), MAX_ID))
+    .order_by(messages.c.chat_id.desc(), messages.c.id.desc())
     .limit(1)
-)
+    for dialect in ("postgresql", "sqlite")
+}
 INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 
 
@@ -69,7 +72,7 @@ class PostMessageHandler:
                     return replayed
             # A statement of its own, after the lock: it sees every post committed before.
             previous = uow.connection.execute(
-                NEWEST_MESSAGE_TIME, {"chat_id": command.chat_id}
+                NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": command.chat_id}
             ).scalar()
             now = self._clock()
             created_at = max(now, previous) if previous is not None else now

@@ -2,6 +2,8 @@
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 
+from domain.rules import MAX_ID
+from infrastructure import keyset
 from infrastructure.projections import PREVIEW_LENGTH
 from infrastructure.tables import ChatRecord, ChatView, MessageRecord
 
@@ -19,8 +21,12 @@ def rebuild_read_models(write_engine: Engine) -> int:
     newest = messages.alias("newest")
     newest_text = (
         select(func.substr(newest.c.text, 1, PREVIEW_LENGTH))
-        .where(newest.c.chat_id == chats.c.id)
-        .order_by(newest.c.id.desc())
+        .where(
+            keyset.up_to(
+                write_engine.dialect.name, newest.c.chat_id, newest.c.id, chats.c.id, MAX_ID
+            )
+        )
+        .order_by(newest.c.chat_id.desc(), newest.c.id.desc())
         .limit(1)
         .correlate(chats)
         .scalar_subquery()

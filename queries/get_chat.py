@@ -1,10 +1,12 @@
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, true
+from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
-from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
+from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from infrastructure import keyset
 from queries.cursors import HistoryPosition, encode_history
 from queries.views import chat_views, message_views
 
@@ -34,29 +36,40 @@ class ChatDetailDTO:
     next_before: str | None  # continues into older history (GetHistory); None if none
 
 
-# Built once, from the read side's own views: constructing it per call costs more than the
-# query. One statement, so the chat's counters and its messages come from one snapshot.
-LAST_MESSAGES = (
-    select(message_views.c.id, message_views.c.text, message_views.c.created_at)
-    .where(message_views.c.chat_id == bindparam("chat_id"))
-    .order_by(message_views.c.id.desc())
-    .limit(bindparam("limit"))
-    .subquery("last_messages")
-)
-CHAT_WITH_LAST_MESSAGES = (
-    select(
-        chat_views.c.title,
-        chat_views.c.created_at,
-        chat_views.c.message_count,
-        chat_views.c.last_message_at,
-        LAST_MESSAGES.c.id,
-        LAST_MESSAGES.c.text,
-        LAST_MESSAGES.c.created_at.label("message_created_at"),
+def chat_with_last_messages(dialect: str) -> Select[Any]:
+    """The chat's view row joined with its last `:limit` messages, newest first.
+
+    One statement, so the chat's counters and its messages come from one snapshot.
+    """
+    last_messages = (
+        select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+        .where(
+            keyset.up_to(
+                dialect,
+                message_views.c.chat_id,
+                message_views.c.id,
+                bindparam("chat_id"),
+                MAX_ID,
+            )
+        )
+        .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
+        .limit(bindparam("limit"))
+        .subquery("last_messages")
     )
-    .select_from(chat_views.outerjoin(LAST_MESSAGES, true()))
-    .where(chat_views.c.chat_id == bindparam("chat_id"))
-    .order_by(LAST_MESSAGES.c.id)
-)
+    return (
+        select(
+            chat_views.c.title,
+            chat_views.c.created_at,
+            chat_views.c.message_count,
+            chat_views.c.last_message_at,
+            last_messages.c.id,
+            last_messages.c.text,
+            last_messages.c.created_at.label("message_created_at"),
+        )
+        .select_from(chat_views.outerjoin(last_messages, true()))
+        .where(chat_views.c.chat_id == bindparam("chat_id"))
+        .order_by(last_messages.c.id)
+    )
 
 
 class GetChatHandler:
@@ -64,6 +77,8 @@ class GetChatHandler:
 
     def __init__(self, read_engine: Engine) -> None:
         self._engine = read_engine
+        # Built once: constructing it per call costs more than running it.
+        self._statement = chat_with_last_messages(read_engine.dialect.name)
 
     def __call__(self, query: GetChat) -> ChatDetailDTO:
         limit = validate_limit(query.limit)
@@ -71,7 +86,7 @@ class GetChatHandler:
             raise ChatNotFound(query.chat_id)
         with self._engine.connect() as connection:
             rows = connection.execute(
-                CHAT_WITH_LAST_MESSAGES, {"chat_id": query.chat_id, "limit": limit}
+                self._statement, {"chat_id": query.chat_id, "limit": limit}
             ).all()
         if not rows:
             raise ChatNotFound(query.chat_id)

@@ -3,7 +3,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, true
 
 from domain.errors import ChatNotFound
-from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
+from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from infrastructure import keyset
 from queries.cursors import HistoryPosition, decode_history, encode_history
 from queries.get_chat import MessageDTO
 from queries.views import chat_views, message_views
@@ -37,16 +38,24 @@ class GetHistoryHandler:
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        page = (
-            select(message_views.c.id, message_views.c.text, message_views.c.created_at)
-            .where(message_views.c.chat_id == query.chat_id)
-            .order_by(message_views.c.id.desc())
-            .limit(limit + 1)  # one more tells whether there is an older page
-        )
+        last = MAX_ID
         if query.before is not None:
-            before = decode_history(query.before, query.chat_id)
-            page = page.where(message_views.c.id < before.message_id)
-        newest_first = page.subquery()
+            last = decode_history(query.before, query.chat_id).message_id - 1
+        newest_first = (
+            select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+            .where(
+                keyset.up_to(
+                    self._engine.dialect.name,
+                    message_views.c.chat_id,
+                    message_views.c.id,
+                    query.chat_id,
+                    last,
+                )
+            )
+            .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
+            .limit(limit + 1)  # one more tells whether there is an older page
+            .subquery()
+        )
         # One statement: the chat's existence and its page come from one snapshot.
         statement = (
             select(newest_first.c.id, newest_first.c.text, newest_first.c.created_at)
