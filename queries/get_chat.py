@@ -72,13 +72,18 @@ def chat_with_last_messages(dialect: str) -> Select[Any]:
     )
 
 
+# Built once per database: constructing it per call costs more than running it.
+CHAT_WITH_LAST_MESSAGES = {
+    dialect: chat_with_last_messages(dialect) for dialect in ("postgresql", "sqlite")
+}
+
+
 class GetChatHandler:
     """A chat with its last messages, read from the chat view and the message view only."""
 
     def __init__(self, read_engine: Engine) -> None:
         self._engine = read_engine
-        # Built once: constructing it per call costs more than running it.
-        self._statement = chat_with_last_messages(read_engine.dialect.name)
+        self._statement = CHAT_WITH_LAST_MESSAGES[read_engine.dialect.name]
 
     def __call__(self, query: GetChat) -> ChatDetailDTO:
         limit = validate_limit(query.limit)

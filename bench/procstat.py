@@ -1,0 +1,128 @@
+"""What /proc says about a process: resident memory and CPU time."""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name, in parentheses, may contain spaces: split after its closing one.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process (all its threads), in seconds."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children, live or exited (the postmaster's backends).
+
+    Exited children count through the process's cutime and cstime: a backend forked for a
+    new connection and gone by the end of a run still counts.
+    """
+    fields = _stat_fields(pid)
+    total = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    for each in [pid, *children(pid)]:
+        try:
+            total += cpu_seconds(each)
+        except OSError:
+            continue
+    return total
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def system_cpu_seconds() -> tuple[float, float]:
+    """CPU time the whole machine has spent busy, and stolen by the hypervisor, so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq
+    return busy / CLOCK_TICKS, steal / CLOCK_TICKS
+
+
+def busy_cores(seconds: float) -> float:
+    """How many cores' worth of CPU the machine spends over `seconds` (0 when idle)."""
+    before, _ = system_cpu_seconds()
+    time.sleep(seconds)
+    after, _ = system_cpu_seconds()
+    return (after - before) / seconds
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """CPU spent over a run, in per cent of one core."""
+
+    server_pct: float
+    postgres_pct: float  # the postmaster and all its backends
+    wrk_pct: float
+    other_pct: float  # everything else on the machine: should be about 0
+    steal_pct: float  # taken by the hypervisor from this virtual machine
+
+
+class CpuMeter:
+    """Snapshots of the CPU time of the server, PostgreSQL and the machine as a whole."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self.server_pid = server_pid
+        self.postmaster_pid = postmaster_pid
+
+    def snapshot(self) -> tuple[float, float, float, float, float]:
+        busy, steal = system_cpu_seconds()
+        server = cpu_seconds(self.server_pid)
+        return time.monotonic(), server, tree_cpu_seconds(self.postmaster_pid), busy, steal
+
+    def usage(self, start: tuple[float, float, float, float, float], wrk_s: float) -> CpuUsage:
+        end = self.snapshot()
+        wall, server, pg, busy, steal = (b - a for a, b in zip(start, end, strict=True))
+        return CpuUsage(
+            server_pct=100 * server / wall,
+            postgres_pct=100 * pg / wall,
+            wrk_pct=100 * wrk_s / wall,
+            other_pct=max(0.0, 100 * (busy - server - pg - wrk_s) / wall),
+            steal_pct=100 * steal / wall,
+        )
+
+
+def wait_quiet(max_s: float, threshold: float = 0.15) -> float:
+    """Waits (up to max_s) until the machine is near idle; returns how busy it last was."""
+    deadline = time.monotonic() + max_s
+    busy = busy_cores(1.0)
+    while busy >= threshold and time.monotonic() < deadline:
+        busy = busy_cores(2.0)
+    return busy
+
+
+class QuietWaiter:
+    """wait_quiet within a budget of seconds for the whole run, so that waits stay bounded."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.left = budget_s
+
+    def wait(self, max_s: float = 60.0) -> float:
+        started = time.monotonic()
+        busy = wait_quiet(max(0.0, min(max_s, self.left)))
+        self.left -= time.monotonic() - started
+        return busy

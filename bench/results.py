@@ -1,0 +1,84 @@
+"""What a bench run measured; saved as docs/benchmarks.json and rendered by bench.report."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.dataset import Dataset
+from bench.procstat import CpuUsage
+from bench.wrk import WrkResult
+
+
+@dataclass
+class Measurement:
+    """One measured wrk run (after its warm-up run), and what the processes spent on it."""
+
+    name: str
+    label: str
+    result: WrkResult
+    warmup_rps: float
+    warmup_requests: int
+    cpu: CpuUsage  # over the measured run
+    connects_per_s: float  # new connections to PostgreSQL (the service's pools reconnecting)
+    rss_kib: int  # the server's, right after the run
+
+
+@dataclass
+class Soak:
+    requests: int  # completed between the two readings
+    rss_before_kib: int
+    rss_after_kib: int
+    change_pct: float
+    rps: float
+    samples: list[tuple[int, int]]  # (requests so far, RSS KiB)
+    runs: list[WrkResult]
+    cpu: CpuUsage
+
+
+@dataclass
+class BigDelete:
+    chat_id: int
+    messages: int
+    status: int
+    wall_s: float  # as the client timed it
+    baseline: WrkResult  # GETs of other chats, no delete
+    during: WrkResult  # the same GETs, with the delete fired in the middle
+    p99_ratio: float
+    overlap_pct: float  # share of the `during` run that the delete was running
+    cpu: CpuUsage  # over the `during` run
+
+
+@dataclass
+class ProfileSummary:
+    samples: int
+    top_self: list[tuple[str, float]]  # frame, % of samples in which it was running
+    by_package: list[tuple[str, float]]  # package, % of samples in which its code was running
+    project: list[tuple[str, float]]  # this project's frames, % of samples on the stack
+
+
+@dataclass
+class Profile:
+    name: str
+    label: str
+    svg: str
+    rps: float  # while being profiled (py-spy slows the server down)
+    summary: ProfileSummary
+
+
+@dataclass
+class Results:
+    started_at: str
+    config: dict[str, Any]
+    pinning: dict[str, str | None]
+    machine: dict[str, Any]
+    code: dict[str, Any]  # the commit measured, and uncommitted changes to the service
+    postgres: dict[str, str]
+    dataset: Dataset
+    floor_body_bytes: int
+    endpoints: dict[str, Measurement] = field(default_factory=dict)
+    chat_size: dict[str, dict[str, Measurement]] = field(default_factory=dict)
+    chat_size_after_posts: dict[str, int] = field(default_factory=dict)  # messages, by size
+    get_plans: dict[str, str] = field(default_factory=dict)  # EXPLAIN ANALYZE, by chat size
+    soak: Soak | None = None
+    big_delete: BigDelete | None = None
+    profiles: list[Profile] = field(default_factory=list)
+    total_s: float = 0.0

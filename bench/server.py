@@ -1,0 +1,122 @@
+"""The HTTP servers under test, each one uvicorn worker in a subprocess of its own."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench import procstat
+from bench.config import BenchError, taskset
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtualenv's, when run as .venv/bin/python -m bench.run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    seconds: float  # wall time, from sending the request to the last byte of the body
+
+
+def request(base_url: str, method: str, path: str, timeout: float = 60.0) -> Response:
+    """One request on a fresh connection, as a client would time it."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=timeout)
+    try:
+        connection.connect()
+        started = time.perf_counter()
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = response.read()
+        return Response(response.status, body, time.perf_counter() - started)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log_file: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kib(self) -> int:
+        return procstat.rss_kib(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return procstat.cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"{self.name} exited at start-up:\n{self.log_tail()}")
+            try:
+                if request(self.url, "GET", path, timeout=5).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"{self.name} was not ready within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _start(name: str, command: list[str], env: dict[str, str], port: int, log_file: Path) -> Server:
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(name, process, f"http://127.0.0.1:{port}", log_file)
+
+
+def start_service(database_url: str, cpus: str | None, log_dir: Path) -> Server:
+    """`chatapi serve`: one uvicorn worker in the process itself, request log off."""
+    env = {"DATABASE_URL": database_url, "ACCESS_LOG": "false"}
+    command = taskset(cpus, [str(BIN / "chatapi"), "serve"])
+    server = _start("chatapi serve", command, env, free_port(), log_dir / "service.log")
+    server.wait_ready("/health/ready")
+    return server
+
+
+def start_floor(body_file: Path, cpus: str | None, log_dir: Path) -> Server:
+    """bench.floor: the same stack answering with a precomputed body and no work at all."""
+    env = {"FLOOR_BODY_FILE": str(body_file)}
+    command = taskset(cpus, [sys.executable, "-m", "bench.floor"])
+    server = _start("floor", command, env, free_port(), log_dir / "floor.log")
+    server.wait_ready("/chats/1?limit=20")
+    return server
