@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         ),
     )
     worker_threads: int = Field(
-        default=16,
+        default=8,
         ge=1,
         description="Threads running handlers; each holds at most one database connection.",
     )
