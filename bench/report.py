@@ -19,16 +19,37 @@ from bench.dataset import (
     POOL_MESSAGES,
     SMALL_CHAT_MESSAGES,
 )
-from bench.results import Measurement, Profile, Results
+from bench.paging import (
+    CHATS_DEEP,
+    CHATS_FIRST,
+    HISTORY_DEEP,
+    HISTORY_NEWEST,
+    PAGE_LIMIT,
+    WALK_LIMIT,
+)
+from bench.results import Measurement, Paging, Profile, Results
 from bench.targets import Target
 from bench.wrk import LUA_DIR, WrkResult
 
 ROOT = LUA_DIR.parent.parent
-ENDPOINT_ORDER = ("floor", "get20", "get100", "post_chat", "post_message", "delete")
+ENDPOINT_ORDER = (
+    "floor",
+    "get20",
+    "get100",
+    CHATS_FIRST,
+    CHATS_DEEP,
+    HISTORY_NEWEST,
+    HISTORY_DEEP,
+    "post_chat",
+    "post_message",
+    "delete",
+)
 SHORT_LABELS = {
     "floor": "floor",
     "get20": "GET\nlimit=20",
     "get100": "GET\nlimit=100",
+    CHATS_FIRST: "chat list\nfirst page",
+    HISTORY_NEWEST: "history\nnewest",
     "post_chat": "POST\n/chats/",
     "post_message": "POST\nmessages",
     "delete": "DELETE\n/chats/{id}",
@@ -55,13 +76,26 @@ def _target_json(target: Target) -> dict[str, object]:
 # --- the plot ------------------------------------------------------------------------------
 
 
+def _short_label(results: Results, name: str) -> str:
+    """The bar's label; the deep pages' say how deep they are."""
+    paged = results.paging
+    if name == CHATS_DEEP and paged:
+        return f"chat list\n{paged.chat_list_depth:,} in"
+    if name == HISTORY_DEEP and paged:
+        return f"history\n{paged.history_back:,} back"
+    return SHORT_LABELS.get(name, name)
+
+
 def plot(results: Results, path: Path) -> None:
-    fig, (throughput, sizes) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (throughput, sizes) = plt.subplots(
+        1, 2, figsize=(16, 5.6), gridspec_kw={"width_ratios": [3, 2]}
+    )
     names = [name for name in ENDPOINT_ORDER if name in results.endpoints]
     rps = [results.endpoints[name].result.rps for name in names]
     floor = results.endpoints["floor"].result.rps
     colors = ["#9e9e9e" if name == "floor" else "#1f77b4" for name in names]
-    bars = throughput.bar([SHORT_LABELS[name] for name in names], rps, color=colors)
+    bars = throughput.bar([_short_label(results, name) for name in names], rps, color=colors)
+    throughput.tick_params(axis="x", labelsize=8)
     for bar, value in zip(bars, rps, strict=True):
         throughput.annotate(
             f"{value:,.0f}\n{value / floor:.2f}x",
@@ -157,6 +191,54 @@ def _size_rows(results: Results) -> list[str]:
                 cells += [_ms(r.p50_ms), _ms(r.p99_ms), f"{r.rps:,.0f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def _paging_method(paging: Paging | None) -> list[str]:
+    if paging is None:
+        return []
+    return [
+        f"- `GET /chats/?limit={PAGE_LIMIT}` (chats by last activity) and "
+        f"`GET /chats/{{id}}/messages/?limit={PAGE_LIMIT}` (history): `get_page.lua`, the same "
+        "request every time, run right after the GETs above and before any write. The chat "
+        f"list's first page (no cursor) and the page after its first "
+        f"{paging.chat_list_depth:,} chats (of {paging.chats:,}), at the `next_cursor` that "
+        f"walking the list with limit={WALK_LIMIT} reached just before the runs; the "
+        f"{BIG_CHAT_MESSAGES:,}-message chat's newest page (no `before`) and the page just "
+        f"older than its message {paging.history_back:,} back (id "
+        f"{paging.history_message_id}, found with SQL, its cursor made by the service's own "
+        "`queries.cursors.encode_history`). Each page is read once before its runs and "
+        f"checked to be a full page of {PAGE_LIMIT}.",
+    ]
+
+
+def _paging_lines(results: Results) -> list[str]:
+    """The deep pages' p50 against the first (or newest) page's, per listing."""
+    paging, endpoints = results.paging, results.endpoints
+    names = (CHATS_FIRST, CHATS_DEEP, HISTORY_NEWEST, HISTORY_DEEP)
+    if paging is None or any(name not in endpoints for name in names):
+        return []
+    chats_first, chats_deep, newest, deep = (endpoints[name].result for name in names)
+    chat = paging.history_chat
+    return [
+        "### Paging: deep pages against the first",
+        "",
+        "| listing | first page p50 | deep page | deep page p50 | deep / first |",
+        "|---|---:|---|---:|---:|",
+        f"| `GET /chats/` | {_ms(chats_first.p50_ms)} | after {paging.chat_list_depth:,} of "
+        f"{paging.chats:,} chats | {_ms(chats_deep.p50_ms)} | "
+        f"{chats_deep.p50_ms / chats_first.p50_ms:.2f}x |",
+        f"| `GET /chats/{chat}/messages/` ({BIG_CHAT_MESSAGES:,} messages) | "
+        f"{_ms(newest.p50_ms)} | {paging.history_back:,} messages back | {_ms(deep.p50_ms)} | "
+        f"{deep.p50_ms / newest.p50_ms:.2f}x |",
+        "",
+        "The deep pages' requests, as wrk sent them:",
+        "",
+        "```",
+        paging.paths[CHATS_DEEP],
+        paging.paths[HISTORY_DEEP],
+        "```",
+        "",
+    ]
 
 
 def _code_line(results: Results) -> str:
@@ -400,6 +482,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         "",
         f"- `GET /chats/{{id}}?limit=20` and `limit=100`: `get.lua`, id uniform in "
         f"1..{CHAT_COUNT}; the floor gets the very same requests.",
+        *_paging_method(results.paging),
         "- `POST /chats/`: `post_chat.lua`, a JSON title with `Content-Type: application/json`.",
         f"- `POST /chats/{{id}}/messages/`: `post_message.lua`, id uniform in 1..{CHAT_COUNT}.",
         "- `DELETE /chats/{id}`: `delete.lua` walks the pool, each id once (thread i of n "
@@ -434,6 +517,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         f"p99 {_ms(floor.result.p99_ms)}). CPU is in per cent of one core over the measured "
         "run: the server process (all its threads), all PostgreSQL processes, and wrk.",
         "",
+        *_paging_lines(results),
         "### Latency against chat size",
         "",
         *_size_rows(results),

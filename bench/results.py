@@ -48,6 +48,20 @@ class BigDelete:
 
 
 @dataclass
+class Paging:
+    """Where the paged reads start: the cursors their wrk runs send, found before the runs."""
+
+    chats: int  # in the chat list when it was walked
+    chat_list_depth: int  # chats listed before the deep page
+    chat_list_cursor: str  # the `next_cursor` that starts the deep page
+    history_chat: int
+    history_back: int  # messages newer than the deep page's cursor message
+    history_message_id: int  # the deep page is the messages just older than this one
+    history_cursor: str  # made by the service's own queries.cursors.encode_history
+    paths: dict[str, str]  # endpoint name -> the path and query its wrk run requests
+
+
+@dataclass
 class ProfileSummary:
     samples: int
     top_self: list[tuple[str, float]]  # frame, % of samples in which it was running
@@ -78,6 +92,7 @@ class Results:
     chat_size: dict[str, dict[str, Measurement]] = field(default_factory=dict)
     chat_size_after_posts: dict[str, int] = field(default_factory=dict)  # messages, by size
     get_plans: dict[str, str] = field(default_factory=dict)  # EXPLAIN ANALYZE, by chat size
+    paging: Paging | None = None
     soak: Soak | None = None
     big_delete: BigDelete | None = None
     profiles: list[Profile] = field(default_factory=list)

@@ -21,7 +21,7 @@ from types import FrameType
 
 from sqlalchemy import create_engine
 
-from bench import dataset, machine, postgres, procstat, profile, report, server, wrk
+from bench import dataset, machine, paging, postgres, procstat, profile, report, server, wrk
 from bench.config import BenchConfig, BenchError, Pinning
 from bench.results import Results
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
@@ -123,6 +123,18 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
     return results
 
 
+def measure_pages(runner: Bench, results: Results) -> None:
+    """The chat list and the big chat's history, first and deep pages, before any write."""
+    found = paging.find(runner.service.url, runner.pool.engine)
+    log(
+        f"paging: chat list cursor {found.chat_list_depth:,} chats in (of {found.chats:,}), "
+        f"history cursor at message {found.history_message_id} of chat {found.history_chat}"
+    )
+    results.paging = found
+    for name, label in paging.labels(found).items():
+        results.endpoints[name] = runner.measure(name, label, "get_page.lua", [found.paths[name]])
+
+
 def measure(runner: Bench, results: Results, floor: server.Server) -> None:
     endpoints = results.endpoints
     endpoints["floor"] = runner.measure(
@@ -135,6 +147,7 @@ def measure(runner: Bench, results: Results, floor: server.Server) -> None:
     endpoints["get100"] = runner.measure(
         "get100", "GET /chats/{id}?limit=100", "get.lua", [*ALL_CHATS, "100"]
     )
+    measure_pages(runner, results)
     # Before any POST /chats/: the pool can only grow while its ids are the newest.
     endpoints["delete"] = runner.measure_delete(endpoints["floor"].result.rps)
     endpoints["post_chat"] = runner.measure("post_chat", "POST /chats/", "post_chat.lua", [])

@@ -105,7 +105,7 @@ class Bench:
         connects = (self._sessions() - sessions) / result.duration_s
         check(name, result)
         log(
-            f"{label:<40} {result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"{label:<48} {result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
             f"p99 {result.p99_ms:7.2f} ms  (CPU: server {cpu.server_pct:.0f}%, "
             f"postgres {cpu.postgres_pct:.0f}%, wrk {cpu.wrk_pct:.0f}%, "
             f"other {cpu.other_pct:.0f}%; {connects:.0f} connections/s to PostgreSQL)"

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.dataset import BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES
+from bench.paging import HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
 from bench.results import Results
 
 
@@ -45,6 +46,11 @@ def evaluate(results: Results) -> list[Target]:
             return None
         return runs[big].result.p50_ms / runs[small].result.p50_ms
 
+    def p50_ratio(name: str, base: str) -> float | None:
+        if name not in endpoints or base not in endpoints:
+            return None
+        return endpoints[name].result.p50_ms / endpoints[base].result.p50_ms
+
     targets = [
         _ratio("get20", "GET limit=20 ≥ 0.5x floor", vs_floor("get20"), lambda v: v >= 0.5),
         _ratio(
@@ -65,11 +71,20 @@ def evaluate(results: Results) -> list[Target]:
             size_ratio("post"),
             lambda v: v <= 1.2,
         ),
+        _ratio(
+            "history_deep",
+            f"history page {HISTORY_BACK:,} back p50 ≤ 1.2x newest page",
+            p50_ratio(HISTORY_DEEP, HISTORY_NEWEST),
+            lambda v: v <= 1.2,
+        ),
     ]
     targets[0].profile = ("get.lua", "GET /chats/{id}?limit=20", ["1", "1000", "20"])
     targets[1].profile = ("post_message.lua", "POST /chats/{id}/messages/", ["1", "1000"])
     targets[2].profile = ("get.lua", "GET /chats/1001?limit=20", ["1001", "1001", "20"])
     targets[3].profile = ("post_message.lua", "POST /chats/1001/messages/", ["1001", "1001"])
+    if HISTORY_DEEP in endpoints:
+        deep = endpoints[HISTORY_DEEP]
+        targets[4].profile = ("get_page.lua", deep.label, deep.result.args)
 
     delete = results.big_delete
     if delete is None:

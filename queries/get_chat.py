@@ -6,9 +6,8 @@ from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
-from infrastructure import keyset
 from queries.cursors import HistoryPosition, encode_history
-from queries.views import chat_views, message_views
+from queries.views import chat_views, newest_messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +40,7 @@ def chat_with_last_messages(dialect: str) -> Select[Any]:
 
     One statement, so the chat's counters and its messages come from one snapshot.
     """
-    last_messages = (
-        select(message_views.c.id, message_views.c.text, message_views.c.created_at)
-        .where(
-            keyset.up_to(
-                dialect,
-                message_views.c.chat_id,
-                message_views.c.id,
-                bindparam("chat_id"),
-                MAX_ID,
-            )
-        )
-        .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
-        .limit(bindparam("limit"))
-        .subquery("last_messages")
-    )
+    last_messages = newest_messages(dialect, MAX_ID, "last_messages")
     return (
         select(
             chat_views.c.title,

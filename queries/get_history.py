@@ -1,13 +1,13 @@
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, select, true
+from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
-from infrastructure import keyset
 from queries.cursors import HistoryPosition, decode_history, encode_history
 from queries.get_chat import MessageDTO
-from queries.views import chat_views, message_views
+from queries.views import chat_views, newest_messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,25 @@ class HistoryDTO:
     chat_id: int
     messages: tuple[MessageDTO, ...]  # oldest first within the page
     next_before: str | None  # continues into older messages; None when there are none
+
+
+def history_page(dialect: str) -> Select[Any]:
+    """Up to `:limit` messages of `:chat_id` with ids up to `:last`, newest first.
+
+    One statement with the chat's view row, so the chat's existence and its page come from
+    one snapshot.
+    """
+    newest_first = newest_messages(dialect, bindparam("last"), "page")
+    return (
+        select(newest_first.c.id, newest_first.c.text, newest_first.c.created_at)
+        .select_from(chat_views.outerjoin(newest_first, true()))
+        .where(chat_views.c.chat_id == bindparam("chat_id"))
+        .order_by(newest_first.c.id.desc())
+    )
+
+
+# Built once per database: constructing it per call costs more than running it.
+HISTORY_PAGE = {dialect: history_page(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class GetHistoryHandler:
@@ -41,30 +60,12 @@ class GetHistoryHandler:
         last = MAX_ID
         if query.before is not None:
             last = decode_history(query.before, query.chat_id).message_id - 1
-        newest_first = (
-            select(message_views.c.id, message_views.c.text, message_views.c.created_at)
-            .where(
-                keyset.up_to(
-                    self._engine.dialect.name,
-                    message_views.c.chat_id,
-                    message_views.c.id,
-                    query.chat_id,
-                    last,
-                )
-            )
-            .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
-            .limit(limit + 1)  # one more tells whether there is an older page
-            .subquery()
-        )
-        # One statement: the chat's existence and its page come from one snapshot.
-        statement = (
-            select(newest_first.c.id, newest_first.c.text, newest_first.c.created_at)
-            .select_from(chat_views.outerjoin(newest_first, true()))
-            .where(chat_views.c.chat_id == query.chat_id)
-            .order_by(newest_first.c.id.desc())
-        )
         with self._engine.connect() as connection:
-            rows = connection.execute(statement).all()
+            rows = connection.execute(
+                HISTORY_PAGE[self._engine.dialect.name],
+                # One more than the page tells whether there is an older page.
+                {"chat_id": query.chat_id, "last": last, "limit": limit + 1},
+            ).all()
         if not rows:
             raise ChatNotFound(query.chat_id)
         found = [row for row in rows if row.id is not None]

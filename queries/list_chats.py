@@ -1,9 +1,11 @@
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, bindparam, select, tuple_
 
 from domain.rules import DEFAULT_LIMIT, validate_limit
+from infrastructure.types import UTCDateTime
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
 from queries.views import chat_views
 
@@ -31,6 +33,27 @@ class ChatListDTO:
     next_cursor: str | None  # None on the last page
 
 
+# Built once: constructing a statement per call costs more than running it. One more row
+# than the page tells whether there is a next page.
+FIRST_PAGE = (
+    select(
+        chat_views.c.chat_id,
+        chat_views.c.title,
+        chat_views.c.created_at,
+        chat_views.c.message_count,
+        chat_views.c.last_message_at,
+        chat_views.c.last_activity_at,
+        chat_views.c.last_message_preview,
+    )
+    .order_by(chat_views.c.last_activity_at.desc(), chat_views.c.chat_id.desc())
+    .limit(bindparam("limit"))
+)
+NEXT_PAGE = FIRST_PAGE.where(
+    tuple_(chat_views.c.last_activity_at, chat_views.c.chat_id)
+    < tuple_(bindparam("at", type_=UTCDateTime), bindparam("chat_id"))
+)
+
+
 class ListChatsHandler:
     """Chats by last activity, newest first, a keyset page at a time.
 
@@ -44,27 +67,13 @@ class ListChatsHandler:
 
     def __call__(self, query: ListChats) -> ChatListDTO:
         limit = validate_limit(query.limit)
-        statement = (
-            select(
-                chat_views.c.chat_id,
-                chat_views.c.title,
-                chat_views.c.created_at,
-                chat_views.c.message_count,
-                chat_views.c.last_message_at,
-                chat_views.c.last_activity_at,
-                chat_views.c.last_message_preview,
-            )
-            .order_by(chat_views.c.last_activity_at.desc(), chat_views.c.chat_id.desc())
-            .limit(limit + 1)  # one more tells whether there is a next page
-        )
+        statement, params = FIRST_PAGE, dict[str, Any](limit=limit + 1)
         if query.cursor is not None:
             after = decode_chat_list(query.cursor)
-            statement = statement.where(
-                tuple_(chat_views.c.last_activity_at, chat_views.c.chat_id)
-                < tuple_(after.last_activity_at, after.chat_id)
-            )
+            statement = NEXT_PAGE
+            params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
         with self._engine.connect() as connection:
-            rows = connection.execute(statement).all()
+            rows = connection.execute(statement, params).all()
         chats = tuple(
             ChatSummaryDTO(
                 id=row.chat_id,

@@ -4,8 +4,11 @@ Queries import these, never the write model's tables: `chat_views` is the projec
 by infrastructure/projections.py, `message_views` a database view over the message log.
 """
 
-from sqlalchemy import BigInteger, Text, column, table
+from typing import Any
 
+from sqlalchemy import BigInteger, Subquery, Text, bindparam, column, select, table
+
+from infrastructure import keyset
 from infrastructure.types import UTCDateTime
 
 chat_views = table(
@@ -26,3 +29,19 @@ message_views = table(
     column("text", Text),
     column("created_at", UTCDateTime),
 )
+
+
+def newest_messages(dialect: str, last: Any, name: str) -> Subquery:
+    """Up to `:limit` messages of chat `:chat_id` with ids up to `last`, newest first,
+    read from the (chat_id, id) index whatever the chat's size."""
+    return (
+        select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+        .where(
+            keyset.up_to(
+                dialect, message_views.c.chat_id, message_views.c.id, bindparam("chat_id"), last
+            )
+        )
+        .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
+        .limit(bindparam("limit"))
+        .subquery(name)
+    )
