@@ -570,6 +570,9 @@ def markdown(results: Results, targets: list[Target]) -> str:
             "stack. Time spent waiting with the GIL released (on PostgreSQL, on locks) does "
             "not show here.",
             "",
+            "What these profiles led to, what was changed and measured, and what was tried "
+            "and left: [performance.md](performance.md).",
+            "",
         ]
         for p in results.profiles:
             lines += _profile_lines(p)
