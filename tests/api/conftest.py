@@ -20,3 +20,13 @@ def max_body_size(container: Container) -> int:
     assert isinstance(size, int)
     assert size == 64 * 1024  # the documented default, which these tests exercise
     return size
+
+
+@pytest.fixture
+def spec(client: httpx.Client) -> Json:
+    """The served OpenAPI document."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    document: Json = response.json()
+    return document

@@ -119,3 +119,23 @@ def count_rows(container: Container, table: str, chat_id: int | None = None) -> 
     with container.write_engine().connect() as connection:
         count = connection.execute(text(query), {"chat_id": chat_id}).scalar_one()
     return int(count)
+
+
+def resolve(spec: Json, schema: Json) -> Json:
+    """Follow `$ref`s in an OpenAPI document to the schema they name."""
+    while "$ref" in schema:
+        prefix = "#/components/schemas/"
+        reference = schema["$ref"]
+        assert reference.startswith(prefix), reference
+        schema = spec["components"]["schemas"][reference.removeprefix(prefix)]
+    return schema
+
+
+def string_schema(schema: Json) -> Json:
+    """The string branch of an optional string's schema."""
+    branches = schema.get("anyOf", [schema])
+    strings = [branch for branch in branches if branch.get("type") == "string"]
+    assert len(strings) == 1, schema
+    assert {branch.get("type") for branch in branches} <= {"string", "null"}, schema
+    string: Json = strings[0]
+    return string

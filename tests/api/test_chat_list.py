@@ -23,6 +23,8 @@ from tests.api.helpers import (
     create_chat,
     get_chat,
     post_message,
+    resolve,
+    string_schema,
 )
 
 SUMMARY_FIELDS = {
@@ -570,31 +572,6 @@ def test_the_preview_follows_the_newest_message(client: httpx.Client, chat: Json
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spec(client: httpx.Client) -> Json:
-    response = client.get("/openapi.json")
-    assert response.status_code == 200, response.text
-    document: Json = response.json()
-    return document
-
-
-def resolve(spec: Json, schema: Json) -> Json:
-    while "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/components/schemas/")
-        schema = dict(spec["components"]["schemas"][name])
-    return schema
-
-
-def string_schema(schema: Json) -> Json:
-    """The string branch of an optional string parameter's schema."""
-    branches = schema.get("anyOf", [schema])
-    strings = [branch for branch in branches if branch.get("type") == "string"]
-    assert len(strings) == 1, schema
-    assert {branch.get("type") for branch in branches} <= {"string", "null"}, schema
-    string: Json = strings[0]
-    return string
 
 
 def test_the_list_operation_is_documented(spec: Json) -> None:

@@ -23,6 +23,8 @@ from tests.api.helpers import (
     get_chat,
     missing_chat_id,
     post_message,
+    resolve,
+    string_schema,
 )
 
 MESSAGE_FIELDS = {"id", "chat_id", "text", "created_at"}
@@ -464,31 +466,6 @@ def test_the_cursor_is_checked_before_the_chat(client: httpx.Client, chat: Json)
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spec(client: httpx.Client) -> Json:
-    response = client.get("/openapi.json")
-    assert response.status_code == 200, response.text
-    document: Json = response.json()
-    return document
-
-
-def resolve(spec: Json, schema: Json) -> Json:
-    while "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/components/schemas/")
-        schema = dict(spec["components"]["schemas"][name])
-    return schema
-
-
-def string_schema(schema: Json) -> Json:
-    """The string branch of an optional string's schema."""
-    branches = schema.get("anyOf", [schema])
-    strings = [branch for branch in branches if branch.get("type") == "string"]
-    assert len(strings) == 1, schema
-    assert {branch.get("type") for branch in branches} <= {"string", "null"}, schema
-    string: Json = strings[0]
-    return string
 
 
 def test_the_history_operation_is_documented(spec: Json) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import Json
+from tests.api.helpers import Json, resolve
 
 CREATE = ("/chats/", "post")
 POST_MESSAGE = ("/chats/{chat_id}/messages/", "post")
@@ -33,25 +33,6 @@ OPERATIONS = list(STATUSES)
 
 def operation_id(operation: tuple[str, str]) -> str:
     return f"{operation[1].upper()} {operation[0]}"
-
-
-@pytest.fixture
-def spec(client: httpx.Client) -> Json:
-    response = client.get("/openapi.json")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    document: Json = response.json()
-    return document
-
-
-def resolve(spec: Json, schema: Json) -> Json:
-    """Follow `$ref`s to the schema they name."""
-    while "$ref" in schema:
-        prefix = "#/components/schemas/"
-        reference = schema["$ref"]
-        assert reference.startswith(prefix), reference
-        schema = spec["components"]["schemas"][reference.removeprefix(prefix)]
-    return schema
 
 
 def json_schema(spec: Json, response: Json) -> Json:
