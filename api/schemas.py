@@ -21,7 +21,11 @@ TITLE_PATTERN = (
 )
 
 # A cursor field is left out when there is nothing more, never null, so it is a string.
-Cursor = Annotated[str | None, WithJsonSchema({"type": "string"})]
+Cursor = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string"}),
+    Field(exclude_if=lambda value: value is None),
+]
 
 
 class CreateChatRequest(BaseModel):
@@ -124,7 +128,6 @@ class ChatDetailResponse(BaseModel):
     )
     next_before: Cursor = Field(
         default=None,
-        exclude_if=lambda value: value is None,
         description=(
             "Opaque cursor for `GET /chats/{chat_id}/messages/?before=...`, the messages older "
             "than these; absent when there are none."
@@ -178,7 +181,6 @@ class ChatListResponse(BaseModel):
     chats: list[ChatSummaryResponse] = Field(description="Most recent activity first.")
     next_cursor: Cursor = Field(
         default=None,
-        exclude_if=lambda value: value is None,
         description="Opaque cursor of the next page (`?cursor=`); absent on the last page.",
     )
 
@@ -208,7 +210,6 @@ class HistoryResponse(BaseModel):
     messages: list[MessageResponse] = Field(description="One page, oldest first.")
     next_before: Cursor = Field(
         default=None,
-        exclude_if=lambda value: value is None,
         description="Opaque cursor of the next older page (`?before=`); absent at the start.",
     )
 

@@ -26,6 +26,16 @@ keys = IdempotencyKeyRecord.__table__  # type: ignore[attr-defined]
 Result = TypeVar("Result")
 
 
+# Building a TypeAdapter compiles a schema: once per result type, not per request.
+_adapters: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(result_type: type[Any]) -> TypeAdapter[Any]:
+    if result_type not in _adapters:
+        _adapters[result_type] = TypeAdapter(result_type)
+    return _adapters[result_type]
+
+
 def fingerprint(request: dict[str, Any]) -> str:
     """What identifies "the same request": its command's fields, not the key."""
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
@@ -79,14 +89,15 @@ class IdempotencyKeys:
         ).one()
         if used.fingerprint != fingerprint(request):
             raise IdempotencyKeyReused(key)
-        return TypeAdapter(result_type).validate_json(used.result)
+        replayed: Result = _adapter(result_type).validate_json(used.result)
+        return replayed
 
     def remember(self, connection: Connection, scope: str, key: str, result: object) -> None:
         """Store the result under the key claimed by `replay`, in the same transaction."""
         connection.execute(
             update(keys)
             .where(keys.c.scope == scope, keys.c.key == key)
-            .values(result=TypeAdapter(type(result)).dump_json(result).decode())
+            .values(result=_adapter(type(result)).dump_json(result).decode())
         )
 
     def purge(self, engine: Engine) -> int:
