@@ -13,6 +13,7 @@ from infrastructure.unit_of_work import UnitOfWork
 chats = ChatRecord.__table__  # type: ignore[attr-defined]
 
 SCOPE = "create_chat"
+INSERT_CHAT = insert(chats).returning(chats.c.id)  # built once, like every hot statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class CreateChatHandler:
                     return replayed
             created_at = self._clock()
             chat_id = uow.connection.execute(
-                insert(chats).values(title=title, created_at=created_at).returning(chats.c.id)
+                INSERT_CHAT, {"title": title, "created_at": created_at}
             ).scalar_one()
             event = ChatCreated(chat_id=chat_id, title=title, created_at=created_at)
             uow.record(event)
