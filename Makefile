@@ -6,15 +6,31 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run test lint typecheck pytest fuzz bench lock clean
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# One stamp per lock: serving needs the runtime lock only; the tools that test, lint, fuzz
+# and benchmark come on top of it from the development lock, the first time one is needed.
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 
-$(VENV)/.installed: requirements-dev.lock pyproject.toml
+.PHONY: install install-dev run test lint typecheck pytest fuzz bench lock clean
+
+# Order-only (after `|`): bin/python is a symlink whose date is the system Python's.
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+
+$(RUNTIME): requirements.lock pyproject.toml | $(BIN)/python
+	$(PIP) --require-hashes -r requirements.lock
+	$(PIP) --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# The development lock pins the runtime packages exactly as requirements.lock does (a test
+# checks it), so adding it changes none of them.
+$(DEV): requirements-dev.lock $(RUNTIME)
+	$(PIP) --require-hashes -r requirements-dev.lock
+	touch $@
+
+install: $(RUNTIME)
+install-dev: $(DEV)
 
 ## make run: apply migrations, then serve on $HOST:$PORT (DATABASE_URL, or SQLite in ./chatapi.db)
 run: install
@@ -24,27 +40,27 @@ run: install
 ## make test: lint, type-check, and the whole suite against PostgreSQL and SQLite
 test: lint typecheck pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install
+pytest: install-dev
 	$(BIN)/pytest
 
 ## make fuzz: Schemathesis (every check, stateful too) against the app served as `make run`
 ## serves it, on a throwaway PostgreSQL, for several minutes; fails on any finding
-fuzz: install
+fuzz: install-dev
 	$(BIN)/python -m tests.fuzz.live
 
 ## make bench: load-test the service with wrk against PostgreSQL; writes docs/benchmarks.md
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.run
 
 ## make lock: re-resolve both lock files after a change to pyproject.toml
-lock:
+lock: | $(BIN)/python
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --python-platform linux -o requirements-dev.lock

@@ -14,8 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api import chats, health
 from api.body_limit import BodyLimit
+from api.cors import cors
 from api.errors import install_error_handlers
 from api.request_log import RequestLog
+from api.routing import serve_like_the_api
 from infrastructure.container import Container
 
 DESCRIPTION = """
@@ -67,15 +69,18 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.include_router(chats.router)
     app.include_router(health.router)
-    install_error_handlers(
-        app,
-        retry_after=settings.retry_after,
-        routes=[*chats.router.routes, *health.router.routes],
-    )
-    # The last added runs first: every request is logged, even one refused for its size.
+    # The docs pages' other spellings and HEAD, after the API's routes: matched after them.
+    serve_like_the_api(app.router)
+    # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
+    routes = [*chats.router.routes, *health.router.routes, *app.router.routes]
+    install_error_handlers(app, retry_after=settings.retry_after, routes=routes)
+    # The last added runs first: every request is logged, even one refused for its size,
+    # and CORS headers go on every answer, a 413 included, so a page can read why.
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
+    if settings.cors_origins:
+        app.add_middleware(cors, origins=settings.cors_origins)
     if settings.access_log:
-        app.add_middleware(RequestLog)
+        app.add_middleware(RequestLog, routes=routes)
     return app
 
 

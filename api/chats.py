@@ -5,7 +5,8 @@ themselves: one threadpool hop per request, where a `def` endpoint or a synchron
 dependency would add more.
 """
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import WithJsonSchema
@@ -13,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
+    MESSAGE_NOT_FOUND,
     NOT_FOUND,
+    REPLAYED_HEADER,
     TOO_LARGE,
     UNAVAILABLE,
     ChatDetailResponse,
@@ -23,6 +26,7 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
     PostMessageRequest,
+    created_headers,
 )
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
@@ -32,6 +36,7 @@ from infrastructure.container import Container
 from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
+from queries.get_message import GetMessage
 from queries.list_chats import ListChats
 
 router = SlashAgnosticRouter(
@@ -39,6 +44,7 @@ router = SlashAgnosticRouter(
 )
 
 ChatId = Annotated[int, Path(description="The chat's id.", examples=[1])]
+MessageId = Annotated[int, Path(description="The message's id.", examples=[7])]
 Limit = Annotated[
     int,
     Query(
@@ -104,6 +110,39 @@ def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
+def announce_created(response: Response, location: str, replayed: bool) -> None:
+    """Where the new resource is, and whether this answer only repeats an earlier one."""
+    response.headers["Location"] = location
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+
+
+Argument = TypeVar("Argument")
+Result = TypeVar("Result")
+
+
+async def handle(
+    request: Request, handler: Callable[[Argument], Result], argument: Argument
+) -> Result:
+    """Run a handler in the threadpool, once the database's schema is known to be migrated.
+
+    Until then (a fresh process, or a schema found changed), the check runs first, in the
+    same thread hop; after, it costs a flag test. Here rather than in a dependency, which
+    would run before FastAPI reports an invalid request: a 422 needs no database.
+    """
+    app = container(request)
+    schema = app.schema_check()
+    if schema.verified:
+        return await run_in_threadpool(handler, argument)
+    engine = app.read_engine()
+
+    def checked() -> Result:
+        schema.ensure(engine)
+        return handler(argument)
+
+    return await run_in_threadpool(checked)
+
+
 @router.get(
     "/chats/",
     operation_id="listChats",
@@ -120,7 +159,7 @@ async def list_chats(
     did not move; a chat that gets a new message moves to the front of the list.
     """
     handler = container(request).list_chats()
-    page = await run_in_threadpool(handler, ListChats(limit=limit, cursor=cursor))
+    page = await handle(request, handler, ListChats(limit=limit, cursor=cursor))
     return ChatListResponse.model_validate(page)
 
 
@@ -131,10 +170,11 @@ async def list_chats(
     responses={
         201: {
             "description": "The chat as created.",
+            "headers": created_headers("the chat (`GET` it)", "/chats/1"),
             # What a client can do next with the new chat's id (OpenAPI links).
             "links": {
                 name: {"operationId": name, "parameters": {"chat_id": "$response.body#/id"}}
-                for name in ("getChat", "postMessage", "getHistory", "deleteChat")
+                for name in ("getChat", "postMessage", "getHistory", "getMessage", "deleteChat")
             },
         }
     },
@@ -142,13 +182,17 @@ async def list_chats(
     response_description="The chat as created.",
 )
 async def create_chat(
-    body: CreateChatRequest, request: Request, idempotency_key: IdempotencyKey = None
+    body: CreateChatRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> ChatResponse:
     """Create an empty chat. The title is trimmed of surrounding whitespace."""
     handler = container(request).create_chat()
     command = CreateChat(title=body.title, idempotency_key=idempotency_key)
-    created = await run_in_threadpool(handler, command)
-    return ChatResponse(id=created.chat_id, title=created.title, created_at=created.created_at)
+    created = await handle(request, handler, command)
+    announce_created(response, f"/chats/{created.chat_id}", created.replayed)
+    return ChatResponse.from_event(created)
 
 
 @router.post(
@@ -157,12 +201,28 @@ async def create_chat(
     status_code=status.HTTP_201_CREATED,
     summary="Post a message to a chat",
     response_description="The message as stored.",
-    responses=NOT_FOUND,
+    responses={
+        201: {
+            "description": "The message as stored.",
+            "headers": created_headers("the message (`GET` it)", "/chats/1/messages/7"),
+            "links": {
+                "getMessage": {
+                    "operationId": "getMessage",
+                    "parameters": {
+                        "chat_id": "$request.path.chat_id",
+                        "message_id": "$response.body#/id",
+                    },
+                }
+            },
+        },
+        **NOT_FOUND,
+    },
 )
 async def post_message(
     chat_id: ChatId,
     body: PostMessageRequest,
     request: Request,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> MessageResponse:
     """Append a message to a chat. The text is stored exactly as sent.
@@ -172,10 +232,11 @@ async def post_message(
     """
     handler = container(request).post_message()
     command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
-    posted = await run_in_threadpool(handler, command)
-    return MessageResponse(
-        id=posted.message_id, chat_id=posted.chat_id, text=posted.text, created_at=posted.created_at
+    posted = await handle(request, handler, command)
+    announce_created(
+        response, f"/chats/{posted.chat_id}/messages/{posted.message_id}", posted.replayed
     )
+    return MessageResponse.from_event(posted)
 
 
 @router.get(
@@ -190,7 +251,7 @@ async def get_chat(
 ) -> ChatDetailResponse:
     """Read a chat with its newest `limit` messages, in the order a chat window shows them."""
     handler = container(request).get_chat()
-    chat = await run_in_threadpool(handler, GetChat(chat_id=chat_id, limit=limit))
+    chat = await handle(request, handler, GetChat(chat_id=chat_id, limit=limit))
     return ChatDetailResponse.model_validate(chat)
 
 
@@ -215,8 +276,22 @@ async def get_history(
     """
     handler = container(request).get_history()
     query = GetHistory(chat_id=chat_id, before=before, limit=limit)
-    page = await run_in_threadpool(handler, query)
+    page = await handle(request, handler, query)
     return HistoryResponse.model_validate(page)
+
+
+@router.get(
+    "/chats/{chat_id}/messages/{message_id}",
+    operation_id="getMessage",
+    summary="Read one message of a chat",
+    response_description="The message, as its `POST` returned it.",
+    responses=MESSAGE_NOT_FOUND,
+)
+async def get_message(chat_id: ChatId, message_id: MessageId, request: Request) -> MessageResponse:
+    """Read one message: where the `Location` of a posted message leads."""
+    handler = container(request).get_message()
+    message = await handle(request, handler, GetMessage(chat_id=chat_id, message_id=message_id))
+    return MessageResponse.model_validate(message)
 
 
 @router.delete(
@@ -230,4 +305,4 @@ async def get_history(
 async def delete_chat(chat_id: ChatId, request: Request) -> None:
     """Delete a chat; the database deletes its messages with it."""
     handler = container(request).delete_chat()
-    await run_in_threadpool(handler, DeleteChat(chat_id=chat_id))
+    await handle(request, handler, DeleteChat(chat_id=chat_id))

@@ -1,26 +1,34 @@
 """`chatapi`: the same handlers as the HTTP API, from the command line, printing JSON."""
 
 import argparse
-import dataclasses
 import json
+import logging
+import logging.config
 import sys
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.schemas import (
+    ChatDetailResponse,
+    ChatListResponse,
+    ChatResponse,
+    HistoryResponse,
+    MessageResponse,
+)
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
-from domain.errors import ChatNotFound, InvalidInput
+from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound
 from domain.rules import DEFAULT_LIMIT
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
+from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated
 from infrastructure.settings import Settings
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
@@ -31,6 +39,21 @@ EXIT_INVALID = 2
 EXIT_DATABASE = 4
 EXIT_UNHEALTHY = 1
 HEALTHCHECK_TIMEOUT_SECONDS = 3
+# The commands that read or write chats: each needs the schema this code expects.
+DATABASE_COMMANDS = frozenset(
+    {
+        "create-chat",
+        "post",
+        "show",
+        "list",
+        "history",
+        "delete",
+        "rebuild-read-models",
+        "purge-idempotency-keys",
+    }
+)
+
+log = logging.getLogger("chatapi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,21 +88,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def _print(result: Any) -> None:
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        result = dataclasses.asdict(result)
-    print(json.dumps(result, default=_json_default, ensure_ascii=False))
+def _print(result: BaseModel | dict[str, Any]) -> None:
+    # The API's response models render what HTTP would send, byte for byte; the rest is
+    # compact JSON too.
+    if isinstance(result, BaseModel):
+        print(result.model_dump_json())
+    else:
+        print(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
 
 
 def _fail(message: str, code: int) -> int:
     print(json.dumps({"error": message}), file=sys.stderr)
     return code
+
+
+def _first_line(exc: Exception) -> str:
+    """What the driver said, without SQLAlchemy's statement and background link."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 # uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
@@ -107,9 +132,12 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def _serve(settings: Settings) -> None:
+def _serve(container: Container) -> None:
     import uvicorn
 
+    settings = container.settings()
+    logging.config.dictConfig(LOG_CONFIG)
+    _warn_unless_migrated(container)
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -118,6 +146,27 @@ def _serve(settings: Settings) -> None:
         access_log=False,
         log_config=LOG_CONFIG,
     )
+
+
+def _warn_unless_migrated(container: Container) -> None:
+    """Say at start-up what /health/ready will say: the server does not migrate by itself.
+
+    Migrating stays a one-shot step (`chatapi migrate`, Compose's `migrate` service), so that
+    replicas starting together never race to apply a migration, and the server needs no
+    rights to change the schema. Until it is done the server serves anyway, as it does while
+    the database is unreachable: every request that needs the schema gets 503 with
+    Retry-After and /health/ready keeps it out of rotation; once migrated, it is ready with
+    no restart, whatever order things were started in.
+    """
+    try:
+        at_head = migrations.is_at_head(container.read_engine())
+    except (DBAPIError, PoolTimeout) as exc:
+        log.warning("database unavailable, serving 503 until it answers: %s", _first_line(exc))
+        return
+    finally:
+        container.shutdown_resources()  # the server opens its own engines
+    if not at_head:
+        log.warning("%s; serving 503 until then", NOT_MIGRATED)
 
 
 def _healthcheck(settings: Settings) -> int:
@@ -131,34 +180,40 @@ def _healthcheck(settings: Settings) -> int:
     return 0 if ready else EXIT_UNHEALTHY
 
 
-def _run(args: argparse.Namespace, container: Container) -> Any:
+def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str, Any] | None:
     settings = container.settings()
     match args.command:
         case "serve":
-            return _serve(settings)
+            _serve(container)
+            return None
         case "migrate":
             migrations.upgrade(settings.database_url)
             return {"migrated": settings.database_url.rsplit("@", 1)[-1]}
+        # What the HTTP API answers, rendered by its response models.
         case "create-chat":
-            return container.create_chat()(
+            created = container.create_chat()(
                 CreateChat(title=args.title, idempotency_key=args.idempotency_key)
             )
+            return ChatResponse.from_event(created)
         case "post":
-            return container.post_message()(
+            posted = container.post_message()(
                 PostMessage(
                     chat_id=args.chat_id, text=args.text, idempotency_key=args.idempotency_key
                 )
             )
+            return MessageResponse.from_event(posted)
         case "show":
-            return container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
+            chat = container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
+            return ChatDetailResponse.model_validate(chat)
         case "list":
-            return container.list_chats()(ListChats(limit=args.limit, cursor=args.cursor))
+            page = container.list_chats()(ListChats(limit=args.limit, cursor=args.cursor))
+            return ChatListResponse.model_validate(page)
         case "history":
-            return container.get_history()(
-                GetHistory(chat_id=args.chat_id, before=args.before, limit=args.limit)
-            )
+            query = GetHistory(chat_id=args.chat_id, before=args.before, limit=args.limit)
+            return HistoryResponse.model_validate(container.get_history()(query))
         case "delete":
-            return container.delete_chat()(DeleteChat(chat_id=args.chat_id))
+            container.delete_chat()(DeleteChat(chat_id=args.chat_id))
+            return None  # as HTTP's 204: nothing to show
         case "purge-idempotency-keys":
             return {"purged": container.idempotency_keys().purge(container.write_engine())}
         case "rebuild-read-models":
@@ -179,15 +234,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "healthcheck":
         return _healthcheck(container.settings())
     try:
+        if args.command in DATABASE_COMMANDS:
+            # Up front, as the API does: a missing or older schema fails some commands with
+            # a driver error naming a table, and would let others run on the wrong schema.
+            container.schema_check().ensure(container.read_engine())
         result = _run(args, container)
-    except ChatNotFound as exc:
+    except SchemaNotMigrated:
+        return _fail(NOT_MIGRATED, EXIT_DATABASE)
+    except NotFound as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
-    except InvalidInput as exc:
+    except (InvalidInput, IdempotencyKeyReused) as exc:
         return _fail(str(exc), EXIT_INVALID)
     except (DBAPIError, PoolTimeout) as exc:
-        # Unreachable, or not migrated yet: the driver's first line says which.
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return _fail(f"database error: {reason}", EXIT_DATABASE)
+        # Unreachable, refusing, or timed out: the driver's first line says which.
+        return _fail(f"database error: {_first_line(exc)}", EXIT_DATABASE)
     finally:
         container.shutdown_resources()
     if result is not None:

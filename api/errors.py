@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
+from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated, is_missing_schema_error
 
 log = logging.getLogger("chatapi")
 
@@ -78,7 +79,7 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
             exc = HTTPException(405, detail=exc.detail, headers={"Allow": allow})
         return await http_exception_handler(request, exc)
 
-    async def chat_not_found(request: Request, exc: Exception) -> JSONResponse:
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     async def invalid_input(request: Request, exc: Exception) -> Response:
@@ -101,7 +102,21 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
         }
         return validation_response([error])
 
+    async def schema_not_migrated(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database schema not migrated: %s", str(exc).splitlines()[0])
+        # Found by a failing statement, the schema changed under the running service (a
+        # database recreated or downgraded): check it again before serving the next requests.
+        request.app.state.container.schema_check().forget()
+        return JSONResponse(
+            {"detail": NOT_MIGRATED},
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
+
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite reports a missing table as an OperationalError, as it does a lost database.
+        if isinstance(exc, DBAPIError) and is_missing_schema_error(exc):
+            return await schema_not_migrated(request, exc)
         log.warning("database unavailable: %s", str(exc).splitlines()[0])
         return JSONResponse(
             {"detail": "database unavailable"},
@@ -114,13 +129,16 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
         assert isinstance(exc, DBAPIError)
         if exc.connection_invalidated:
             return await database_unavailable(request, exc)
+        if is_missing_schema_error(exc):
+            return await schema_not_migrated(request, exc)
         raise exc
 
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(ChatNotFound, chat_not_found)
+    app.add_exception_handler(NotFound, not_found)  # a chat, or a message in one
     app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)
+    app.add_exception_handler(SchemaNotMigrated, schema_not_migrated)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(DBAPIError, database_error)

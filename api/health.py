@@ -10,6 +10,7 @@ from api.routing import SlashAgnosticRouter
 from api.schemas import UNAVAILABLE
 from infrastructure import migrations
 from infrastructure.container import Container
+from infrastructure.schema import NOT_MIGRATED
 
 router = SlashAgnosticRouter(prefix="/health", tags=["health"])
 
@@ -48,7 +49,7 @@ async def ready(request: Request) -> Health:
     if not at_head:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="database schema is not at the latest migration",
+            detail=NOT_MIGRATED,
             headers={"Retry-After": str(container.settings().retry_after)},
         )
     return Health(status="ready")

@@ -1,4 +1,4 @@
-"""How the chat endpoints are routed: both slash spellings, and JSON bodies held to UTF-8."""
+"""How requests are routed: both slash spellings, HEAD with GET, JSON bodies held to UTF-8."""
 
 import json
 from collections.abc import Callable, Coroutine
@@ -6,6 +6,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Route
+
+# Set on each route added beside a documented one (its other spelling, HEAD): the documented
+# route's template, so that the access log names an operation one way however it was reached.
+DOCUMENTED_PATH = "chatapi_documented_path"
+
+
+def documented_path(route: BaseRoute) -> str | None:
+    """The template a route is documented under (`/chats/{chat_id}`): its own, or for a route
+    added beside a documented one, that one's."""
+    path = getattr(route, DOCUMENTED_PATH, None) or getattr(route, "path_format", None)
+    return path if isinstance(path, str) else None
+
+
+def twin_of(path: str) -> str:
+    """The other spelling of a path: with its trailing slash if it has none, else without."""
+    return path.removesuffix("/") if path.endswith("/") else f"{path}/"
 
 
 class Utf8JsonRequest(Request):
@@ -29,13 +46,61 @@ class Utf8JsonRoute(APIRoute):
         return utf8_json_handler
 
 
-class SlashAgnosticRouter(APIRouter):
-    """Serves each path both with and without its trailing slash, with no redirect.
+def beside(path: str, methods: set[str] | None) -> list[tuple[str, list[str]]]:
+    """The routes to add beside a documented one: its other spelling, and HEAD on both if it
+    serves GET, as Starlette's own routes do. FastAPI's do not: OpenAPI would list HEAD as an
+    operation of its own."""
+    methods = methods or set()
+    routes = [(twin_of(path), sorted(methods))]
+    if "GET" in methods:
+        routes += [(path, ["HEAD"]), (twin_of(path), ["HEAD"])]
+    return routes
 
-    The spelling given in the route is the one documented; its twin is hidden from OpenAPI.
+
+def stands_in_for(route: BaseRoute, documented: Route) -> None:
+    setattr(route, DOCUMENTED_PATH, documented.path_format)
+
+
+def serves_head_only(route: BaseRoute) -> bool:
+    return isinstance(route, Route) and route.methods == {"HEAD"}
+
+
+class SlashAgnosticRouter(APIRouter):
+    """Serves each path both with and without its trailing slash, with no redirect, and HEAD
+    wherever it serves GET.
+
+    The spelling and methods given are the ones documented; the routes added beside them are
+    hidden from OpenAPI.
     """
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().add_api_route(path, endpoint, **kwargs)
-        twin = path.removesuffix("/") if path.endswith("/") else f"{path}/"
-        super().add_api_route(twin, endpoint, **{**kwargs, "include_in_schema": False})
+        documented = self.routes[-1]
+        assert isinstance(documented, APIRoute)
+        # `path`, not `documented.path`: the router adds its prefix to both.
+        for spelling, methods in beside(path, documented.methods):
+            hidden = {**kwargs, "methods": methods, "include_in_schema": False}
+            super().add_api_route(spelling, endpoint, **hidden)
+            stands_in_for(self.routes[-1], documented)
+        # HEAD routes last (the sort is stable): a request is tried against each route before
+        # the one that serves it, and a HEAD route never serves another method.
+        self.routes.sort(key=serves_head_only)
+
+
+def serve_like_the_api(router: APIRouter) -> None:
+    """Gives the GET routes already on `router` both spellings and HEAD, as SlashAgnosticRouter
+    does: for the pages FastAPI and FastAPIOffline add themselves (`/openapi.json`, `/docs`,
+    `/docs/oauth2-redirect`, `/redoc`), whose other spelling would be a 307 redirect."""
+    for route in list(router.routes):
+        if not isinstance(route, Route) or "GET" not in (route.methods or ()):
+            continue  # an included router, the docs' static files
+        if isinstance(route, APIRoute):
+            for spelling, methods in beside(route.path, route.methods):
+                router.add_api_route(
+                    spelling, route.endpoint, methods=methods, include_in_schema=False
+                )
+                stands_in_for(router.routes[-1], route)
+        else:  # /openapi.json, a Starlette route, which serves HEAD with GET already
+            methods = sorted(route.methods or ())
+            router.add_route(twin_of(route.path), route.endpoint, methods, include_in_schema=False)
+            stands_in_for(router.routes[-1], route)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from domain.events import ChatCreated, MessagePosted
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
 
 EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
@@ -74,6 +75,10 @@ class ChatResponse(BaseModel):
     title: str
     created_at: datetime
 
+    @classmethod
+    def from_event(cls, created: ChatCreated) -> "ChatResponse":
+        return cls(id=created.chat_id, title=created.title, created_at=created.created_at)
+
 
 class MessageResponse(BaseModel):
     model_config = ConfigDict(
@@ -89,6 +94,15 @@ class MessageResponse(BaseModel):
     chat_id: int
     text: str
     created_at: datetime
+
+    @classmethod
+    def from_event(cls, posted: MessagePosted) -> "MessageResponse":
+        return cls(
+            id=posted.message_id,
+            chat_id=posted.chat_id,
+            text=posted.text,
+            created_at=posted.created_at,
+        )
 
 
 class ChatDetailResponse(BaseModel):
@@ -230,6 +244,12 @@ def error_response(description: str, example: str, **extra: Any) -> dict[str, An
 Responses = dict[int | str, dict[str, Any]]
 
 NOT_FOUND: Responses = {404: error_response("The chat does not exist.", "chat 42 not found")}
+MESSAGE_NOT_FOUND: Responses = {
+    404: error_response(
+        "The chat does not exist, or has no message with that id.",
+        "message 7 not found in chat 1",
+    )
+}
 TOO_LARGE: Responses = {
     413: error_response(
         "The request body is larger than the configured maximum.",
@@ -248,3 +268,27 @@ UNAVAILABLE: Responses = {
         },
     )
 }
+
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def created_headers(what: str, example: str) -> dict[str, Any]:
+    """The headers of a 201: where the new resource is, and whether this is a replay."""
+    return {
+        "Location": {
+            "description": f"The URL of {what}, relative to this server.",
+            "required": True,
+            "schema": {"type": "string", "format": "uri-reference"},
+            "example": example,
+        },
+        REPLAYED_HEADER: {
+            "description": (
+                "`true` when this is the response of an earlier request with the same "
+                "`Idempotency-Key`, sent again: nothing new was created. Absent otherwise."
+            ),
+            "required": False,
+            "schema": {"type": "string", "enum": ["true"]},
+            "example": "true",
+        },
+    }

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
@@ -23,6 +23,14 @@ class CreateChat:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CreateChatResult(ChatCreated):
+    """The chat created, and whether this call only replayed an earlier one's result."""
+
+    # Not part of equality: a replay is the same chat, delivered again.
+    replayed: bool = field(default=False, compare=False)
+
+
 class CreateChatHandler:
     def __init__(
         self, uow: Callable[[], UnitOfWork], clock: Clock, idempotency_keys: IdempotencyKeys
@@ -31,7 +39,7 @@ class CreateChatHandler:
         self._clock = clock
         self._keys = idempotency_keys
 
-    def __call__(self, command: CreateChat) -> ChatCreated:
+    def __call__(self, command: CreateChat) -> CreateChatResult:
         title = normalize_title(command.title)
         key = command.idempotency_key
         if key is not None:
@@ -39,9 +47,11 @@ class CreateChatHandler:
         with self._uow() as uow:
             if key is not None:
                 request = {"title": title}
-                replayed = self._keys.replay(uow.connection, SCOPE, key, request, ChatCreated)
-                if replayed is not None:
-                    return replayed
+                first = self._keys.replay(uow.connection, SCOPE, key, request, ChatCreated)
+                if first is not None:
+                    return CreateChatResult(
+                        first.chat_id, first.title, first.created_at, replayed=True
+                    )
             created_at = self._clock()
             chat_id = uow.connection.execute(
                 INSERT_CHAT, {"title": title, "created_at": created_at}
@@ -51,4 +61,4 @@ class CreateChatHandler:
             if key is not None:
                 self._keys.remember(uow.connection, SCOPE, key, event)
             uow.commit()
-        return event
+        return CreateChatResult(chat_id, title, created_at)

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, insert, select
 
@@ -36,6 +36,14 @@ class PostMessage:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PostMessageResult(MessagePosted):
+    """The message posted, and whether this call only replayed an earlier one's result."""
+
+    # Not part of equality: a replay is the same message, delivered again.
+    replayed: bool = field(default=False, compare=False)
+
+
 class PostMessageHandler:
     """Appends a message to a chat.
 
@@ -52,7 +60,7 @@ class PostMessageHandler:
         self._clock = clock
         self._keys = idempotency_keys
 
-    def __call__(self, command: PostMessage) -> MessagePosted:
+    def __call__(self, command: PostMessage) -> PostMessageResult:
         text = validate_text(command.text)
         key = command.idempotency_key
         if key is not None:
@@ -65,11 +73,13 @@ class PostMessageHandler:
                 raise ChatNotFound(command.chat_id)
             scope = f"post_message:{command.chat_id}"
             if key is not None:
-                replayed = self._keys.replay(
+                first = self._keys.replay(
                     uow.connection, scope, key, {"text": text}, MessagePosted, command.chat_id
                 )
-                if replayed is not None:
-                    return replayed
+                if first is not None:
+                    return PostMessageResult(
+                        first.message_id, first.chat_id, first.text, first.created_at, replayed=True
+                    )
             # A statement of its own, after the lock: it sees every post committed before.
             previous = uow.connection.execute(
                 NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": command.chat_id}
@@ -86,4 +96,4 @@ class PostMessageHandler:
             if key is not None:
                 self._keys.remember(uow.connection, scope, key, event)
             uow.commit()
-        return event
+        return PostMessageResult(message_id, command.chat_id, text, created_at)

@@ -5,10 +5,21 @@ class DomainError(Exception):
     """Base of every error a command or query raises on purpose."""
 
 
-class ChatNotFound(DomainError):
+class NotFound(DomainError):
+    """Something the command or query names does not exist."""
+
+
+class ChatNotFound(NotFound):
     def __init__(self, chat_id: int) -> None:
         super().__init__(f"chat {chat_id} not found")
         self.chat_id = chat_id
+
+
+class MessageNotFound(NotFound):
+    def __init__(self, chat_id: int, message_id: int) -> None:
+        super().__init__(f"message {message_id} not found in chat {chat_id}")
+        self.chat_id = chat_id
+        self.message_id = message_id
 
 
 class InvalidInput(DomainError, ValueError):

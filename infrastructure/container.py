@@ -13,10 +13,12 @@ from commands.delete_chat import DeleteChatHandler
 from commands.post_message import PostMessageHandler
 from infrastructure import database
 from infrastructure.idempotency import IdempotencyKeys
+from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
 from queries.get_chat import GetChatHandler
 from queries.get_history import GetHistoryHandler
+from queries.get_message import GetMessageHandler
 from queries.list_chats import ListChatsHandler
 
 
@@ -27,6 +29,8 @@ class Container(containers.DeclarativeContainer):
     write_engine = providers.Resource(database.write_engine, settings)
     read_engine = providers.Resource(database.read_engine, settings)
     clock = providers.Object(utc_now)
+    # Whether the database has been found migrated; the API checks it before serving.
+    schema_check = providers.Singleton(SchemaCheck)
 
     unit_of_work = providers.Factory(UnitOfWork, engine=write_engine)
     idempotency_keys = providers.Singleton(
@@ -50,3 +54,4 @@ class Container(containers.DeclarativeContainer):
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
     list_chats = providers.Factory(ListChatsHandler, read_engine=read_engine)
     get_history = providers.Factory(GetHistoryHandler, read_engine=read_engine)
+    get_message = providers.Factory(GetMessageHandler, read_engine=read_engine)

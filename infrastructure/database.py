@@ -1,10 +1,12 @@
 """Engines for the write side and the read side, tuned per database."""
 
+import select
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from infrastructure.settings import Settings
@@ -51,7 +53,7 @@ def _create_engine(settings: Settings, **options: Any) -> Engine:
         )
         event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
@@ -69,6 +71,29 @@ def _create_engine(settings: Settings, **options: Any) -> Engine:
         pool_timeout=settings.db_pool_timeout,
         **options,
     )
+    event.listen(engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, _: ConnectionPoolEntry, __: Any) -> None:
+    """Swap a pooled connection the server has closed for a fresh one, before it is used.
+
+    A server that restarts or ends a session (pg_terminate_backend) sends a FATAL message and
+    closes the socket, so a dead idle connection has input waiting where a live one has
+    none. Polling for it costs one system call, not pool_pre_ping's round trip; without it,
+    the first request on each stale connection would fail although the database is back.
+    DisconnectionError makes the pool reconnect this entry (and 503 if it cannot). Anything
+    else found waiting (a NOTICE) costs a needless reconnect, never a wrong answer.
+    """
+    if dbapi_connection.closed or _has_input(dbapi_connection.fileno()):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def _has_input(fd: int) -> bool:
+    # poll, not select: select cannot watch a descriptor numbered 1024 or more.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)  # a hang-up or an error is reported regardless
+    return bool(poller.poll(0))
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:

@@ -1,7 +1,10 @@
 """Configuration, read from the environment when the container is built."""
 
+from typing import Annotated
+from urllib.parse import urlsplit
+
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, NoDecode
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -15,6 +18,35 @@ DRIVERS = {
     "sqlite": "sqlite",
     "sqlite+pysqlite": "sqlite",
 }
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(value: str) -> str:
+    """`value` as a browser sends it in `Origin` (scheme://host[:port]), or ValueError.
+
+    Lower case and without a default port, because the CORS middleware compares strings.
+    """
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        not value.isascii()  # browsers send a host's punycode form
+        or parts.scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or port == -1
+        or parts.username is not None
+        or parts.path  # even a bare "/": an Origin never ends with one
+        or "?" in value
+        or "#" in value
+    ):
+        raise ValueError(f"not an origin (scheme://host[:port], nothing after it): {value!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    kept_port = "" if port in (None, DEFAULT_PORTS[parts.scheme]) else f":{port}"
+    return f"{parts.scheme}://{host}{kept_port}"
 
 
 class Settings(BaseSettings):
@@ -62,6 +94,26 @@ class Settings(BaseSettings):
         ge=0,
         description="Retry-After seconds sent with a 503 when the database is down.",
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated origins (https://app.example.com) whose browser pages may call "
+            "the API, or *; empty, no CORS headers at all."
+        ),
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # NoDecode: the environment gives a comma-separated string, not JSON.
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(web_origin(origin) for origin in value)
 
     @field_validator("database_url")
     @classmethod

@@ -42,6 +42,24 @@ def test_create_chat_answers_201_with_exactly_the_chat(client: httpx.Client) -> 
     assert_utc_timestamp(body["created_at"])
 
 
+def test_create_chat_answers_with_the_location_of_the_chat(client: httpx.Client) -> None:
+    response = client.post("/chats/", json={"title": "Weekend plans"})
+
+    assert response.status_code == 201, response.text
+    chat = response.json()
+    assert response.headers["location"] == f"/chats/{chat['id']}"
+    shown = client.get(response.headers["location"])  # it resolves, to the chat created
+    assert shown.status_code == 200, shown.text
+    assert {field: shown.json()[field] for field in CHAT_FIELDS} == chat
+
+
+def test_create_chat_declares_its_location(spec: Json) -> None:
+    headers = spec["paths"]["/chats/"]["post"]["responses"]["201"]["headers"]
+    assert headers["Location"]["required"] is True
+    assert headers["Location"]["schema"] == {"type": "string", "format": "uri-reference"}
+    assert headers["Location"]["description"]
+
+
 def test_created_chats_get_distinct_ids(client: httpx.Client) -> None:
     ids = [create_chat(client, f"chat {n}")["id"] for n in range(3)]
     assert len(set(ids)) == 3

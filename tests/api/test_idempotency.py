@@ -35,6 +35,34 @@ def test_a_retried_post_gets_the_first_response(
 
 
 @pytest.mark.parametrize("operation", ["create", "post"])
+def test_only_a_replayed_response_says_so(client: httpx.Client, chat: Json, operation: str) -> None:
+    path, body = (
+        ("/chats/", {"title": "Standup"})
+        if operation == "create"
+        else (f"/chats/{chat['id']}/messages/", {"text": "hello"})
+    )
+    first = post(client, path, body, "r-1")
+    again = post(client, path, body, "r-1")
+    unkeyed = client.post(path, json=body)
+
+    assert first.status_code == again.status_code == unkeyed.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in unkeyed.headers
+    # The replay is the first response in full, its Location included.
+    assert again.headers["location"] == first.headers["location"]
+
+
+@pytest.mark.parametrize("path", ["/chats/", "/chats/{chat_id}/messages/"])
+def test_the_replay_header_is_declared(spec: Json, path: str) -> None:
+    headers = spec["paths"][path]["post"]["responses"]["201"]["headers"]
+    replayed = headers["Idempotent-Replayed"]
+    assert replayed.get("required", False) is False  # absent on a first write
+    assert replayed["schema"] == {"type": "string", "enum": ["true"]}
+    assert replayed["description"]
+
+
+@pytest.mark.parametrize("operation", ["create", "post"])
 def test_a_key_reused_with_another_body_is_422_and_changes_nothing(
     client: httpx.Client, container: Container, chat: Json, operation: str
 ) -> None:
@@ -81,6 +109,8 @@ def test_concurrent_retries_create_exactly_one_chat(
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert count_rows(container, "chats") == 1
+    # One of them created it; every other one was answered with its response.
+    assert [r.headers.get("idempotent-replayed") for r in responses].count(None) == 1
 
 
 def test_the_header_is_declared(client: httpx.Client) -> None:

@@ -134,6 +134,61 @@ def test_post_message_ignores_unknown_fields(client: httpx.Client) -> None:
     assert get_chat(client, other["id"])["messages"] == []
 
 
+def test_post_message_answers_with_the_location_of_the_message(
+    client: httpx.Client, chat: Json
+) -> None:
+    response = client.post(messages_path(chat["id"]), json={"text": "See you at noon?"})
+
+    assert response.status_code == 201, response.text
+    posted = response.json()
+    assert response.headers["location"] == f"/chats/{chat['id']}/messages/{posted['id']}"
+    shown = client.get(response.headers["location"])  # it resolves, to the message posted
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == posted
+
+
+def test_post_message_declares_its_location(spec: Json) -> None:
+    responses = spec["paths"]["/chats/{chat_id}/messages/"]["post"]["responses"]
+    location = responses["201"]["headers"]["Location"]
+    assert location["required"] is True
+    assert location["schema"] == {"type": "string", "format": "uri-reference"}
+    assert location["description"]
+    # And where it leads is an operation of the document.
+    get_message = spec["paths"]["/chats/{chat_id}/messages/{message_id}"]["get"]
+    assert set(get_message["responses"]) >= {"200", "404", "422", "503"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/chats/{chat_id}/messages/{id}", "/chats/{chat_id}/messages/{id}/"]
+)
+def test_get_message_shows_one_message(client: httpx.Client, chat: Json, path: str) -> None:
+    first, second = post_messages(client, chat["id"], 2)
+
+    response = client.get(path.format(chat_id=chat["id"], id=first["id"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json() == first != second
+
+
+def test_get_message_is_404_unless_the_message_is_in_that_chat(
+    client: httpx.Client, chat: Json
+) -> None:
+    posted = post_message(client, chat["id"])
+    other = create_chat(client, "another chat")
+    for path in (
+        f"/chats/{chat['id']}/messages/{posted['id'] + 1_000_000}",
+        f"/chats/{missing_chat_id(chat)}/messages/{posted['id']}",
+        f"/chats/{other['id']}/messages/{posted['id']}",
+        f"/chats/{chat['id']}/messages/99999999999999999999",
+        f"/chats/99999999999999999999/messages/{posted['id']}",
+    ):
+        assert_detail_error(client.get(path), 404)
+
+
+def test_get_message_refuses_an_id_that_is_not_an_integer(client: httpx.Client, chat: Json) -> None:
+    assert_validation_error(client.get(f"/chats/{chat['id']}/messages/abc"), "path", "message_id")
+
+
 def test_post_message_to_a_missing_chat_is_404(client: httpx.Client, chat: Json) -> None:
     response = client.post(messages_path(missing_chat_id(chat)), json={"text": "hello?"})
     assert_detail_error(response, 404)

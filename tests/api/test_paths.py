@@ -1,4 +1,9 @@
-"""Every path answers with and without its trailing slash, directly: never a redirect."""
+"""Every path answers with and without its trailing slash, directly: never a redirect.
+
+And `HEAD` wherever `GET` is served, with the `GET`'s status and headers and no body.
+"""
+
+import socket
 
 import httpx
 import pytest
@@ -68,12 +73,16 @@ def test_both_spellings_reach_the_same_chat(client: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
-        ("/chats/", "GET, POST"),
-        ("/chats", "GET, POST"),
-        ("/chats/1", "DELETE, GET"),
-        ("/chats/1/", "DELETE, GET"),
-        ("/chats/1/messages/", "GET, POST"),
-        ("/health/ready", "GET"),
+        ("/chats/", "GET, HEAD, POST"),
+        ("/chats", "GET, HEAD, POST"),
+        ("/chats/1", "DELETE, GET, HEAD"),
+        ("/chats/1/", "DELETE, GET, HEAD"),
+        ("/chats/1/messages/", "GET, HEAD, POST"),
+        ("/health/ready", "GET, HEAD"),
+        ("/health/ready/", "GET, HEAD"),
+        ("/docs", "GET, HEAD"),
+        ("/docs/", "GET, HEAD"),
+        ("/openapi.json", "GET, HEAD"),
     ],
 )
 def test_a_method_not_served_is_405_listing_every_method_that_is(
@@ -83,3 +92,86 @@ def test_a_method_not_served_is_405_listing_every_method_that_is(
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == allowed
     assert response.json() == {"detail": "Method Not Allowed"}
+
+
+# Every path a GET is served on, in both spellings; {chat_id} is an existing chat's id.
+GET_PATHS = [
+    "/chats/",
+    "/chats",
+    "/chats/?limit=1",
+    "/chats/{chat_id}",
+    "/chats/{chat_id}/",
+    "/chats/{chat_id}/messages/",
+    "/chats/{chat_id}/messages",
+    "/chats/{missing}",
+    "/chats/{missing}/messages/",
+    "/chats/{chat_id}?limit=0",
+    "/health/live",
+    "/health/live/",
+    "/health/ready",
+    "/health/ready/",
+    "/docs",
+    "/docs/",
+    "/docs/oauth2-redirect",
+    "/docs/oauth2-redirect/",
+    "/redoc",
+    "/redoc/",
+    "/openapi.json",
+    "/openapi.json/",
+]
+
+# Headers that differ between any two responses, whatever the method.
+PER_RESPONSE = {"date", "x-request-id"}
+
+
+def exchange(server_url: str, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and every byte after them, read off the socket until the server closes.
+
+    Below httpx on purpose: a client knows a HEAD response has no body and would not read
+    one a server wrongly sent.
+    """
+    url = httpx.URL(server_url)
+    assert url.port is not None
+    request = f"{method} {target} HTTP/1.1\r\nHost: {url.host}\r\nConnection: close\r\n\r\n"
+    received = b""
+    with socket.create_connection((url.host, url.port), timeout=30) as connection:
+        connection.sendall(request.encode())
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("template", GET_PATHS)
+def test_head_answers_like_get_without_a_body(
+    client: httpx.Client, server_url: str, chat: Json, template: str
+) -> None:
+    target = template.format(chat_id=chat["id"], missing=chat["id"] + 1_000_000)
+    get_status, get_headers, get_body = exchange(server_url, "GET", target)
+    head_status, head_headers, head_body = exchange(server_url, "HEAD", target)
+
+    assert get_status != 307, get_headers  # each spelling answers directly
+    assert head_status == get_status, head_headers
+    assert head_body == b""
+    assert head_headers["content-length"] == str(len(get_body))
+    assert {k: v for k, v in head_headers.items() if k not in PER_RESPONSE} == {
+        k: v for k, v in get_headers.items() if k not in PER_RESPONSE
+    }
+
+
+def test_head_is_not_a_documented_operation(spec: Json) -> None:
+    """Served as part of each GET, not as operations of its own (nor a duplicate operationId)."""
+    assert [path for path, methods in spec["paths"].items() if "head" in methods] == []
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_the_docs_answer_on_both_spellings_directly(client: httpx.Client, path: str) -> None:
+    without_slash = client.get(path)
+    with_slash = client.get(f"{path}/")
+
+    assert not with_slash.is_redirect, with_slash.headers
+    assert (without_slash.status_code, with_slash.status_code) == (200, 200)
+    assert with_slash.headers["content-type"] == without_slash.headers["content-type"]
+    assert with_slash.content == without_slash.content

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import time
 
 import httpx
 import pytest
@@ -21,7 +22,13 @@ def logged_requests(caplog: pytest.LogCaptureFixture) -> list[Json]:
 
 
 def logged_request(caplog: pytest.LogCaptureFixture, request_id: str) -> Json:
-    lines = [line for line in logged_requests(caplog) if line["request_id"] == request_id]
+    # The server logs once it has sent the response: the client may have it a moment before.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in logged_requests(caplog) if line["request_id"] == request_id]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert len(lines) == 1, logged_requests(caplog)
     return lines[0]
 
@@ -83,3 +90,77 @@ def test_every_outcome_is_logged(client: httpx.Client, caplog: pytest.LogCapture
     assert logged_request(caplog, "bad")["status"] == 422
     assert logged_request(caplog, "big")["status"] == 413
     assert {logged_request(caplog, rid)["path"] for rid in ("ok", "bad")} == {"/chats/"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("GET", "/chats/", "/chats/"),
+        ("GET", "/chats", "/chats/"),
+        ("HEAD", "/chats", "/chats/"),
+        ("GET", "/chats/1", "/chats/{chat_id}"),
+        ("GET", "/chats/1/", "/chats/{chat_id}"),
+        ("HEAD", "/chats/1/", "/chats/{chat_id}"),
+        ("DELETE", "/chats/1/", "/chats/{chat_id}"),
+        ("GET", "/chats/1/messages", "/chats/{chat_id}/messages/"),
+        ("POST", "/chats/1/messages", "/chats/{chat_id}/messages/"),
+        ("PUT", "/chats/1/messages", "/chats/{chat_id}/messages/"),
+        ("GET", "/health/live/", "/health/live"),
+        ("GET", "/docs/", "/docs"),
+        ("HEAD", "/redoc/", "/redoc"),
+        ("GET", "/openapi.json/", "/openapi.json"),
+        ("GET", "/static-offline-docs/swagger-ui.css", "/static-offline-docs/{path}"),
+        ("GET", "/static-offline-docs/no-such-file.js", "/static-offline-docs/{path}"),
+    ],
+)
+def test_one_template_per_route_whatever_the_spelling(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, method: str, path: str, template: str
+) -> None:
+    client.request(method, path, headers={"X-Request-ID": "spelling"})
+    line = logged_request(caplog, "spelling")
+    assert (line["method"], line["path"]) == (method, template)
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/chats/", "/chats/"),
+        ("/chats", "/chats/"),
+        ("/chats/1/messages/", "/chats/{chat_id}/messages/"),
+        ("/chats/1/messages", "/chats/{chat_id}/messages/"),
+    ],
+)
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_a_body_refused_before_routing_logs_its_routes_template(
+    client: httpx.Client,
+    caplog: pytest.LogCaptureFixture,
+    max_body_size: int,
+    path: str,
+    template: str,
+    chunked: bool,
+) -> None:
+    body = b" " * (max_body_size + 1)
+    content = iter([body]) if chunked else body
+    response = client.post(path, content=content, headers={"X-Request-ID": "too-big"})
+    assert response.status_code == 413
+    line = logged_request(caplog, "too-big")
+    assert (line["method"], line["path"], line["status"]) == ("POST", template, 413)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/no/such/path/7f3a"),
+        ("POST", "/chats/1/unknown"),
+        ("GET", "/chats/1/nothing/2"),
+        ("HEAD", "/" + "x" * 2000),
+    ],
+)
+def test_a_path_no_route_serves_logs_null_not_the_path(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    """Else any client could write any string, of any length, into the path field."""
+    response = client.request(method, path, headers={"X-Request-ID": "nowhere"})
+    assert response.status_code == 404
+    line = logged_request(caplog, "nowhere")
+    assert (line["method"], line["path"], line["status"]) == (method, None, 404)

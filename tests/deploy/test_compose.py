@@ -95,17 +95,39 @@ def test_api_has_a_healthcheck(compose: dict[str, Any]) -> None:
     assert c.healthcheck_argv(api)  # what it runs is run by tests/deploy/test_startup.py
 
 
-@pytest.mark.parametrize("name", ["migrate", "api"])
-def test_migrate_and_api_run_the_image_built_from_this_dockerfile(
-    compose: dict[str, Any], name: str
-) -> None:
-    service = c.service(compose, name)
+def built_from(service: c.Service) -> Path | None:
+    """The Dockerfile a service builds its image from; None if it builds none."""
     build = service.get("build")
+    if build is None:
+        return None
     context = build.get("context", ".") if isinstance(build, dict) else build
     dockerfile = build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile"
-    assert context is not None, f"{name} is not built here: {service}"
-    assert (REPO / context / dockerfile).resolve() == (REPO / "Dockerfile").resolve()
-    assert service.get("image") == c.service(compose, "api").get("image")
+    return (REPO / str(context) / str(dockerfile)).resolve()
+
+
+def test_no_two_services_build_the_same_image(compose: dict[str, Any]) -> None:
+    """Compose v2 builds services in parallel: two builds of one tag can fail with "image
+    already exists" (docker/buildx#3576), and two of one Dockerfile build it twice."""
+    builders = {name: s for name, s in compose["services"].items() if "build" in s}
+    tags = [s["image"] for s in builders.values() if "image" in s]
+    assert len(tags) == len(set(tags)), builders
+    dockerfiles = [built_from(s) for s in builders.values()]
+    assert len(dockerfiles) == len(set(dockerfiles)), builders
+
+
+def test_migrate_builds_the_image_from_this_dockerfile(compose: dict[str, Any]) -> None:
+    migrate = c.service(compose, "migrate")
+    assert built_from(migrate) == (REPO / "Dockerfile").resolve(), migrate
+    assert migrate.get("image"), "the image needs a name for api to run it by"
+
+
+def test_api_runs_the_image_migrate_built_without_pulling_it(compose: dict[str, Any]) -> None:
+    api = c.service(compose, "api")
+    assert "build" not in api, api
+    assert api.get("image") == c.service(compose, "migrate")["image"]
+    # The image is local only: a pull would fail, or fetch someone else's image of that name.
+    assert api.get("pull_policy") == "never", api
+    assert "migrate" in c.depends_on(api)  # so it exists before api is created
 
 
 @pytest.mark.parametrize("name", ["migrate", "api"])

@@ -184,23 +184,39 @@ def test_the_image_serves_the_api_once_migrated(
         assert_one_log_line_per_request(server, recorder.responses, healthcheck_requests=2)
 
 
-def test_the_image_serves_but_is_not_ready_before_migrating(
+def test_the_image_serves_503_until_migrated_then_is_ready_without_a_restart(
     image: Image, compose: Json, fresh_database: str, tmp_path: Path
 ) -> None:
+    """The start-up command never migrates (the one-shot `migrate` does, so replicas never
+    race to), and an unmigrated database does not stop it: it says so, answers 503 and is
+    not ready until the migration has run, then serves, whatever order they started in."""
     with (
         started(image, fresh_database, tmp_path) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as http,
     ):
         server.wait_for(http, "/health/live", 200)
+        assert "chatapi migrate" in server.stderr, server.output()
 
         ready = http.get("/health/ready")
         assert ready.status_code == 503, f"{ready.text}\n{server.output()}"
         assert "migration" in ready.json()["detail"]
         assert "retry-after" in ready.headers
+        for response in (http.get("/chats/"), http.post("/chats/", json={"title": "early"})):
+            assert response.status_code == 503, f"{response.text}\n{server.output()}"
+            assert "retry-after" in response.headers
 
         for name, result in healthchecks(image, compose, server.env).items():
             assert result.returncode == EXIT_UNHEALTHY, f"{name}: {describe(result)}"
             assert "Traceback" not in result.stderr, f"{name}: {describe(result)}"
+        assert not at_head(fresh_database)  # the server changed nothing
+
+        migrate(image, compose, fresh_database)
+
+        server.wait_for(http, "/health/ready", 200)
+        expect(http.post("/chats/", json={"title": "after"}), 201, server)
+        for name, result in healthchecks(image, compose, server.env).items():
+            assert result.returncode == 0, f"{name}: {describe(result)}\n{server.output()}"
+        assert "Traceback" not in server.output(), server.output()
 
 
 def test_the_healthcheck_fails_when_nothing_listens(image: Image, compose: Json) -> None:

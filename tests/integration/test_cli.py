@@ -148,8 +148,8 @@ def test_migrate_does_not_print_the_password(databases: EmptyDatabases) -> None:
 def test_create_chat_trims_the_title_and_prints_it(migrated_url: str) -> None:
     created = succeeded(chatapi(migrated_url, "create-chat", "  hi  "))
 
-    assert set(created) >= {"chat_id", "title", "created_at"}
-    assert isinstance(created["chat_id"], int)
+    assert set(created) == {"id", "title", "created_at"}  # as POST /chats/ returns it
+    assert isinstance(created["id"], int)
     assert created["title"] == "hi"
     parse_timestamp(created["created_at"])
     assert count_rows(migrated_url, "chats") == 1
@@ -157,11 +157,12 @@ def test_create_chat_trims_the_title_and_prints_it(migrated_url: str) -> None:
 
 def test_post_prints_the_message(migrated_url: str) -> None:
     chat = succeeded(chatapi(migrated_url, "create-chat", "hi"))
-    chat_id = chat["chat_id"]
+    chat_id = chat["id"]
 
     posted = succeeded(chatapi(migrated_url, "post", str(chat_id), "  hello, wörld 😀 "))
 
-    assert isinstance(posted["message_id"], int)
+    assert set(posted) == {"id", "chat_id", "text", "created_at"}  # as POST returns it
+    assert isinstance(posted["id"], int)
     assert posted["chat_id"] == chat_id
     assert posted["text"] == "  hello, wörld 😀 "  # stored exactly as sent
     assert parse_timestamp(posted["created_at"]) >= parse_timestamp(chat["created_at"])
@@ -170,20 +171,20 @@ def test_post_prints_the_message(migrated_url: str) -> None:
 
 def test_show_prints_the_last_messages_oldest_first(migrated_url: str) -> None:
     chat = succeeded(chatapi(migrated_url, "create-chat", "hi"))
-    chat_id = str(chat["chat_id"])
+    chat_id = str(chat["id"])
     posted = [succeeded(chatapi(migrated_url, "post", chat_id, f"m{n}")) for n in range(3)]
 
     shown = succeeded(chatapi(migrated_url, "show", chat_id, "--limit", "2"))
 
-    assert shown["id"] == chat["chat_id"]
+    assert shown["id"] == chat["id"]
     assert shown["title"] == "hi"
     assert shown["created_at"] == chat["created_at"]
     assert shown["message_count"] == 3
     assert shown["last_message_at"] == posted[-1]["created_at"]
     assert [m["text"] for m in shown["messages"]] == ["m1", "m2"]
-    assert [m["id"] for m in shown["messages"]] == [p["message_id"] for p in posted[1:]]
+    assert [m["id"] for m in shown["messages"]] == [p["id"] for p in posted[1:]]
     for message in shown["messages"]:
-        assert message["chat_id"] == chat["chat_id"]
+        assert message["chat_id"] == chat["id"]
         parse_timestamp(message["created_at"])
 
     everything = succeeded(chatapi(migrated_url, "show", chat_id))
@@ -192,7 +193,7 @@ def test_show_prints_the_last_messages_oldest_first(migrated_url: str) -> None:
 
 def test_delete_removes_the_chat_and_its_messages(migrated_url: str) -> None:
     chat = succeeded(chatapi(migrated_url, "create-chat", "doomed"))
-    chat_id = str(chat["chat_id"])
+    chat_id = str(chat["id"])
     succeeded(chatapi(migrated_url, "post", chat_id, "bye"))
 
     deleted = chatapi(migrated_url, "delete", chat_id)
@@ -228,7 +229,7 @@ def test_an_invalid_title_fails_and_writes_nothing(migrated_url: str, title: str
 
 @pytest.mark.parametrize("text_", ["", "   ", "x" * 5001])
 def test_an_invalid_text_fails_and_writes_nothing(migrated_url: str, text_: str) -> None:
-    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
 
     message = failed(chatapi(migrated_url, "post", chat_id, text_))
 
@@ -240,7 +241,7 @@ def test_an_invalid_text_fails_and_writes_nothing(migrated_url: str, text_: str)
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1"])
 def test_an_invalid_limit_fails(migrated_url: str, limit: str) -> None:
-    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
 
     message = failed(chatapi(migrated_url, "show", chat_id, "--limit", limit))
 
@@ -248,7 +249,7 @@ def test_an_invalid_limit_fails(migrated_url: str, limit: str) -> None:
 
 
 def test_rebuild_read_models_reports_the_chat_views(migrated_url: str) -> None:
-    first = str(succeeded(chatapi(migrated_url, "create-chat", "one"))["chat_id"])
+    first = str(succeeded(chatapi(migrated_url, "create-chat", "one"))["id"])
     succeeded(chatapi(migrated_url, "create-chat", "two"))
     for n in range(2):
         succeeded(chatapi(migrated_url, "post", first, f"m{n}"))
@@ -271,6 +272,59 @@ def test_rebuild_read_models_reports_the_chat_views(migrated_url: str) -> None:
 
 def test_rebuild_read_models_of_an_empty_database(migrated_url: str) -> None:
     assert succeeded(chatapi(migrated_url, "rebuild-read-models")) == {"chat_views": 0}
+
+
+@pytest.mark.parametrize("kind", ["create-chat", "post"])
+def test_an_idempotency_key_reused_for_other_input_is_invalid_input(
+    migrated_url: str, kind: str
+) -> None:
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
+
+    def run(value: str) -> subprocess.CompletedProcess[str]:
+        args = ("create-chat", value) if kind == "create-chat" else ("post", chat_id, value)
+        return chatapi(migrated_url, *args, "--idempotency-key", "k-1")
+
+    first = succeeded(run("A"))
+    assert succeeded(run("A")) == first  # a retry gets the first result again
+    table = "chats" if kind == "create-chat" else "messages"
+    rows = count_rows(migrated_url, table)
+
+    reused = run("B")
+
+    assert "idempotency key" in failed(reused)
+    assert reused.returncode == 2  # invalid input, as a 422 is over HTTP
+    assert count_rows(migrated_url, table) == rows
+
+
+# Every command that reads or writes the chats; `migrate` and `serve` are the others.
+DATABASE_COMMANDS = [
+    ("create-chat", "hi"),
+    ("post", "1", "hi"),
+    ("show", "1"),
+    ("list",),
+    ("history", "1"),
+    ("delete", "1"),
+    ("rebuild-read-models",),
+    ("purge-idempotency-keys",),
+]
+
+
+@pytest.mark.parametrize("schema", ["missing", "behind"])
+def test_every_database_command_asks_for_a_migration_until_there_is_one(
+    fresh_url: str, schema: str
+) -> None:
+    if schema == "behind":
+        migrations.upgrade(fresh_url)
+        migrations.downgrade(fresh_url, "-1")
+
+    for args in DATABASE_COMMANDS:
+        result = chatapi(fresh_url, *args)
+        message = failed(result)
+        assert result.returncode == 4, (args, result.returncode, message)
+        assert "chatapi migrate" in message, (args, message)
+
+    succeeded(chatapi(fresh_url, "migrate"))
+    assert succeeded(chatapi(fresh_url, "create-chat", "hi"))["title"] == "hi"
 
 
 BAD_URLS = [
@@ -420,14 +474,14 @@ def test_list_prints_chats_by_last_activity_a_page_at_a_time(migrated_url: str) 
     a = succeeded(chatapi(migrated_url, "create-chat", "a"))
     b = succeeded(chatapi(migrated_url, "create-chat", "b"))
     c = succeeded(chatapi(migrated_url, "create-chat", "c"))
-    posted = succeeded(chatapi(migrated_url, "post", str(a["chat_id"]), "😀" * 150))
+    posted = succeeded(chatapi(migrated_url, "post", str(a["id"]), "😀" * 150))
 
     first = succeeded(chatapi(migrated_url, "list", "--limit", "2"))
 
     assert set(first) == {"chats", "next_cursor"}
-    assert [chat["id"] for chat in first["chats"]] == [a["chat_id"], c["chat_id"]]
+    assert [chat["id"] for chat in first["chats"]] == [a["id"], c["id"]]
     assert first["chats"][0] == {
-        "id": a["chat_id"],
+        "id": a["id"],
         "title": "a",
         "created_at": a["created_at"],
         "message_count": 1,
@@ -444,17 +498,17 @@ def test_list_prints_chats_by_last_activity_a_page_at_a_time(migrated_url: str) 
     rest = succeeded(
         chatapi(migrated_url, "list", "--limit", "2", "--cursor", first["next_cursor"])
     )
-    assert [chat["id"] for chat in rest["chats"]] == [b["chat_id"]]
-    assert rest["next_cursor"] is None
+    assert [chat["id"] for chat in rest["chats"]] == [b["id"]]
+    assert "next_cursor" not in rest  # absent on the last page, as over HTTP
 
     everything = succeeded(chatapi(migrated_url, "list"))  # the default limit holds all three
-    assert everything == {"chats": first["chats"] + rest["chats"], "next_cursor": None}
+    assert everything == {"chats": first["chats"] + rest["chats"]}
 
 
 def test_history_pages_back_through_a_chat(migrated_url: str) -> None:
-    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["chat_id"])
+    chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
     posted = [succeeded(chatapi(migrated_url, "post", chat_id, f"m{n}")) for n in range(3)]
-    ids = [p["message_id"] for p in posted]
+    ids = [p["id"] for p in posted]
 
     newest = succeeded(chatapi(migrated_url, "history", chat_id, "--limit", "2"))
     assert set(newest) == {"chat_id", "messages", "next_before"}
@@ -467,14 +521,14 @@ def test_history_pages_back_through_a_chat(migrated_url: str) -> None:
         chatapi(migrated_url, "history", chat_id, "--limit", "2", "--before", newest["next_before"])
     )
     assert [m["id"] for m in oldest["messages"]] == ids[:1]
-    assert oldest["next_before"] is None
+    assert "next_before" not in oldest  # absent at the start, as over HTTP
 
     # `show` gives the cursor that continues into older history.
     shown = succeeded(chatapi(migrated_url, "show", chat_id, "--limit", "1"))
     assert [m["id"] for m in shown["messages"]] == ids[2:]
     older = succeeded(chatapi(migrated_url, "history", chat_id, "--before", shown["next_before"]))
     assert [m["id"] for m in older["messages"]] == ids[:2]
-    assert older["next_before"] is None
+    assert "next_before" not in older
 
     # Bad input: exit 2 (invalid) or 3 (no such chat), one JSON line naming the problem.
     cases = [
@@ -486,3 +540,61 @@ def test_history_pages_back_through_a_chat(migrated_url: str) -> None:
         result = chatapi(migrated_url, *args)
         assert words in failed(result), args
         assert result.returncode == status, args
+
+
+# --- the CLI prints what HTTP returns --------------------------------------------------------
+
+
+def http_body(response: httpx.Response, status: int) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def test_create_chat_and_post_print_what_http_returns(
+    client: httpx.Client, database_url: str
+) -> None:
+    """A command's result, asked for again over HTTP with the same Idempotency-Key, comes back
+    as the HTTP API renders it: the two must be the same JSON."""
+    created = succeeded(
+        chatapi(database_url, "create-chat", " Standup ", "--idempotency-key", "cli-chat")
+    )
+    replayed = client.post(
+        "/chats/", json={"title": " Standup "}, headers={"Idempotency-Key": "cli-chat"}
+    )
+    assert created == http_body(replayed, 201)
+
+    chat_id = created["id"]
+    posted = succeeded(
+        chatapi(database_url, "post", str(chat_id), "Done 😀", "--idempotency-key", "cli-message")
+    )
+    replayed = client.post(
+        f"/chats/{chat_id}/messages/",
+        json={"text": "Done 😀"},
+        headers={"Idempotency-Key": "cli-message"},
+    )
+    assert posted == http_body(replayed, 201)
+
+
+def test_show_list_and_history_print_what_http_returns(
+    client: httpx.Client, database_url: str
+) -> None:
+    busy, empty, _ = (
+        http_body(client.post("/chats/", json={"title": title}), 201)["id"]
+        for title in ("busy", "empty", "third")
+    )
+    for n in range(3):
+        http_body(client.post(f"/chats/{busy}/messages/", json={"text": f"m{n}"}), 201)
+
+    def same(args: tuple[str, ...], path: str) -> Any:
+        shown = succeeded(chatapi(database_url, *args))
+        assert shown == http_body(client.get(path), 200), args
+        return shown
+
+    same(("show", str(busy)), f"/chats/{busy}")  # every message: no next_before
+    same(("show", str(empty)), f"/chats/{empty}")  # nulls where there is no message
+    older = same(("show", str(busy), "--limit", "2"), f"/chats/{busy}?limit=2")["next_before"]
+    same(("history", str(busy), "--before", older), f"/chats/{busy}/messages/?before={older}")
+    same(("history", str(busy)), f"/chats/{busy}/messages/")
+    more = same(("list", "--limit", "2"), "/chats/?limit=2")["next_cursor"]
+    last = same(("list", "--limit", "2", "--cursor", more), f"/chats/?limit=2&cursor={more}")
+    assert "next_cursor" not in last

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dependency_injector import providers
 
-from commands.create_chat import CreateChat
+from commands.create_chat import CreateChat, CreateChatResult
 from commands.delete_chat import DeleteChat
-from commands.post_message import PostMessage
+from commands.post_message import PostMessage, PostMessageResult
 from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
-from domain.events import ChatCreated, MessagePosted
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 from tests.integration.helpers import count_rows, run_in_threads
@@ -35,11 +34,11 @@ def clock(container: Container) -> Iterator[MovableClock]:
     container.idempotency_keys.reset()
 
 
-def create(container: Container, title: str, key: str | None) -> ChatCreated:
+def create(container: Container, title: str, key: str | None) -> CreateChatResult:
     return container.create_chat()(CreateChat(title=title, idempotency_key=key))
 
 
-def post(container: Container, chat_id: int, text: str, key: str | None) -> MessagePosted:
+def post(container: Container, chat_id: int, text: str, key: str | None) -> PostMessageResult:
     return container.post_message()(PostMessage(chat_id=chat_id, text=text, idempotency_key=key))
 
 
@@ -51,6 +50,7 @@ def test_a_repeated_create_returns_the_first_chat(container: Container) -> None:
     first = create(container, "Standup", "key-1")
     again = create(container, "Standup", "key-1")
     assert again == first
+    assert (first.replayed, again.replayed) == (False, True)
     assert count(container, "chats") == 1
     assert count(container, "chat_views") == 1
 
@@ -71,8 +71,8 @@ def test_a_key_reused_with_another_title_is_refused_and_changes_nothing(
 
 
 def test_without_a_key_every_create_creates(container: Container) -> None:
-    create(container, "Standup", None)
-    create(container, "Standup", None)
+    created = [create(container, "Standup", None) for _ in range(2)]
+    assert [chat.replayed for chat in created] == [False, False]
     assert count(container, "chats") == 2
 
 
@@ -86,6 +86,7 @@ def test_a_repeated_post_returns_the_first_message(container: Container) -> None
     first = post(container, chat.chat_id, "hello", "m-1")
     again = post(container, chat.chat_id, "hello", "m-1")
     assert again == first
+    assert (first.replayed, again.replayed) == (False, True)
     detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10))
     assert detail.message_count == 1
     assert [m.id for m in detail.messages] == [first.message_id]
@@ -160,7 +161,7 @@ def test_purge_deletes_only_expired_keys(container: Container, clock: MovableClo
 
 
 def test_concurrent_creates_with_one_key_create_one_chat(container: Container) -> None:
-    results: list[ChatCreated] = []
+    results: list[CreateChatResult] = []
 
     def worker() -> None:
         results.append(create(container, "Standup", "race"))
@@ -168,13 +169,14 @@ def test_concurrent_creates_with_one_key_create_one_chat(container: Container) -
     run_in_threads([worker] * 12)
     assert len(results) == 12
     assert len(set(results)) == 1
+    assert [chat.replayed for chat in results].count(False) == 1
     assert count(container, "chats") == 1
     assert count(container, "chat_views") == 1
 
 
 def test_concurrent_posts_with_one_key_post_one_message(container: Container) -> None:
     chat = create(container, "Standup", None)
-    results: list[MessagePosted] = []
+    results: list[PostMessageResult] = []
 
     def worker() -> None:
         results.append(post(container, chat.chat_id, "hello", "race"))

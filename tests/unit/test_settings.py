@@ -47,3 +47,54 @@ def test_postgresql_urls_are_served_by_psycopg2(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", given)
     assert Settings().database_url == "postgresql+psycopg2://u:p@db:5432/chat"
+
+
+def test_cors_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CORS_ORIGINS", raising=False)
+    assert Settings().cors_origins == ()
+
+
+@pytest.mark.parametrize(
+    ("given", "origins"),
+    [
+        ("", ()),
+        ("https://chat.example.com", ("https://chat.example.com",)),
+        (
+            " https://chat.example.com , http://localhost:5173,",
+            ("https://chat.example.com", "http://localhost:5173"),
+        ),
+        # As browsers send an Origin: lower case, no default port.
+        ("HTTPS://Chat.Example.COM:443", ("https://chat.example.com",)),
+        ("http://[::1]:8080", ("http://[::1]:8080",)),
+        ("*", ("*",)),
+    ],
+)
+def test_cors_origins_are_a_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch, given: str, origins: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", given)
+    assert Settings().cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "chat.example.com",  # no scheme
+        "https://chat.example.com/",  # a path, if only "/": an Origin never has one
+        "https://chat.example.com/app",
+        "https://chat.example.com?x=1",
+        "https://chat.example.com#top",
+        "https://user@chat.example.com",
+        "ftp://chat.example.com",
+        "https://",
+        "https://chat.example.com:99999",
+        "https://bücher.example",  # browsers send the punycode form
+        '["https://chat.example.com"]',  # a list, but not in this setting's syntax
+    ],
+)
+def test_a_cors_origin_that_is_not_an_origin_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", given)
+    with pytest.raises(ValidationError, match="cors_origins"):
+        Settings()

@@ -1,0 +1,55 @@
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, bindparam, select
+
+from domain.errors import ChatNotFound, MessageNotFound
+from domain.rules import is_possible_id
+from queries.get_chat import MessageDTO
+from queries.views import chat_views, message_views
+
+
+@dataclass(frozen=True, slots=True)
+class GetMessage:
+    chat_id: int
+    message_id: int
+
+
+# The chat's view row with the message, if the chat has it: one snapshot tells which is
+# missing. Built once: constructing it per call costs more than running it.
+MESSAGE_IN_CHAT = (
+    select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+    .select_from(
+        chat_views.outerjoin(
+            message_views,
+            and_(
+                message_views.c.chat_id == chat_views.c.chat_id,
+                message_views.c.id == bindparam("message_id"),
+            ),
+        )
+    )
+    .where(chat_views.c.chat_id == bindparam("chat_id"))
+)
+
+
+class GetMessageHandler:
+    """One message of a chat: where a posted message's `Location` leads."""
+
+    def __init__(self, read_engine: Engine) -> None:
+        self._engine = read_engine
+
+    def __call__(self, query: GetMessage) -> MessageDTO:
+        if not is_possible_id(query.chat_id):
+            raise ChatNotFound(query.chat_id)
+        # An id no row can have finds no message, but the chat may still be missing.
+        message_id = query.message_id if is_possible_id(query.message_id) else 0
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                MESSAGE_IN_CHAT, {"chat_id": query.chat_id, "message_id": message_id}
+            ).first()
+        if row is None:
+            raise ChatNotFound(query.chat_id)
+        if row.id is None:
+            raise MessageNotFound(query.chat_id, query.message_id)
+        return MessageDTO(
+            id=row.id, chat_id=query.chat_id, text=row.text, created_at=row.created_at
+        )
