@@ -23,6 +23,7 @@ WORKDIR /app
 COPY alembic.ini ./
 COPY alembic ./alembic
 COPY api ./api
+COPY cli ./cli
 COPY commands ./commands
 COPY domain ./domain
 COPY infrastructure ./infrastructure
@@ -31,8 +32,8 @@ USER 10001:10001
 EXPOSE 8000
 # The source is not pip-installed, so the console script is run as a module from /app.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-m", "api.cli", "healthcheck"]
+    CMD ["python", "-m", "cli", "healthcheck"]
 # Serves only, never migrates: the migration is a one-shot step of its own (Compose's
 # `migrate`), so replicas never race to apply it. On a database not migrated yet it says so
 # and answers 503, not ready, until the migration has run (README, "Docker Compose").
-CMD ["python", "-m", "api.cli", "serve"]
+CMD ["python", "-m", "cli", "serve"]

@@ -4,8 +4,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import infrastructure.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from alembic import context
+from infrastructure import read_models, tables  # noqa: F401  (declare every table on SQLModel.metadata)
 from infrastructure.settings import Settings
 
 target_metadata = SQLModel.metadata

@@ -86,11 +86,10 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 async def purge_expired_keys(container: Container) -> None:
     """Forget expired idempotency keys every IDEMPOTENCY_PURGE_INTERVAL seconds."""
-    keys = container.idempotency_keys()
     while True:
         await asyncio.sleep(container.settings().idempotency_purge_interval)
         try:
-            purged = await run_in_threadpool(keys.purge, container.write_engine())
+            purged = await run_in_threadpool(container.purge_idempotency_keys)
         except (DBAPIError, PoolTimeout) as exc:  # the database is down; try again next time
             log.warning("idempotency key purge failed: %s", str(exc).splitlines()[0])
         else:

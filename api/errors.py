@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -21,15 +22,22 @@ from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated, is_missing_sc
 
 log = logging.getLogger("chatapi")
 
-# Where each domain field arrives in a request, for FastAPI's validation error shape.
-FIELD_LOCATIONS = {
-    "title": "body",
-    "text": "body",
-    "limit": "query",
-    "idempotency_key": "header",
-    "cursor": "query",
-    "before": "query",
-}
+
+def field_location(request: Request, field: str) -> list[str]:
+    """Where a domain field arrived in this request, as FastAPI's 422 names it: the matched
+    endpoint's path, query or header parameter of that name, else a field of the body."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        endpoint = route.dependant
+        for location, parameters in (
+            ("path", endpoint.path_params),
+            ("query", endpoint.query_params),
+            ("header", endpoint.header_params),  # named as sent: idempotency-key
+        ):
+            for parameter in parameters:
+                if parameter.name == field:
+                    return [location, parameter.alias]
+    return ["body", field]
 
 
 def validation_response(errors: list[dict[str, Any]]) -> Response:
@@ -84,11 +92,8 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
 
     async def invalid_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
-        location = FIELD_LOCATIONS.get(exc.field, "body")
-        # FastAPI names a header as it is sent: Idempotency-Key, lower-cased.
-        name = exc.field.replace("_", "-") if location == "header" else exc.field
         error = {
-            "loc": [location, name],
+            "loc": field_location(request, exc.field),
             "msg": exc.reason,
             "type": "value_error",
         }
@@ -96,7 +101,7 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
 
     async def key_reused(request: Request, exc: Exception) -> Response:
         error = {
-            "loc": ["header", "idempotency-key"],
+            "loc": field_location(request, "idempotency_key"),
             "msg": str(exc),
             "type": "idempotency_key_reused",
         }

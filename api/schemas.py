@@ -4,11 +4,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
 from domain.events import ChatCreated, MessagePosted
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
 
 EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
+# One example message, shown wherever a message appears in /docs.
+MESSAGE_EXAMPLE: JsonDict = {
+    "id": 7,
+    "chat_id": 1,
+    "text": "See you at noon?",
+    "created_at": EXAMPLE_TIME,
+}
 
 # What str.strip() and str.isspace() count as whitespace, as a regex character class: JSON
 # Schema's \s is narrower (it lacks \x1c-\x1f and \x85, for one).
@@ -83,11 +91,7 @@ class ChatResponse(BaseModel):
 class MessageResponse(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {"id": 7, "chat_id": 1, "text": "See you at noon?", "created_at": EXAMPLE_TIME}
-            ]
-        },
+        json_schema_extra={"examples": [MESSAGE_EXAMPLE]},
     )
 
     id: int
@@ -116,14 +120,7 @@ class ChatDetailResponse(BaseModel):
                     "created_at": EXAMPLE_TIME,
                     "message_count": 1,
                     "last_message_at": EXAMPLE_TIME,
-                    "messages": [
-                        {
-                            "id": 7,
-                            "chat_id": 1,
-                            "text": "See you at noon?",
-                            "created_at": EXAMPLE_TIME,
-                        }
-                    ],
+                    "messages": [MESSAGE_EXAMPLE],
                     "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
                 }
             ]
@@ -206,14 +203,7 @@ class HistoryResponse(BaseModel):
             "examples": [
                 {
                     "chat_id": 1,
-                    "messages": [
-                        {
-                            "id": 7,
-                            "chat_id": 1,
-                            "text": "See you at noon?",
-                            "created_at": EXAMPLE_TIME,
-                        }
-                    ],
+                    "messages": [MESSAGE_EXAMPLE],
                     "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
                 }
             ]

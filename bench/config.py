@@ -1,11 +1,38 @@
 """What a bench run does, from the environment (every knob has a default)."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 class BenchError(RuntimeError):
     """The run cannot go on, or its numbers cannot be trusted: it fails, loudly."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """The environment variable that sets one field of BenchConfig, and what it means."""
+
+    variable: str
+    default: int  # a switch's is 1: on
+    meaning: str
+    minimum: int = 1
+    switch: bool = False  # on unless the variable is "0"
+
+    def read(self) -> Any:
+        if self.switch:
+            return os.environ.get(self.variable, "1") != "0"
+        return _int(self.variable, self.default, self.minimum)
+
+
+# BenchConfig's fields: each carries its Knob, so a default is written once, where it is used.
+def number(variable: str, default: int, meaning: str, minimum: int = 1) -> int:
+    knob = Knob(variable, default, meaning, minimum)
+    return field(default=default, metadata={"knob": knob})
+
+
+def switch(variable: str, meaning: str) -> bool:
+    return field(default=True, metadata={"knob": Knob(variable, 1, meaning, switch=True)})
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -23,33 +50,45 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    duration: int  # seconds measured per wrk run (BENCH_DURATION)
-    warmup: int  # seconds of an unmeasured wrk run before each measured one (BENCH_WARMUP)
-    connections: int  # wrk -c (BENCH_CONNECTIONS)
-    threads: int  # wrk -t (BENCH_THREADS)
-    delete_pool: int  # chats loaded for the DELETE benchmark (BENCH_DELETE_POOL)
-    soak_requests: int  # requests between the two RSS readings (BENCH_SOAK_REQUESTS)
-    delete_window: int  # seconds of the GET run that the big delete is compared with
-    quiet_wait: int  # seconds the run may spend, in all, waiting for other load to stop
-    retries: int  # times a run disturbed by other load is measured again (BENCH_RETRIES)
-    pin: bool  # pin the server to one CPU, wrk and PostgreSQL to the others (BENCH_PIN)
-    profile: bool  # py-spy the endpoints whose target is missed (BENCH_PROFILE)
+    """Each knob declared once: its variable, default and meaning (the report lists them)."""
+
+    duration: int = number("BENCH_DURATION", 10, "seconds of each measured wrk run")
+    warmup: int = number("BENCH_WARMUP", 3, "seconds of the unmeasured warm-up run before each")
+    connections: int = number("BENCH_CONNECTIONS", 32, "wrk connections (`-c`)")
+    threads: int = number("BENCH_THREADS", 1, "wrk threads (`-t`)")
+    delete_pool: int = number(
+        "BENCH_DELETE_POOL", 40_000, "chats loaded for the DELETE benchmark (grown if short)"
+    )
+    soak_requests: int = number(
+        "BENCH_SOAK_REQUESTS", 100_000, "requests between the two RSS readings"
+    )
+    delete_window: int = number(
+        "BENCH_DELETE_WINDOW", 6, "seconds of the GET run that the big delete is compared with"
+    )
+    quiet_wait: int = number(
+        "BENCH_QUIET_WAIT",
+        180,
+        "seconds the run may spend, in all, waiting for other load to stop",
+        minimum=0,
+    )
+    retries: int = number(
+        "BENCH_RETRIES", 2, "times a run disturbed by other load is measured again", minimum=0
+    )
+    pin: bool = switch(
+        "BENCH_PIN", "pin the server to one CPU, wrk and PostgreSQL to the others (0: no pinning)"
+    )
+    profile: bool = switch(
+        "BENCH_PROFILE", "py-spy the endpoints whose target is missed (0: no profiles)"
+    )
 
     @classmethod
     def from_env(cls) -> "BenchConfig":
-        return cls(
-            duration=_int("BENCH_DURATION", 10),
-            warmup=_int("BENCH_WARMUP", 3),
-            connections=_int("BENCH_CONNECTIONS", 32),
-            threads=_int("BENCH_THREADS", 1),
-            delete_pool=_int("BENCH_DELETE_POOL", 40_000),
-            soak_requests=_int("BENCH_SOAK_REQUESTS", 100_000),
-            delete_window=_int("BENCH_DELETE_WINDOW", 6),
-            quiet_wait=_int("BENCH_QUIET_WAIT", 180, minimum=0),
-            retries=_int("BENCH_RETRIES", 2, minimum=0),
-            pin=os.environ.get("BENCH_PIN", "1") != "0",
-            profile=os.environ.get("BENCH_PROFILE", "1") != "0",
-        )
+        return cls(**{knob.name: knob.metadata["knob"].read() for knob in fields(cls)})
+
+
+def knobs() -> list[Knob]:
+    """Every knob, in BenchConfig's order."""
+    return [knob.metadata["knob"] for knob in fields(BenchConfig)]
 
 
 @dataclass(frozen=True)

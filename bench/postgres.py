@@ -1,12 +1,11 @@
 """A throwaway PostgreSQL cluster at its default, durable settings, for the benchmark.
 
-tests.postgres_cluster makes the cluster (initdb in a temporary directory, as the
+devtools.postgres_cluster makes the cluster (initdb in a temporary directory, as the
 `postgres` user when run as root); the test suite then starts it with fsync off, which
 would flatter every write here, so this module starts it with the stock postgresql.conf
 instead, optionally pinned to some CPUs.
 """
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from bench.apt import ensure_command
 from bench.config import BenchError, taskset
-from tests.postgres_cluster import PostgresCluster, find_bindir
+from devtools.postgres_cluster import NO_BINARIES, PostgresCluster, find_bindir
 
 # Everything that decides how fast PostgreSQL is here; reported with the results.
 REPORTED_SETTINGS = (
@@ -33,11 +32,6 @@ REPORTED_SETTINGS = (
 )
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    # postgres refuses to run as root; PostgresCluster.create gave the directory to it.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
     """A new cluster, started at default durability; remove() it when done."""
     bindir = find_bindir()
@@ -45,7 +39,7 @@ def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
         ensure_command("pg_ctlcluster", "postgresql")
         bindir = find_bindir()
     if bindir is None:
-        raise BenchError("no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql)")
+        raise BenchError(NO_BINARIES)
     cluster = PostgresCluster.create(bindir)
     command = [
         str(bindir / "postgres"),
@@ -61,7 +55,7 @@ def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
     with log_file.open("ab") as log:
         # Pinned inside runuser, so that every backend the postmaster forks is pinned too.
         cluster.process = subprocess.Popen(
-            _as_postgres(taskset(cpus, command)), stdout=log, stderr=subprocess.STDOUT
+            cluster.run_as(taskset(cpus, command)), stdout=log, stderr=subprocess.STDOUT
         )
     try:
         cluster.wait_ready()

@@ -16,6 +16,7 @@ from bench.server import ROOT, Server
 PY_SPY = Path(sys.executable).parent / "py-spy"
 WARM_S = 2  # wrk runs this long before py-spy starts sampling
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
+# The packages a request runs through; cli/ (which only starts the server) is not one of them.
 PROJECT_PACKAGES = ("api", "commands", "queries", "domain", "infrastructure")
 RATE_HZ = 250
 
@@ -60,7 +61,7 @@ def summarise(raw: str, top: int = 12) -> ProfileSummary:
         running[frames[-1]] += count
         packages[_package(frames[-1])] += count
         for frame in set(frames):
-            if _package(frame) in PROJECT_PACKAGES and "(api/cli.py)" not in frame:
+            if _package(frame) in PROJECT_PACKAGES:
                 project[frame] += count
 
     def share(counter: Counter[str], n: int = top) -> list[tuple[str, float]]:

@@ -1,7 +1,12 @@
 """What a bench run measured; saved as docs/benchmarks.json and rendered by bench.report."""
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from bench.dataset import Dataset
 from bench.procstat import CpuUsage
@@ -97,3 +102,14 @@ class Results:
     big_delete: BigDelete | None = None
     profiles: list[Profile] = field(default_factory=list)
     total_s: float = 0.0
+
+
+def save(results: Results, path: Path, **beside: object) -> None:
+    """The results as JSON, with `beside`'s keys (the targets' verdicts) next to theirs."""
+    raw = {**dataclasses.asdict(results), **beside}
+    path.write_text(json.dumps(raw, indent=2, default=str) + "\n")
+
+
+def load(path: Path) -> Results:
+    """Results that save() wrote, nested dataclasses and all; the keys beside them are ignored."""
+    return TypeAdapter(Results).validate_json(path.read_bytes())

@@ -3,16 +3,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from commands.clock import Clock
 from domain.events import ChatCreated
 from domain.rules import normalize_title, validate_idempotency_key
-from infrastructure.idempotency import IdempotencyKeys
-from infrastructure.tables import ChatRecord
+from infrastructure.clock import Clock
+from infrastructure.tables import chats
 from infrastructure.unit_of_work import UnitOfWork
 
-chats = ChatRecord.__table__  # type: ignore[attr-defined]
-
-SCOPE = "create_chat"
 INSERT_CHAT = insert(chats).returning(chats.c.id)  # built once, like every hot statement
 
 
@@ -32,33 +28,28 @@ class CreateChatResult(ChatCreated):
 
 
 class CreateChatHandler:
-    def __init__(
-        self, uow: Callable[[], UnitOfWork], clock: Clock, idempotency_keys: IdempotencyKeys
-    ) -> None:
+    def __init__(self, uow: Callable[[], UnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
-        self._keys = idempotency_keys
 
     def __call__(self, command: CreateChat) -> CreateChatResult:
         title = normalize_title(command.title)
-        key = command.idempotency_key
-        if key is not None:
-            validate_idempotency_key(key)
+        key = validate_idempotency_key(command.idempotency_key)
         with self._uow() as uow:
-            if key is not None:
-                request = {"title": title}
-                first = self._keys.replay(uow.connection, SCOPE, key, request, ChatCreated)
-                if first is not None:
-                    return CreateChatResult(
-                        first.chat_id, first.title, first.created_at, replayed=True
-                    )
-            created_at = self._clock()
-            chat_id = uow.connection.execute(
-                INSERT_CHAT, {"title": title, "created_at": created_at}
-            ).scalar_one()
-            event = ChatCreated(chat_id=chat_id, title=title, created_at=created_at)
-            uow.record(event)
-            if key is not None:
-                self._keys.remember(uow.connection, SCOPE, key, event)
+            created = uow.once(
+                "create_chat",
+                key,
+                {"title": title},
+                CreateChatResult,
+                lambda: self._create(uow, title),
+            )
             uow.commit()
+        return created
+
+    def _create(self, uow: UnitOfWork, title: str) -> CreateChatResult:
+        created_at = self._clock()
+        chat_id = uow.connection.execute(
+            INSERT_CHAT, {"title": title, "created_at": created_at}
+        ).scalar_one()
+        uow.record(ChatCreated(chat_id=chat_id, title=title, created_at=created_at))
         return CreateChatResult(chat_id, title, created_at)

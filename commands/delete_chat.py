@@ -6,10 +6,8 @@ from sqlalchemy import delete
 from domain.errors import ChatNotFound
 from domain.events import ChatDeleted
 from domain.rules import is_possible_id
-from infrastructure.tables import ChatRecord
+from infrastructure.tables import chats
 from infrastructure.unit_of_work import UnitOfWork
-
-chats = ChatRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

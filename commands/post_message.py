@@ -3,17 +3,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, insert, select
 
-from commands.clock import Clock
 from domain.errors import ChatNotFound
 from domain.events import MessagePosted
 from domain.rules import MAX_ID, is_possible_id, validate_idempotency_key, validate_text
 from infrastructure import keyset
-from infrastructure.idempotency import IdempotencyKeys
-from infrastructure.tables import ChatRecord, MessageRecord
+from infrastructure.clock import Clock
+from infrastructure.tables import chats, messages
 from infrastructure.unit_of_work import UnitOfWork
-
-chats = ChatRecord.__table__  # type: ignore[attr-defined]
-messages = MessageRecord.__table__  # type: ignore[attr-defined]
 
 # Built once: constructing statements per call costs more than running them.
 LOCK_CHAT = select(chats.c.id).where(chats.c.id == bindparam("chat_id")).with_for_update()
@@ -53,47 +49,41 @@ class PostMessageHandler:
     Posts to different chats do not wait for each other on PostgreSQL.
     """
 
-    def __init__(
-        self, uow: Callable[[], UnitOfWork], clock: Clock, idempotency_keys: IdempotencyKeys
-    ) -> None:
+    def __init__(self, uow: Callable[[], UnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
-        self._keys = idempotency_keys
 
     def __call__(self, command: PostMessage) -> PostMessageResult:
         text = validate_text(command.text)
-        key = command.idempotency_key
-        if key is not None:
-            validate_idempotency_key(key)
-        if not is_possible_id(command.chat_id):
-            raise ChatNotFound(command.chat_id)
+        key = validate_idempotency_key(command.idempotency_key)
+        chat_id = command.chat_id
+        if not is_possible_id(chat_id):
+            raise ChatNotFound(chat_id)
         with self._uow() as uow:
-            locked = uow.connection.execute(LOCK_CHAT, {"chat_id": command.chat_id}).first()
-            if locked is None:
-                raise ChatNotFound(command.chat_id)
-            scope = f"post_message:{command.chat_id}"
-            if key is not None:
-                first = self._keys.replay(
-                    uow.connection, scope, key, {"text": text}, MessagePosted, command.chat_id
-                )
-                if first is not None:
-                    return PostMessageResult(
-                        first.message_id, first.chat_id, first.text, first.created_at, replayed=True
-                    )
-            # A statement of its own, after the lock: it sees every post committed before.
-            previous = uow.connection.execute(
-                NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": command.chat_id}
-            ).scalar()
-            now = self._clock()
-            created_at = max(now, previous) if previous is not None else now
-            message_id = uow.connection.execute(
-                INSERT_MESSAGE, {"chat_id": command.chat_id, "text": text, "created_at": created_at}
-            ).scalar_one()
-            event = MessagePosted(
-                message_id=message_id, chat_id=command.chat_id, text=text, created_at=created_at
+            if uow.connection.execute(LOCK_CHAT, {"chat_id": chat_id}).first() is None:
+                raise ChatNotFound(chat_id)
+            posted = uow.once(
+                "post_message",
+                key,
+                {"text": text},
+                PostMessageResult,
+                lambda: self._post(uow, chat_id, text),
+                chat_id=chat_id,
             )
-            uow.record(event)
-            if key is not None:
-                self._keys.remember(uow.connection, scope, key, event)
             uow.commit()
-        return PostMessageResult(message_id, command.chat_id, text, created_at)
+        return posted
+
+    def _post(self, uow: UnitOfWork, chat_id: int, text: str) -> PostMessageResult:
+        # A statement of its own, after the lock: it sees every post committed before.
+        previous = uow.connection.execute(
+            NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": chat_id}
+        ).scalar()
+        now = self._clock()
+        created_at = max(now, previous) if previous is not None else now
+        message_id = uow.connection.execute(
+            INSERT_MESSAGE, {"chat_id": chat_id, "text": text, "created_at": created_at}
+        ).scalar_one()
+        uow.record(
+            MessagePosted(message_id=message_id, chat_id=chat_id, text=text, created_at=created_at)
+        )
+        return PostMessageResult(message_id, chat_id, text, created_at)

@@ -1,5 +1,7 @@
 """The rules every chat and message obeys, whoever sends them."""
 
+import re
+
 from domain.errors import InvalidInput
 
 TITLE_MAX_LENGTH = 200
@@ -9,6 +11,10 @@ MAX_LIMIT = 100
 # Identifiers are 64-bit database keys: anything outside cannot name a chat.
 MAX_ID = 2**63 - 1
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# Visible ASCII, no spaces: a UUID, a ULID, or any client token like them. Written as the
+# API's JSON Schema states it; matched whole, since Python's `$` would allow a final newline.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _check_storable(field: str, value: str) -> None:
@@ -55,14 +61,16 @@ def is_possible_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
 
 
-def validate_idempotency_key(key: str) -> str:
-    """1..255 visible ASCII characters: a UUID, a ULID, or any client token like them."""
+def validate_idempotency_key(key: str | None) -> str | None:
+    """No key, or 1..255 visible ASCII characters."""
+    if key is None:
+        return None
     if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
         raise InvalidInput(
             "idempotency_key",
             f"an idempotency key is 1..{IDEMPOTENCY_KEY_MAX_LENGTH} characters",
         )
-    if not all("!" <= char <= "~" for char in key):
+    if _IDEMPOTENCY_KEY.fullmatch(key) is None:
         raise InvalidInput(
             "idempotency_key", "an idempotency key is visible ASCII characters, without spaces"
         )

@@ -7,12 +7,11 @@ Scripts use it the same way the API does:
 
 from dependency_injector import containers, providers
 
-from commands.clock import utc_now
 from commands.create_chat import CreateChatHandler
 from commands.delete_chat import DeleteChatHandler
 from commands.post_message import PostMessageHandler
-from infrastructure import database
-from infrastructure.idempotency import IdempotencyKeys
+from infrastructure import database, idempotency
+from infrastructure.clock import utc_now
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
@@ -32,23 +31,22 @@ class Container(containers.DeclarativeContainer):
     # Whether the database has been found migrated; the API checks it before serving.
     schema_check = providers.Singleton(SchemaCheck)
 
-    unit_of_work = providers.Factory(UnitOfWork, engine=write_engine)
-    idempotency_keys = providers.Singleton(
-        IdempotencyKeys, ttl_seconds=settings.provided.idempotency_ttl, clock=clock
+    unit_of_work = providers.Factory(
+        UnitOfWork,
+        engine=write_engine,
+        clock=clock,
+        idempotency_ttl=settings.provided.idempotency_ttl,
+    )
+    # Each call forgets the expired idempotency keys and returns how many it forgot.
+    purge_idempotency_keys = providers.Callable(
+        idempotency.purge,
+        engine=write_engine,
+        clock=clock,
+        ttl_seconds=settings.provided.idempotency_ttl,
     )
 
-    create_chat = providers.Factory(
-        CreateChatHandler,
-        uow=unit_of_work.provider,
-        clock=clock,
-        idempotency_keys=idempotency_keys,
-    )
-    post_message = providers.Factory(
-        PostMessageHandler,
-        uow=unit_of_work.provider,
-        clock=clock,
-        idempotency_keys=idempotency_keys,
-    )
+    create_chat = providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
+    post_message = providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock)
     delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
 
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)

@@ -1,30 +1,53 @@
 """Idempotency keys: a retried command gets its first result back instead of running again.
 
-A handler claims the key inside its own transaction, before it changes anything. The claim
-is a row in `idempotency_keys`, committed together with the command's changes and result,
-so a key is either unused or used with its result, never half. A concurrent retry with the
-same key waits on that row (the primary key's unique index on PostgreSQL, the database write
-lock on SQLite) until the first commits, then replays its result; if the first rolls back,
-the retry runs the command itself.
+`UnitOfWork.once` claims the key inside the command's transaction, before the command changes
+anything. The claim is a row in `idempotency_keys`, committed together with the command's
+changes and result, so a key is either unused or used with its result, never half. A
+concurrent retry with the same key waits on that row (the primary key's unique index on
+PostgreSQL, the database write lock on SQLite) until the first commits, then replays its
+result; if the first rolls back, the retry runs the command itself.
 """
 
 import hashlib
 import json
-from collections.abc import Callable
+from dataclasses import Field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.errors import IdempotencyKeyReused
-from infrastructure.tables import IdempotencyKeyRecord
+from infrastructure.clock import Clock
+from infrastructure.tables import idempotency_keys as keys
 
-keys = IdempotencyKeyRecord.__table__  # type: ignore[attr-defined]
 
-Result = TypeVar("Result")
+class Replayable(Protocol):
+    """A command's result: a dataclass that says whether it only repeats an earlier one."""
 
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def replayed(self) -> bool: ...
+
+
+Result = TypeVar("Result", bound=Replayable)
+
+# Built once: constructing statements per call costs more than running them. The bound names
+# are not the columns': an UPDATE reserves those for its SET clause.
+THIS_KEY = (keys.c.scope == bindparam("in_scope")) & (keys.c.key == bindparam("named"))
+FORGET_EXPIRED = delete(keys).where(THIS_KEY, keys.c.created_at < bindparam("expired_before"))
+CLAIM = {
+    "postgresql": postgresql.insert(keys).on_conflict_do_nothing().returning(keys.c.key),
+    "sqlite": sqlite.insert(keys).on_conflict_do_nothing().returning(keys.c.key),
+}
+FIRST_USE = select(keys.c.fingerprint, keys.c.result).where(THIS_KEY)
+REMEMBER = update(keys).where(THIS_KEY).values(result=bindparam("first_result"))
+PURGE = delete(keys).where(keys.c.created_at < bindparam("expired_before"))
+
+# What is stored is the first result itself; whether it is being replayed is said on the way out.
+NOT_STORED = {"replayed"}
 
 # Building a TypeAdapter compiles a schema: once per result type, not per request.
 _adapters: dict[type[Any], TypeAdapter[Any]] = {}
@@ -41,69 +64,65 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-class IdempotencyKeys:
-    def __init__(self, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
-        self._ttl = timedelta(seconds=ttl_seconds)
-        self._clock = clock
+def scope_of(operation: str, chat_id: int | None) -> str:
+    """Keys are per operation, and per chat for an operation on one (deleted with it)."""
+    return operation if chat_id is None else f"{operation}:{chat_id}"
 
-    def replay(
-        self,
-        connection: Connection,
-        scope: str,
-        key: str,
-        request: dict[str, Any],
-        result_type: type[Result],
-        chat_id: int | None = None,
-    ) -> Result | None:
-        """The result first produced under this key, or None once the key is claimed here.
 
-        Raises IdempotencyKeyReused when the key was first used for a different request.
-        """
-        now = self._clock()
-        # An expired key is forgotten, whether or not the periodic purge got to it yet.
-        connection.execute(
-            delete(keys).where(
-                keys.c.scope == scope, keys.c.key == key, keys.c.created_at < now - self._ttl
-            )
+def expired_before(now: datetime, ttl_seconds: float) -> datetime:
+    return now - timedelta(seconds=ttl_seconds)
+
+
+def claim(
+    connection: Connection,
+    now: datetime,
+    ttl_seconds: float,
+    scope: str,
+    key: str,
+    chat_id: int | None,
+    request: dict[str, Any],
+    result_type: type[Result],
+) -> Result | None:
+    """The result first produced under this key, marked replayed; or None once the key is
+    claimed here, for `remember` to complete in the same transaction.
+
+    Raises IdempotencyKeyReused when the key was first used for a different request.
+    """
+    this_key = {"in_scope": scope, "named": key}
+    # An expired key is forgotten, whether or not the periodic purge got to it yet.
+    connection.execute(
+        FORGET_EXPIRED, {**this_key, "expired_before": expired_before(now, ttl_seconds)}
+    )
+    used_for = fingerprint(request)
+    claimed = connection.execute(
+        CLAIM[connection.dialect.name],
+        {
+            "scope": scope,
+            "key": key,
+            "chat_id": chat_id,
+            "fingerprint": used_for,
+            "created_at": now,
+        },
+    ).first()
+    if claimed is not None:
+        return None
+    first = connection.execute(FIRST_USE, this_key).one()
+    if first.fingerprint != used_for:
+        raise IdempotencyKeyReused(key)
+    first_result: Result = _adapter(result_type).validate_json(first.result)
+    return replace(first_result, replayed=True)
+
+
+def remember(connection: Connection, scope: str, key: str, result: Replayable) -> None:
+    """Store the result under the key just claimed, in the same transaction."""
+    stored = _adapter(type(result)).dump_json(result, exclude=NOT_STORED).decode()
+    connection.execute(REMEMBER, {"in_scope": scope, "named": key, "first_result": stored})
+
+
+def purge(engine: Engine, clock: Clock, ttl_seconds: float) -> int:
+    """Delete every expired key; returns how many."""
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            PURGE, {"expired_before": expired_before(clock(), ttl_seconds)}
         )
-        postgres = connection.dialect.name == "postgresql"
-        insert = postgresql.insert if postgres else sqlite.insert
-        claimed = connection.execute(
-            insert(keys)
-            .values(
-                scope=scope,
-                key=key,
-                chat_id=chat_id,
-                fingerprint=fingerprint(request),
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(keys.c.key)
-        ).first()
-        if claimed is not None:
-            return None
-        used = connection.execute(
-            select(keys.c.fingerprint, keys.c.result).where(
-                keys.c.scope == scope, keys.c.key == key
-            )
-        ).one()
-        if used.fingerprint != fingerprint(request):
-            raise IdempotencyKeyReused(key)
-        replayed: Result = _adapter(result_type).validate_json(used.result)
-        return replayed
-
-    def remember(self, connection: Connection, scope: str, key: str, result: object) -> None:
-        """Store the result under the key claimed by `replay`, in the same transaction."""
-        connection.execute(
-            update(keys)
-            .where(keys.c.scope == scope, keys.c.key == key)
-            .values(result=_adapter(type(result)).dump_json(result).decode())
-        )
-
-    def purge(self, engine: Engine) -> int:
-        """Delete every expired key; returns how many."""
-        with engine.begin() as connection:
-            deleted = connection.execute(
-                delete(keys).where(keys.c.created_at < self._clock() - self._ttl)
-            )
-        return deleted.rowcount
+    return deleted.rowcount

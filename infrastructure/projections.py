@@ -3,9 +3,7 @@
 from sqlalchemy import Connection, bindparam, delete, insert, update
 
 from domain.events import ChatCreated, ChatDeleted, DomainEvent, MessagePosted
-from infrastructure.tables import ChatView
-
-chat_views = ChatView.__table__  # type: ignore[attr-defined]
+from infrastructure.read_models import chat_views
 
 # Characters of the newest message shown in the chat list.
 PREVIEW_LENGTH = 100

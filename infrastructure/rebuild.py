@@ -5,11 +5,8 @@ from sqlalchemy import Engine, delete, func, insert, select, text
 from domain.rules import MAX_ID
 from infrastructure import keyset
 from infrastructure.projections import PREVIEW_LENGTH
-from infrastructure.tables import ChatRecord, ChatView, MessageRecord
-
-chats = ChatRecord.__table__  # type: ignore[attr-defined]
-messages = MessageRecord.__table__  # type: ignore[attr-defined]
-chat_views = ChatView.__table__  # type: ignore[attr-defined]
+from infrastructure.read_models import chat_views
+from infrastructure.tables import chats, messages
 
 
 def rebuild_read_models(write_engine: Engine) -> int:

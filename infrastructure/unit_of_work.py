@@ -1,11 +1,16 @@
-"""One connection, one transaction: what a command handler changes, and the events it records."""
+"""One connection, one transaction: what a command handler changes, the events it records,
+and the idempotency key it runs under."""
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
 from domain.events import DomainEvent
+from infrastructure import idempotency
+from infrastructure.clock import Clock
+from infrastructure.idempotency import Result
 from infrastructure.projections import project
 
 
@@ -20,8 +25,10 @@ class UnitOfWork:
 
     connection: Connection
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock, idempotency_ttl: float) -> None:
         self._engine = engine
+        self._clock = clock
+        self._idempotency_ttl = idempotency_ttl
         self._events: list[DomainEvent] = []
 
     def __enter__(self) -> Self:
@@ -41,6 +48,40 @@ class UnitOfWork:
 
     def record(self, event: DomainEvent) -> None:
         self._events.append(event)
+
+    def once(
+        self,
+        operation: str,
+        key: str | None,
+        request: dict[str, Any],
+        result_type: type[Result],
+        run: Callable[[], Result],
+        chat_id: int | None = None,
+    ) -> Result:
+        """`run()`, once per idempotency key: a key used before gets the result it had then,
+        marked replayed, if `request` is the same (else IdempotencyKeyReused).
+
+        The key is claimed in this transaction and its result stored with the command's
+        changes at commit. Keys are per operation, and per chat when `chat_id` is given.
+        """
+        if key is None:
+            return run()
+        scope = idempotency.scope_of(operation, chat_id)
+        first = idempotency.claim(
+            self.connection,
+            self._clock(),
+            self._idempotency_ttl,
+            scope,
+            key,
+            chat_id,
+            request,
+            result_type,
+        )
+        if first is not None:
+            return first
+        result = run()
+        idempotency.remember(self.connection, scope, key, result)
+        return result
 
     def commit(self) -> None:
         for event in self._events:

@@ -6,22 +6,16 @@ from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from infrastructure.read_models import chat_views
 from queries.cursors import HistoryPosition, encode_history
-from queries.views import chat_views, newest_messages
+from queries.dtos import MessageDTO
+from queries.newest_messages import newest_messages
 
 
 @dataclass(frozen=True, slots=True)
 class GetChat:
     chat_id: int
     limit: int = DEFAULT_LIMIT
-
-
-@dataclass(frozen=True, slots=True)
-class MessageDTO:
-    id: int
-    chat_id: int
-    text: str
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from infrastructure.read_models import chat_views
 from queries.cursors import HistoryPosition, decode_history, encode_history
-from queries.get_chat import MessageDTO
-from queries.views import chat_views, newest_messages
+from queries.dtos import MessageDTO
+from queries.newest_messages import newest_messages
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from sqlalchemy import Engine, and_, bindparam, select
 
 from domain.errors import ChatNotFound, MessageNotFound
 from domain.rules import is_possible_id
-from queries.get_chat import MessageDTO
-from queries.views import chat_views, message_views
+from infrastructure.read_models import chat_views, message_views
+from queries.dtos import MessageDTO
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, tuple_
 
 from domain.rules import DEFAULT_LIMIT, validate_limit
+from infrastructure.read_models import chat_views
 from infrastructure.types import UTCDateTime
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
-from queries.views import chat_views
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,24 +6,19 @@ from a throwaway cluster started here from the server binaries that can be found
 """
 
 import os
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from dependency_injector import providers
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
+from devtools.postgres_cluster import NO_BINARIES, find_bindir, started_cluster
 from infrastructure import migrations
 from infrastructure.container import Container
-from infrastructure.settings import Settings
-from tests.postgres_cluster import PostgresCluster, find_bindir
+from tests.support.servers import LiveServer, container_for, new_client
 
 BACKENDS = ["postgresql", "sqlite"]
 REQUIRE_POSTGRES = os.environ.get("CHATAPI_REQUIRE_POSTGRES") == "1"
@@ -45,19 +40,14 @@ def postgres_server() -> Iterator[str | None]:
         return
     bindir = find_bindir()
     if bindir is None:
-        reason = "no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql/*/bin)"
         if REQUIRE_POSTGRES:
-            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {reason}")
-        _postgres_missing.append(reason)
-        warnings.warn(f"PostgreSQL tests skipped: {reason}", stacklevel=1)
+            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {NO_BINARIES}")
+        _postgres_missing.append(NO_BINARIES)
+        warnings.warn(f"PostgreSQL tests skipped: {NO_BINARIES}", stacklevel=1)
         yield None
         return
-    cluster = PostgresCluster.create(bindir)
-    try:
-        cluster.start()
+    with started_cluster(bindir) as cluster:
         yield cluster.url
-    finally:
-        cluster.remove()
 
 
 def create_database(server_url: str, name: str) -> str:
@@ -110,8 +100,7 @@ def database_url(backend: str, databases: EmptyDatabases) -> str:
 
 @pytest.fixture(scope="session")
 def session_container(database_url: str) -> Iterator[Container]:
-    container = Container()
-    container.settings.override(providers.Object(Settings(database_url=database_url)))
+    container = container_for(database_url)
     yield container
     container.shutdown_resources()
 
@@ -136,29 +125,6 @@ def _empty_tables(container: Container) -> None:
             connection.execute(text("DELETE FROM idempotency_keys"))
 
 
-class LiveServer:
-    def __init__(self, container: Container) -> None:
-        config = uvicorn.Config(
-            create_app(container), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def server_url(session_container: Container) -> Iterator[str]:
     """The app served by uvicorn on a loopback port, as a deployment would serve it."""
@@ -169,5 +135,5 @@ def server_url(session_container: Container) -> Iterator[str]:
 
 @pytest.fixture
 def client(container: Container, server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server_url, timeout=30) as http:
+    with new_client(server_url) as http:
         yield http

@@ -4,9 +4,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-
-from infrastructure.container import Container
 
 Json = dict[str, Any]
 
@@ -109,16 +106,6 @@ def assert_validation_error(response: httpx.Response, *loc: str | int) -> list[J
 
 def assert_not_500(response: httpx.Response) -> None:
     assert response.status_code < 500, f"{response.status_code}: {response.text}"
-
-
-def count_rows(container: Container, table: str, chat_id: int | None = None) -> int:
-    """How many rows a table (or view) holds, or hold for one chat, read from the database."""
-    query = f"SELECT count(*) FROM {table}"
-    if chat_id is not None:
-        query += " WHERE chat_id = :chat_id"
-    with container.write_engine().connect() as connection:
-        count = connection.execute(text(query), {"chat_id": chat_id}).scalar_one()
-    return int(count)
 
 
 def resolve(spec: Json, schema: Json) -> Json:

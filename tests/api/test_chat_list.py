@@ -1,12 +1,9 @@
 """The chat list over HTTP: GET /chats/?limit=N&cursor=..., most recent activity first."""
 
-import base64
-import json
 import random
 import re
-import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +23,8 @@ from tests.api.helpers import (
     resolve,
     string_schema,
 )
+from tests.support.clocks import StepClock
+from tests.support.cursors import b64, b64json, decode_cursor
 
 SUMMARY_FIELDS = {
     "id",
@@ -41,21 +40,6 @@ MAX_CURSOR_LENGTH = 200
 # A walk through the list that has not ended after this many pages is a failure, not a hang.
 MAX_PAGES = 500
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class StepClock:
-    """Aware UTC times `step` apart (0 for a clock that stands still), safe across threads."""
-
-    def __init__(self, step: timedelta = timedelta(seconds=1)) -> None:
-        self._next = datetime(2031, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
-        self._step = step
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            now = self._next
-            self._next = now + self._step
-            return now
 
 
 @pytest.fixture
@@ -126,19 +110,6 @@ def create_chats(container: Container, count: int, prefix: str = "chat") -> list
 
 def post(container: Container, chat_id: int, text: str = "hello") -> None:
     container.post_message()(PostMessage(chat_id=chat_id, text=text))
-
-
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def b64json(payload: Any) -> str:
-    return b64(json.dumps(payload).encode())
-
-
-def decode_cursor(cursor: str) -> Any:
-    """What a cursor holds today (tests only: clients treat cursors as opaque)."""
-    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
 
 
 # --- shape -----------------------------------------------------------------------------------

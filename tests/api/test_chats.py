@@ -13,7 +13,6 @@ from tests.api.helpers import (
     assert_is_id,
     assert_utc_timestamp,
     assert_validation_error,
-    count_rows,
     create_chat,
     get_chat,
     missing_chat_id,
@@ -21,6 +20,7 @@ from tests.api.helpers import (
     post_messages,
     send_raw,
 )
+from tests.support.database import count_rows
 
 TITLE_MAX = 200
 CHAT_FIELDS = {"id", "title", "created_at"}
@@ -257,12 +257,12 @@ def test_delete_chat_deletes_its_messages(
     client: httpx.Client, container: Container, chat: Json
 ) -> None:
     doomed = post_messages(client, chat["id"], 5)
-    assert count_rows(container, "messages", chat["id"]) == 5
+    assert count_rows(container.write_engine(), "messages", chat_id=chat["id"]) == 5
 
     assert client.delete(f"/chats/{chat['id']}").status_code == 204
 
-    assert count_rows(container, "messages", chat["id"]) == 0
-    assert count_rows(container, "message_views", chat["id"]) == 0
+    assert count_rows(container.write_engine(), "messages", chat_id=chat["id"]) == 0
+    assert count_rows(container.write_engine(), "message_views", chat_id=chat["id"]) == 0
     # A chat created afterwards starts empty and never shows a deleted message.
     fresh = create_chat(client, "fresh")
     assert fresh["id"] != chat["id"]
@@ -283,7 +283,7 @@ def test_the_database_itself_cascades_to_messages(
     with container.write_engine().begin() as connection:
         connection.execute(text("DELETE FROM chats WHERE id = :id"), {"id": chat["id"]})
 
-    assert count_rows(container, "messages", chat["id"]) == 0
+    assert count_rows(container.write_engine(), "messages", chat_id=chat["id"]) == 0
 
 
 def test_delete_chat_leaves_other_chats_alone(client: httpx.Client) -> None:

@@ -4,11 +4,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from dependency_injector import providers
 
 from infrastructure.container import Container
-from infrastructure.settings import Settings
-from tests.conftest import LiveServer
+from tests.support.servers import container_for, new_client, served
 
 FRONT_END = "https://chat.example.com"
 OTHER_FRONT_END = "http://localhost:5173"
@@ -29,26 +27,16 @@ RESPONSE_HEADERS = {
 }
 
 
-def serve(settings: Settings) -> tuple[LiveServer, Container, str]:
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    server = LiveServer(container)
-    return server, container, server.start()
-
-
 @pytest.fixture(scope="module")
 def cors_url(database_url: str) -> Iterator[str]:
     """The app over the session's database, for two front-ends."""
-    settings = Settings(database_url=database_url, cors_origins=(FRONT_END, OTHER_FRONT_END))
-    server, container, url = serve(settings)
-    yield url
-    server.stop()
-    container.shutdown_resources()
+    with served(container_for(database_url, cors_origins=(FRONT_END, OTHER_FRONT_END))) as url:
+        yield url
 
 
 @pytest.fixture
 def cors_client(container: Container, cors_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=cors_url, timeout=30) as http:
+    with new_client(cors_url) as http:
         yield http
 
 
@@ -140,13 +128,9 @@ def test_a_refused_body_still_carries_cors_headers(cors_client: httpx.Client) ->
 
 def test_a_503_still_carries_cors_headers(tmp_path_factory: pytest.TempPathFactory) -> None:
     unreachable = tmp_path_factory.mktemp("cors-down") / "no-such-directory" / "chatapi.db"
-    settings = Settings(database_url=f"sqlite:///{unreachable}", cors_origins=(FRONT_END,))
-    server, container, url = serve(settings)
-    try:
+    container = container_for(f"sqlite:///{unreachable}", cors_origins=(FRONT_END,))
+    with served(container) as url:
         response = httpx.get(f"{url}/chats/1", headers={"Origin": FRONT_END}, timeout=30)
-    finally:
-        server.stop()
-        container.shutdown_resources()
 
     assert response.status_code == 503, response.text
     assert response.headers["access-control-allow-origin"] == FRONT_END

@@ -11,11 +11,11 @@ from tests.api.helpers import (
     assert_detail_error,
     assert_not_500,
     assert_validation_error,
-    count_rows,
     create_chat,
     get_chat,
     send_raw,
 )
+from tests.support.database import count_rows
 
 # The two operations that take a body, and the field each body carries.
 BODY_PATHS = ["/chats/", "/chats/{chat_id}/messages/"]
@@ -44,8 +44,8 @@ def nothing_stored(container: Container, chat: Json) -> Callable[[], None]:
     """Checks that the database still holds only the `chat` fixture, with no message."""
 
     def check() -> None:
-        assert count_rows(container, "chats") == 1
-        assert count_rows(container, "messages") == 0
+        assert count_rows(container.write_engine(), "chats") == 1
+        assert count_rows(container.write_engine(), "messages") == 0
 
     return check
 

@@ -4,13 +4,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from dependency_injector import providers
 
 from infrastructure import migrations
-from infrastructure.container import Container
-from infrastructure.settings import Settings
 from tests.api.helpers import assert_detail_error
-from tests.conftest import EmptyDatabases, LiveServer
+from tests.conftest import EmptyDatabases
+from tests.support.servers import client_of, container_for
 
 
 def test_live(client: httpx.Client) -> None:
@@ -41,16 +39,8 @@ class Unmigrated:
 @pytest.fixture
 def unmigrated(backend: str, databases: EmptyDatabases) -> Iterator[Unmigrated]:
     url = databases.new(backend)
-    container = Container()
-    container.settings.override(providers.Object(Settings(database_url=url, retry_after=3)))
-    server = LiveServer(container)
-    base_url = server.start()
-    try:
-        with httpx.Client(base_url=base_url, timeout=30) as http:
-            yield Unmigrated(url, http)
-    finally:
-        server.stop()
-        container.shutdown_resources()
+    with client_of(container_for(url, retry_after=3)) as http:
+        yield Unmigrated(url, http)
 
 
 def test_not_ready_until_migrated_then_ready_without_a_restart(unmigrated: Unmigrated) -> None:

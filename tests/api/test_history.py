@@ -1,9 +1,7 @@
 """Paging back through a chat over HTTP: GET /chats/{chat_id}/messages/?before=...&limit=N,
 and the `next_before` of GET /chats/{chat_id} that leads into it."""
 
-import base64
 import itertools
-import json
 import random
 import re
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from tests.api.helpers import (
     resolve,
     string_schema,
 )
+from tests.support.cursors import b64, b64json, decode_cursor
 
 MESSAGE_FIELDS = {"id", "chat_id", "text", "created_at"}
 MAX_CURSOR_LENGTH = 200
@@ -106,19 +105,6 @@ def post_many(container: Container, chat_id: int, count: int, start: int = 1) ->
 
 def texts(messages: list[Json]) -> list[str]:
     return [message["text"] for message in messages]
-
-
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def b64json(payload: Any) -> str:
-    return b64(json.dumps(payload).encode())
-
-
-def decode_cursor(cursor: str) -> Any:
-    """What a cursor holds today (tests only: clients treat cursors as opaque)."""
-    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
 
 
 # --- pages -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from infrastructure.container import Container
-from tests.api.helpers import Json, assert_validation_error, count_rows, get_chat
+from tests.api.helpers import Json, assert_validation_error, get_chat
+from tests.support.database import count_rows
 
 
 def post(client: httpx.Client, path: str, body: Json, key: str) -> httpx.Response:
@@ -20,7 +21,7 @@ def test_a_retried_create_gets_the_first_response(
     again = post(client, "/chats/", {"title": "Standup"}, "c-1")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
-    assert count_rows(container, "chats") == 1
+    assert count_rows(container.write_engine(), "chats") == 1
 
 
 def test_a_retried_post_gets_the_first_response(
@@ -75,12 +76,13 @@ def test_a_key_reused_with_another_body_is_422_and_changes_nothing(
         )
     )
     assert post(client, path, {field: "first"}, "k").status_code == 201
-    before = (count_rows(container, "chats"), count_rows(container, "messages"))
+    engine = container.write_engine()
+    before = (count_rows(engine, "chats"), count_rows(engine, "messages"))
 
     errors = assert_validation_error(post(client, path, {field: "second"}, "k"), "header")
 
     assert errors[0]["type"] == "idempotency_key_reused"
-    assert (count_rows(container, "chats"), count_rows(container, "messages")) == before
+    assert (count_rows(engine, "chats"), count_rows(engine, "messages")) == before
 
 
 @pytest.mark.parametrize(
@@ -93,7 +95,7 @@ def test_a_malformed_key_is_422(client: httpx.Client, container: Container, key:
         headers={b"Idempotency-Key": key.encode()},  # raw UTF-8 bytes on the wire
     )
     assert_validation_error(response, "header")
-    assert count_rows(container, "chats") == 0
+    assert count_rows(container.write_engine(), "chats") == 0
 
 
 def test_concurrent_retries_create_exactly_one_chat(
@@ -108,7 +110,7 @@ def test_concurrent_retries_create_exactly_one_chat(
 
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
-    assert count_rows(container, "chats") == 1
+    assert count_rows(container.write_engine(), "chats") == 1
     # One of them created it; every other one was answered with its response.
     assert [r.headers.get("idempotent-replayed") for r in responses].count(None) == 1
 

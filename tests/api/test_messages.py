@@ -14,7 +14,6 @@ from tests.api.helpers import (
     assert_is_id,
     assert_utc_timestamp,
     assert_validation_error,
-    count_rows,
     create_chat,
     get_chat,
     missing_chat_id,
@@ -22,6 +21,7 @@ from tests.api.helpers import (
     post_messages,
     send_raw,
 )
+from tests.support.database import count_rows
 
 TEXT_MAX = 5000
 MESSAGE_FIELDS = {"id", "chat_id", "text", "created_at"}
@@ -284,5 +284,5 @@ def test_no_message_outlives_a_chat_deleted_during_posts(
     for response in responses:
         assert response.status_code in (201, 404), response.text
     assert_detail_error(client.get(f"/chats/{chat['id']}"), 404)
-    assert count_rows(container, "messages", chat["id"]) == 0
-    assert count_rows(container, "message_views", chat["id"]) == 0
+    assert count_rows(container.write_engine(), "messages", chat_id=chat["id"]) == 0
+    assert count_rows(container.write_engine(), "message_views", chat_id=chat["id"]) == 0

@@ -5,12 +5,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from dependency_injector import providers
 
-from infrastructure.container import Container
-from infrastructure.settings import Settings
 from tests.api.helpers import assert_detail_error, assert_validation_error
-from tests.conftest import LiveServer
+from tests.support.servers import client_of, container_for
 
 RETRY_AFTER = 7
 
@@ -32,17 +29,8 @@ def unreachable_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def down_client(unreachable_url: str) -> Iterator[httpx.Client]:
     """A client of the app served over a database that cannot be reached."""
-    container = Container()
-    settings = Settings(database_url=unreachable_url, retry_after=RETRY_AFTER)
-    container.settings.override(providers.Object(settings))
-    server = LiveServer(container)
-    url = server.start()
-    try:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            yield http
-    finally:
-        server.stop()
-        container.shutdown_resources()
+    with client_of(container_for(unreachable_url, retry_after=RETRY_AFTER)) as http:
+        yield http
 
 
 OPERATIONS = [

@@ -7,17 +7,14 @@ then the service works without a restart.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
-from dependency_injector import providers
 
 from infrastructure import migrations
-from infrastructure.container import Container
-from infrastructure.settings import Settings
 from tests.api.helpers import assert_detail_error, assert_validation_error, create_chat
-from tests.conftest import EmptyDatabases, LiveServer
+from tests.conftest import EmptyDatabases
+from tests.support.servers import client_of, container_for
 
 RETRY_AFTER = 9
 OLDER_REVISION = "0002"  # before 0003, which added the chat list's columns
@@ -34,22 +31,6 @@ OPERATIONS: list[tuple[str, str, dict[str, str] | None]] = [
 OPERATION_IDS = [f"{method} {path}" for method, path, _ in OPERATIONS]
 
 
-@contextmanager
-def served(url: str) -> Iterator[httpx.Client]:
-    """A client of the app served over `url`."""
-    container = Container()
-    container.settings.override(
-        providers.Object(Settings(database_url=url, retry_after=RETRY_AFTER))
-    )
-    server = LiveServer(container)
-    try:
-        with httpx.Client(base_url=server.start(), timeout=30) as http:
-            yield http
-    finally:
-        server.stop()
-        container.shutdown_resources()
-
-
 def new_database(databases: EmptyDatabases, backend: str, revision: str | None) -> str:
     """A new database of `backend`, migrated up to `revision` (None: left empty)."""
     url = databases.new(backend)
@@ -63,7 +44,8 @@ def unmigrated(
     request: pytest.FixtureRequest, backend: str, databases: EmptyDatabases
 ) -> Iterator[httpx.Client]:
     """A client of the app over an empty database, or one at an older revision."""
-    with served(new_database(databases, backend, request.param)) as http:
+    url = new_database(databases, backend, request.param)
+    with client_of(container_for(url, retry_after=RETRY_AFTER)) as http:
         yield http
 
 
@@ -110,7 +92,7 @@ def test_migrating_makes_it_work_without_a_restart(
     databases: EmptyDatabases, backend: str, revision: str | None
 ) -> None:
     url = new_database(databases, backend, revision)
-    with served(url) as http:
+    with client_of(container_for(url, retry_after=RETRY_AFTER)) as http:
         assert_not_migrated(send(http, "POST", "/chats/", {"title": "early"}))
 
         migrations.upgrade(url)
@@ -127,7 +109,7 @@ def test_a_schema_downgraded_under_the_service_is_noticed(
     """At head the service does not check again; the first statement the older schema fails
     makes it check, and then even the requests the older schema could serve are refused."""
     url = new_database(databases, backend, "head")
-    with served(url) as http:
+    with client_of(container_for(url, retry_after=RETRY_AFTER)) as http:
         chat = create_chat(http)
 
         migrations.downgrade(url, OLDER_REVISION)

@@ -16,15 +16,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from dependency_injector import providers
 
 from infrastructure import migrations
 from infrastructure.container import Container
-from infrastructure.settings import Settings
-from tests.api.helpers import count_rows
 from tests.browser.conftest import Browser
 from tests.browser.dom import parse
-from tests.conftest import EmptyDatabases, LiveServer
+from tests.conftest import EmptyDatabases
+from tests.support.database import count_rows
+from tests.support.servers import container_for, served
 
 PAGE = b"""<!doctype html>
 <html>
@@ -117,13 +116,9 @@ def api(databases: EmptyDatabases, page_origins: tuple[str, str]) -> Iterator[Ap
     database_url = databases.new("sqlite")  # CORS does not depend on the database
     migrations.upgrade(database_url)
     allowed = (page_origins[0], "https://chat.example.com")
-    settings = Settings(database_url=database_url, cors_origins=allowed)
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    server = LiveServer(container)
-    yield Api(server.start(), container)
-    server.stop()
-    container.shutdown_resources()
+    container = container_for(database_url, cors_origins=allowed)
+    with served(container) as url:
+        yield Api(url, container)
 
 
 def outcome(browser: Browser, page_origin: str, api: Api) -> Any:
@@ -161,11 +156,11 @@ def test_a_page_of_an_allowed_origin_calls_the_api_and_reads_its_headers(
 def test_a_page_of_another_origin_cannot_call_the_api(
     browser: Browser, page_origins: tuple[str, str], api: Api
 ) -> None:
-    chats_before = count_rows(api.container, "chats")
+    chats_before = count_rows(api.container.write_engine(), "chats")
 
     seen = outcome(browser, page_origins[1], api)
 
     assert set(seen) == {"error"}, seen
     assert "TypeError" in seen["error"], seen  # fetch's "Failed to fetch"
     # Refused at the preflight: the POST itself was never sent.
-    assert count_rows(api.container, "chats") == chats_before
+    assert count_rows(api.container.write_engine(), "chats") == chats_before

@@ -184,14 +184,14 @@ def test_cmd_and_healthcheck_are_in_exec_form(image: Image) -> None:
 def test_the_service_starts_with_the_cli_serve_command(image: Image) -> None:
     argv = image.startup_argv()
     assert posixpath.basename(argv[0]).startswith("python"), argv
-    assert argv[1:] == ["-m", "api.cli", "serve"], argv
+    assert argv[1:] == ["-m", "cli", "serve"], argv
 
 
 def test_the_healthcheck_runs_the_cli_healthcheck_command(image: Image) -> None:
     """`chatapi healthcheck` asks /health/ready (test_startup.py runs it against a server)."""
     argv = image.healthcheck_argv()
     assert posixpath.basename(argv[0]).startswith("python"), argv
-    assert argv[1:] == ["-m", "api.cli", "healthcheck"], argv
+    assert argv[1:] == ["-m", "cli", "healthcheck"], argv
 
 
 def test_nothing_needs_curl_or_wget(image: Image) -> None:

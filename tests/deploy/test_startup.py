@@ -19,12 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine
 
+from devtools.ports import free_port
 from infrastructure import migrations
 from tests.conftest import EmptyDatabases
 from tests.deploy import compose as c
 from tests.deploy import lock, runtime
 from tests.deploy.image import REPO, Image
-from tests.deploy.runtime import Recorder, Server, describe, free_port
+from tests.deploy.runtime import Recorder, Server, describe
 
 LOG_KEYS = {"request_id", "method", "path", "status", "duration_ms"}
 EXIT_UNHEALTHY = 1  # Docker: 0 healthy, 1 unhealthy, 2 reserved

@@ -2,7 +2,7 @@
 
     python -m tests.fuzz.live [--max-examples N]
 
-Starts a PostgreSQL cluster of its own (tests/postgres_cluster.py), applies the migrations and
+Starts a PostgreSQL cluster of its own (devtools/postgres_cluster.py), applies the migrations and
 serves with the same two commands as `make run` (`chatapi migrate`, then `chatapi serve`, on a
 free loopback port), and runs `st run` on the served /openapi.json with the settings of
 tests/fuzz/schemathesis.toml: every check, positive and negative data, all four phases
@@ -13,7 +13,6 @@ any finding fails it; the server and the cluster are stopped and removed whateve
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from devtools.ports import free_port
+from devtools.postgres_cluster import NO_BINARIES, find_bindir, started_cluster
 from tests.fuzz.config import CONFIG_FILE
-from tests.postgres_cluster import PostgresCluster, find_bindir
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv's bin/, as the Makefile's $(BIN)
@@ -34,12 +34,6 @@ BIN = Path(sys.executable).parent  # the virtualenv's bin/, as the Makefile's $(
 MAX_EXAMPLES = 1000
 START_SECONDS = 30.0
 STOP_SECONDS = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_ready(base_url: str, server: subprocess.Popen[bytes]) -> None:
@@ -63,15 +57,9 @@ def postgres() -> Iterator[str]:
     """The URL of a database on a throwaway cluster, removed on exit."""
     bindir = find_bindir()
     if bindir is None:
-        raise RuntimeError(
-            "no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql)"
-        )
-    cluster = PostgresCluster.create(bindir)
-    try:
-        cluster.start()
+        raise RuntimeError(NO_BINARIES)
+    with started_cluster(bindir) as cluster:
         yield cluster.url
-    finally:
-        cluster.remove()
 
 
 @contextmanager

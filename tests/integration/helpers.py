@@ -1,27 +1,16 @@
-"""Shared by the integration tests: direct SQL views of the tables, a fake clock, threads."""
+"""Shared by the integration tests: direct SQL views of the tables, ordering checks, timings."""
 
 import itertools
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, text
 
 from infrastructure.types import UTCDateTime
-
-# Every thread of a test gives up after this long: a hang fails the test instead of the suite.
-THREAD_TIMEOUT_SECONDS = 120.0
-
-
-def count_rows(engine: Engine, table: str, where: str = "", **params: Any) -> int:
-    """How many rows `table` holds (optionally `WHERE where`), read directly with SQL."""
-    sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
-    with engine.connect() as connection:
-        return int(connection.execute(text(sql), params).scalar_one())
 
 
 def execute(engine: Engine, sql: str, **params: Any) -> None:
@@ -70,22 +59,6 @@ def assert_aware_utc(value: datetime) -> None:
     assert value.utcoffset() == timedelta(0), f"{value} is not in UTC"
 
 
-class BackwardsClock:
-    """A clock that goes back one second on every reading: aware UTC datetimes."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._next = start or datetime(2030, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
-        self._lock = threading.Lock()
-        self.readings: list[datetime] = []
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            now = self._next
-            self._next = now - timedelta(seconds=1)
-            self.readings.append(now)
-            return now
-
-
 @dataclass(frozen=True, slots=True)
 class TimedResponse:
     """One HTTP exchange with the monotonic times it was sent and its answer arrived."""
@@ -105,35 +78,3 @@ def timed_request(
     received = time.monotonic()
     body: Any = response.json() if response.content else None
     return TimedResponse(response.status_code, body, sent, received, sent_text)
-
-
-def run_in_threads(workers: Sequence[Callable[[], None]]) -> None:
-    """Start every worker at once (behind a barrier), wait for all, re-raise the first error.
-
-    A worker still running after THREAD_TIMEOUT_SECONDS fails the test.
-    """
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-    errors_lock = threading.Lock()
-
-    def wrap(worker: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                barrier.wait(timeout=THREAD_TIMEOUT_SECONDS)
-                worker()
-            except BaseException as exc:
-                with errors_lock:
-                    errors.append(exc)
-
-        return run
-
-    threads = [threading.Thread(target=wrap(worker), daemon=True) for worker in workers]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + THREAD_TIMEOUT_SECONDS
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = sum(thread.is_alive() for thread in threads)
-    assert stuck == 0, f"{stuck} worker thread(s) still running after {THREAD_TIMEOUT_SECONDS} s"
-    if errors:
-        raise errors[0]

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from devtools.ports import free_port
 from infrastructure import migrations
 from tests.conftest import EmptyDatabases
+from tests.support.database import count_rows, inspector
+from tests.support.servers import new_client
 
 CHATAPI = Path(sys.executable).parent / "chatapi"
 COMMAND_TIMEOUT_SECONDS = 120.0
@@ -83,15 +85,6 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
-def count_rows(url: str, table: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def fresh_url(backend: str, databases: EmptyDatabases) -> str:
     """A new, empty (not migrated) database of the current backend."""
@@ -103,6 +96,13 @@ def migrated_url(fresh_url: str) -> str:
     """A new database of the current backend, migrated by the console script itself."""
     succeeded(chatapi(fresh_url, "migrate"))
     return fresh_url
+
+
+@pytest.fixture
+def database(migrated_url: str) -> Iterator[Engine]:
+    """The migrated database, for the test's own SQL beside the commands."""
+    with inspector(migrated_url) as engine:
+        yield engine
 
 
 def test_the_console_script_is_installed() -> None:
@@ -145,17 +145,17 @@ def test_migrate_does_not_print_the_password(databases: EmptyDatabases) -> None:
     assert password not in result.stdout + result.stderr
 
 
-def test_create_chat_trims_the_title_and_prints_it(migrated_url: str) -> None:
+def test_create_chat_trims_the_title_and_prints_it(migrated_url: str, database: Engine) -> None:
     created = succeeded(chatapi(migrated_url, "create-chat", "  hi  "))
 
     assert set(created) == {"id", "title", "created_at"}  # as POST /chats/ returns it
     assert isinstance(created["id"], int)
     assert created["title"] == "hi"
     parse_timestamp(created["created_at"])
-    assert count_rows(migrated_url, "chats") == 1
+    assert count_rows(database, "chats") == 1
 
 
-def test_post_prints_the_message(migrated_url: str) -> None:
+def test_post_prints_the_message(migrated_url: str, database: Engine) -> None:
     chat = succeeded(chatapi(migrated_url, "create-chat", "hi"))
     chat_id = chat["id"]
 
@@ -166,7 +166,7 @@ def test_post_prints_the_message(migrated_url: str) -> None:
     assert posted["chat_id"] == chat_id
     assert posted["text"] == "  hello, wörld 😀 "  # stored exactly as sent
     assert parse_timestamp(posted["created_at"]) >= parse_timestamp(chat["created_at"])
-    assert count_rows(migrated_url, "messages") == 1
+    assert count_rows(database, "messages") == 1
 
 
 def test_show_prints_the_last_messages_oldest_first(migrated_url: str) -> None:
@@ -191,7 +191,7 @@ def test_show_prints_the_last_messages_oldest_first(migrated_url: str) -> None:
     assert [m["text"] for m in everything["messages"]] == ["m0", "m1", "m2"]
 
 
-def test_delete_removes_the_chat_and_its_messages(migrated_url: str) -> None:
+def test_delete_removes_the_chat_and_its_messages(migrated_url: str, database: Engine) -> None:
     chat = succeeded(chatapi(migrated_url, "create-chat", "doomed"))
     chat_id = str(chat["id"])
     succeeded(chatapi(migrated_url, "post", chat_id, "bye"))
@@ -200,14 +200,14 @@ def test_delete_removes_the_chat_and_its_messages(migrated_url: str) -> None:
 
     assert deleted.returncode == 0, deleted.stderr
     assert "Traceback" not in deleted.stderr
-    assert count_rows(migrated_url, "chats") == 0
-    assert count_rows(migrated_url, "messages") == 0
-    assert count_rows(migrated_url, "chat_views") == 0
+    assert count_rows(database, "chats") == 0
+    assert count_rows(database, "messages") == 0
+    assert count_rows(database, "chat_views") == 0
 
     assert "not found" in failed(chatapi(migrated_url, "show", chat_id))
     assert "not found" in failed(chatapi(migrated_url, "delete", chat_id))
     assert "not found" in failed(chatapi(migrated_url, "post", chat_id, "too late"))
-    assert count_rows(migrated_url, "messages") == 0
+    assert count_rows(database, "messages") == 0
 
 
 def test_a_missing_chat_is_a_distinct_failure(migrated_url: str) -> None:
@@ -219,22 +219,26 @@ def test_a_missing_chat_is_a_distinct_failure(migrated_url: str) -> None:
 
 
 @pytest.mark.parametrize("title", ["", "   ", "\t\n", "x" * 201])
-def test_an_invalid_title_fails_and_writes_nothing(migrated_url: str, title: str) -> None:
+def test_an_invalid_title_fails_and_writes_nothing(
+    migrated_url: str, database: Engine, title: str
+) -> None:
     message = failed(chatapi(migrated_url, "create-chat", title))
 
     assert "title" in message
-    assert count_rows(migrated_url, "chats") == 0
-    assert count_rows(migrated_url, "chat_views") == 0
+    assert count_rows(database, "chats") == 0
+    assert count_rows(database, "chat_views") == 0
 
 
 @pytest.mark.parametrize("text_", ["", "   ", "x" * 5001])
-def test_an_invalid_text_fails_and_writes_nothing(migrated_url: str, text_: str) -> None:
+def test_an_invalid_text_fails_and_writes_nothing(
+    migrated_url: str, database: Engine, text_: str
+) -> None:
     chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
 
     message = failed(chatapi(migrated_url, "post", chat_id, text_))
 
     assert "text" in message
-    assert count_rows(migrated_url, "messages") == 0
+    assert count_rows(database, "messages") == 0
     shown = succeeded(chatapi(migrated_url, "show", chat_id))
     assert shown["message_count"] == 0
 
@@ -248,7 +252,7 @@ def test_an_invalid_limit_fails(migrated_url: str, limit: str) -> None:
     assert "limit" in message
 
 
-def test_rebuild_read_models_reports_the_chat_views(migrated_url: str) -> None:
+def test_rebuild_read_models_reports_the_chat_views(migrated_url: str, database: Engine) -> None:
     first = str(succeeded(chatapi(migrated_url, "create-chat", "one"))["id"])
     succeeded(chatapi(migrated_url, "create-chat", "two"))
     for n in range(2):
@@ -256,18 +260,14 @@ def test_rebuild_read_models_reports_the_chat_views(migrated_url: str) -> None:
     before = succeeded(chatapi(migrated_url, "show", first))
 
     # Lose the read model entirely: the rebuild recomputes it from the write model.
-    engine = create_engine(migrated_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM chat_views"))
-    finally:
-        engine.dispose()
+    with database.begin() as connection:
+        connection.execute(text("DELETE FROM chat_views"))
     failed(chatapi(migrated_url, "show", first))
 
     assert succeeded(chatapi(migrated_url, "rebuild-read-models")) == {"chat_views": 2}
 
     assert succeeded(chatapi(migrated_url, "show", first)) == before
-    assert count_rows(migrated_url, "chat_views") == 2
+    assert count_rows(database, "chat_views") == 2
 
 
 def test_rebuild_read_models_of_an_empty_database(migrated_url: str) -> None:
@@ -276,7 +276,7 @@ def test_rebuild_read_models_of_an_empty_database(migrated_url: str) -> None:
 
 @pytest.mark.parametrize("kind", ["create-chat", "post"])
 def test_an_idempotency_key_reused_for_other_input_is_invalid_input(
-    migrated_url: str, kind: str
+    migrated_url: str, database: Engine, kind: str
 ) -> None:
     chat_id = str(succeeded(chatapi(migrated_url, "create-chat", "hi"))["id"])
 
@@ -287,13 +287,13 @@ def test_an_idempotency_key_reused_for_other_input_is_invalid_input(
     first = succeeded(run("A"))
     assert succeeded(run("A")) == first  # a retry gets the first result again
     table = "chats" if kind == "create-chat" else "messages"
-    rows = count_rows(migrated_url, table)
+    rows = count_rows(database, table)
 
     reused = run("B")
 
     assert "idempotency key" in failed(reused)
     assert reused.returncode == 2  # invalid input, as a 422 is over HTTP
-    assert count_rows(migrated_url, table) == rows
+    assert count_rows(database, table) == rows
 
 
 # Every command that reads or writes the chats; `migrate` and `serve` are the others.
@@ -346,12 +346,6 @@ def test_a_bad_database_url_is_a_one_line_error(
     message = failed(result)
     assert "DATABASE_URL" in message
     assert list(tmp_path.iterdir()) == []  # no database file was created anywhere
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -438,7 +432,7 @@ def wait_until_serving(process: subprocess.Popen[str], base_url: str, log_path: 
 
 
 def test_serve_answers_http(served: str, migrated_url: str) -> None:
-    with httpx.Client(base_url=served, timeout=30) as http:
+    with new_client(served) as http:
         docs = http.get("/docs")
         assert docs.status_code == 200
         assert "text/html" in docs.headers["content-type"]

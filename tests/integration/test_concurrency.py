@@ -16,14 +16,14 @@ from dependency_injector import providers
 from domain.rules import MAX_LIMIT
 from infrastructure.container import Container
 from tests.integration.helpers import (
-    BackwardsClock,
     TimedResponse,
     assert_non_decreasing,
-    count_rows,
-    run_in_threads,
     stored_messages,
     timed_request,
 )
+from tests.support.clocks import StepClock
+from tests.support.database import count_rows
+from tests.support.threads import run_in_threads
 
 THREADS = 16
 POSTS_PER_THREAD = 15
@@ -145,14 +145,14 @@ def test_concurrent_posts_to_one_chat_form_one_order(container: Container, serve
     assert [m["id"] for m in detail["messages"]] == ids[-MAX_LIMIT:]
     assert [m["text"] for m in detail["messages"]] == [m.text for m in stored[-MAX_LIMIT:]]
     assert detail["last_message_at"] == detail["messages"][-1]["created_at"]
-    assert count_rows(container.write_engine(), "messages", "chat_id = :id", id=chat_id) == total
+    assert count_rows(container.write_engine(), "messages", chat_id=chat_id) == total
 
 
 def test_concurrent_posts_keep_created_at_in_order_when_the_clock_goes_backwards(
     container: Container, server_url: str
 ) -> None:
     chat_id = create_chat(server_url)
-    clock = BackwardsClock(start=datetime.now(UTC) + timedelta(days=1))
+    clock = StepClock(datetime.now(UTC) + timedelta(days=1), step=timedelta(seconds=-1))
     threads, per_thread = 8, 10
     results: list[list[TimedResponse]] = [[] for _ in range(threads)]
     with container.clock.override(providers.Object(clock)):
@@ -294,10 +294,10 @@ def test_a_delete_racing_posts_leaves_no_message_behind(
             assert exchange.received > delete.sent, "a post failed before the delete was sent"
 
     write = container.write_engine()
-    assert count_rows(write, "messages", "chat_id = :id", id=chat_id) == 0
-    assert count_rows(write, "chats", "id = :id", id=chat_id) == 0
-    assert count_rows(write, "chat_views", "chat_id = :id", id=chat_id) == 0
-    assert count_rows(container.read_engine(), "message_views", "chat_id = :id", id=chat_id) == 0
+    assert count_rows(write, "messages", chat_id=chat_id) == 0
+    assert count_rows(write, "chats", id=chat_id) == 0
+    assert count_rows(write, "chat_views", chat_id=chat_id) == 0
+    assert count_rows(container.read_engine(), "message_views", chat_id=chat_id) == 0
     with new_client(server_url) as http:
         assert http.get(f"/chats/{chat_id}").status_code == 404
         after = http.post(f"/chats/{chat_id}/messages/", json={"text": "late"})

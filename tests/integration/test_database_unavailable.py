@@ -6,22 +6,20 @@ with Retry-After (or succeeds), never a 500, and the service recovers by itself.
 """
 
 import concurrent.futures
-import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from dependency_injector import providers
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
+from devtools.ports import free_port
 from infrastructure import migrations
-from infrastructure.container import Container
-from infrastructure.settings import Settings
-from tests.conftest import EmptyDatabases, LiveServer
+from tests.conftest import EmptyDatabases
+from tests.support.database import open_sessions, terminate_other_connections
+from tests.support.servers import client_of, container_for
 
 RETRY_AFTER = 11
 RECOVERY_ATTEMPTS = 20
@@ -60,21 +58,6 @@ INVALID_REQUESTS: list[tuple[str, str, Any]] = [
 INVALID_IDS = [f"{method} {path} {body!r}"[:60] for method, path, body in INVALID_REQUESTS]
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound for a moment, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def container_for(url: str, **settings: Any) -> Container:
-    container = Container()
-    container.settings.override(
-        providers.Object(Settings(database_url=url, retry_after=RETRY_AFTER, **settings))
-    )
-    return container
-
-
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, (response.status_code, response.text)
     assert response.headers.get("Retry-After") == str(RETRY_AFTER), response.headers
@@ -101,27 +84,14 @@ def send(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Respo
     return client.request(method, path, json=body)
 
 
-@contextmanager
-def served(container: Container) -> Iterator[httpx.Client]:
-    """The app over `container`, served by uvicorn on a loopback port, and a client of it."""
-    server = LiveServer(container)
-    base_url = server.start()
-    try:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
-            yield client
-    finally:
-        server.stop()
-        container.shutdown_resources()
-
-
 # --- a PostgreSQL server that refuses connections -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def refused_client() -> Iterator[httpx.Client]:
     """The app over a PostgreSQL URL on a loopback port where nothing listens."""
-    url = f"postgresql+psycopg2://chatapi:secret@127.0.0.1:{closed_port()}/chatapi"
-    with served(container_for(url, db_connect_timeout=2)) as client:
+    url = f"postgresql+psycopg2://chatapi:secret@127.0.0.1:{free_port()}/chatapi"
+    with client_of(container_for(url, retry_after=RETRY_AFTER, db_connect_timeout=2)) as client:
         yield client
 
 
@@ -181,7 +151,8 @@ def test_the_503_is_declared_in_the_openapi_document(refused_client: httpx.Clien
 def test_a_missing_database_is_503(databases: EmptyDatabases) -> None:
     existing = make_url(databases.new("postgresql"))
     missing = existing.set(database="chatapi_no_such_database")
-    with served(container_for(missing.render_as_string(hide_password=False))) as client:
+    url = missing.render_as_string(hide_password=False)
+    with client_of(container_for(url, retry_after=RETRY_AFTER)) as client:
         for method, path, body in OPERATIONS:
             assert_unavailable(send(client, method, path, body))
 
@@ -192,8 +163,10 @@ def test_a_missing_database_is_503(databases: EmptyDatabases) -> None:
 def test_an_exhausted_pool_is_503(backend: str, databases: EmptyDatabases) -> None:
     url = databases.new(backend)
     migrations.upgrade(url)
-    container = container_for(url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
-    with served(container) as client:
+    container = container_for(
+        url, retry_after=RETRY_AFTER, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5
+    )
+    with client_of(container) as client:
         created = client.post("/chats/", json={"title": "busy"})
         assert created.status_code == 201, created.text
         chat = created.json()["id"]
@@ -225,7 +198,7 @@ def postgres_url(databases: EmptyDatabases) -> str:
 
 @pytest.fixture
 def live(postgres_url: str) -> Iterator[httpx.Client]:
-    with served(container_for(postgres_url)) as client:
+    with client_of(container_for(postgres_url, retry_after=RETRY_AFTER)) as client:
         yield client
 
 
@@ -234,29 +207,6 @@ def admin_engine(postgres_url: str) -> Iterator[Engine]:
     engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     yield engine
     engine.dispose()
-
-
-def terminate_other_connections(admin: Engine) -> int:
-    """Ends every server-side session of the database but the admin's own; returns how many."""
-    with admin.connect() as connection:
-        ended = connection.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
-            )
-        ).scalar_one()
-    return int(ended)
-
-
-def open_sessions(admin: Engine) -> int:
-    with admin.connect() as connection:
-        count = connection.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
-            )
-        ).scalar_one()
-    return int(count)
 
 
 def exercise(client: httpx.Client, chat: int) -> list[httpx.Response]:

@@ -12,14 +12,11 @@ from domain.errors import ChatNotFound, InvalidInput
 from domain.events import ChatCreated, ChatDeleted, MessagePosted
 from domain.rules import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, TEXT_MAX_LENGTH, TITLE_MAX_LENGTH
 from infrastructure.container import Container
-from queries.get_chat import ChatDetailDTO, GetChat, MessageDTO
-from tests.integration.helpers import (
-    BackwardsClock,
-    assert_aware_utc,
-    assert_non_decreasing,
-    count_rows,
-    stored_messages,
-)
+from queries.dtos import MessageDTO
+from queries.get_chat import ChatDetailDTO, GetChat
+from tests.integration.helpers import assert_aware_utc, assert_non_decreasing, stored_messages
+from tests.support.clocks import StepClock
+from tests.support.database import count_rows
 
 
 def create(container: Container, title: str = "A chat") -> ChatCreated:
@@ -275,9 +272,9 @@ def test_delete_chat_removes_the_chat_and_its_messages_only(container: Container
     with pytest.raises(ChatNotFound):
         get(container, doomed.chat_id)
     engine = container.write_engine()
-    assert count_rows(engine, "messages", "chat_id = :id", id=doomed.chat_id) == 0
-    assert count_rows(engine, "chats", "id = :id", id=doomed.chat_id) == 0
-    assert count_rows(engine, "chat_views", "chat_id = :id", id=doomed.chat_id) == 0
+    assert count_rows(engine, "messages", chat_id=doomed.chat_id) == 0
+    assert count_rows(engine, "chats", id=doomed.chat_id) == 0
+    assert count_rows(engine, "chat_views", chat_id=doomed.chat_id) == 0
 
     survivor = get(container, kept.chat_id)
     assert [m.text for m in survivor.messages] == ["kept 0", "kept 1", "kept 2"]
@@ -310,7 +307,7 @@ def test_delete_of_a_missing_chat_raises_chat_not_found(container: Container, ch
 
 
 def test_created_at_never_decreases_when_the_clock_goes_backwards(container: Container) -> None:
-    clock = BackwardsClock(start=datetime.now(UTC) + timedelta(days=365))
+    clock = StepClock(datetime.now(UTC) + timedelta(days=365), step=timedelta(seconds=-1))
     chat = create(container)
     other = create(container, "other")
     with container.clock.override(providers.Object(clock)):

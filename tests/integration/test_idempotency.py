@@ -1,7 +1,6 @@
 """Idempotency keys through the handlers, the way a script or a worker retries a command."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,25 +12,17 @@ from commands.post_message import PostMessage, PostMessageResult
 from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
 from infrastructure.container import Container
 from queries.get_chat import GetChat
-from tests.integration.helpers import count_rows, run_in_threads
-
-
-@dataclass
-class MovableClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.clocks import StepClock
+from tests.support.database import count_rows
+from tests.support.threads import run_in_threads
 
 
 @pytest.fixture
-def clock(container: Container) -> Iterator[MovableClock]:
+def clock(container: Container) -> Iterator[StepClock]:
     """The container's clock, moved by hand; keys and handlers both read it."""
-    moved = MovableClock(datetime.now(UTC))
+    moved = StepClock(datetime.now(UTC), step=timedelta(0))
     with container.clock.override(providers.Object(moved)):
-        container.idempotency_keys.reset()  # rebuilt with the overridden clock
         yield moved
-    container.idempotency_keys.reset()
 
 
 def create(container: Container, title: str, key: str | None) -> CreateChatResult:
@@ -136,7 +127,7 @@ def test_deleting_a_chat_forgets_its_message_keys(container: Container) -> None:
         post(container, chat.chat_id, "hello", "m-1")
 
 
-def test_an_expired_key_is_forgotten(container: Container, clock: MovableClock) -> None:
+def test_an_expired_key_is_forgotten(container: Container, clock: StepClock) -> None:
     ttl = container.settings().idempotency_ttl
     first = create(container, "Standup", "key-1")
     clock.now += timedelta(seconds=ttl - 1)
@@ -146,14 +137,14 @@ def test_an_expired_key_is_forgotten(container: Container, clock: MovableClock) 
     assert count(container, "chats") == 2
 
 
-def test_purge_deletes_only_expired_keys(container: Container, clock: MovableClock) -> None:
+def test_purge_deletes_only_expired_keys(container: Container, clock: StepClock) -> None:
     ttl = container.settings().idempotency_ttl
     create(container, "old", "old")
     clock.now += timedelta(seconds=ttl / 2)
     create(container, "new", "new")
     clock.now += timedelta(seconds=ttl / 2 + 1)
 
-    purged = container.idempotency_keys().purge(container.write_engine())
+    purged = container.purge_idempotency_keys()
 
     assert purged == 1
     assert count(container, "idempotency_keys") == 1

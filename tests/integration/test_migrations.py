@@ -14,9 +14,8 @@ from sqlalchemy import BigInteger, Engine, Text, column, create_engine, insert, 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-import infrastructure.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from commands.post_message import PostMessage
-from infrastructure import migrations
+from infrastructure import migrations, read_models, tables  # noqa: F401  (the last two declare every table on SQLModel.metadata)
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.settings import Settings

@@ -21,21 +21,17 @@ from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput
+from infrastructure import tables
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
-from infrastructure.tables import ChatRecord, MessageRecord
 from queries.cursors import HistoryPosition, encode_history
-from queries.get_chat import GetChat, MessageDTO
+from queries.dtos import MessageDTO
+from queries.get_chat import GetChat
 from queries.get_history import GetHistory, HistoryDTO
 from queries.list_chats import ChatListDTO, ChatSummaryDTO, ListChats
-from tests.integration.helpers import (
-    THREAD_TIMEOUT_SECONDS,
-    BackwardsClock,
-    chat_views_snapshot,
-    execute,
-    run_in_threads,
-    stored_messages,
-)
+from tests.integration.helpers import chat_views_snapshot, execute, stored_messages
+from tests.support.clocks import StepClock
+from tests.support.threads import THREAD_TIMEOUT_SECONDS, run_in_threads
 
 MAX_PAGES = 1000
 PREVIEW_LENGTH = 100  # characters of the newest message shown in the list
@@ -457,7 +453,7 @@ def read_everything(container: Container) -> tuple[list[ChatListDTO], dict[int, 
 def test_the_rebuilt_read_model_serves_the_same_pages(container: Container, seed: int) -> None:
     run_commands(container, seed, steps=120)
     # A stretch with a clock that goes backwards, and chats left empty.
-    clock = BackwardsClock(start=datetime.now(UTC) + timedelta(days=10))
+    clock = StepClock(datetime.now(UTC) + timedelta(days=10), step=timedelta(seconds=-1))
     with container.clock.override(providers.Object(clock)):
         run_commands(container, seed + 1, steps=40)
     create = container.create_chat()
@@ -523,12 +519,10 @@ def fill(engine: Engine) -> list[int]:
     """Many chats, a few of them long (each written in one burst, as an import or a busy
     afternoon would); returns the ids of the long ones. Fresh statistics tell the planner
     how the rows lie, so that its choice of plan reflects the query, not a guess."""
-    chats = ChatRecord.__table__  # type: ignore[attr-defined]
-    messages = MessageRecord.__table__  # type: ignore[attr-defined]
     start = datetime(2030, 1, 1, tzinfo=UTC)
     with engine.begin() as connection:
         connection.execute(
-            insert(chats),
+            insert(tables.chats),
             [
                 {"title": f"chat {n}", "created_at": start + timedelta(seconds=n)}
                 for n in range(BIG_CHATS)
@@ -541,7 +535,7 @@ def fill(engine: Engine) -> list[int]:
             )
         ]
         connection.execute(
-            insert(messages),
+            insert(tables.messages),
             [
                 {
                     "chat_id": chat_id,

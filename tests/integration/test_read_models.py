@@ -19,13 +19,10 @@ from domain.errors import ChatNotFound, InvalidInput
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from queries.get_chat import GetChat
-from tests.integration.helpers import (
-    BackwardsClock,
-    chat_views_snapshot,
-    count_rows,
-    execute,
-    run_in_threads,
-)
+from tests.integration.helpers import chat_views_snapshot, execute
+from tests.support.clocks import StepClock
+from tests.support.database import count_rows
+from tests.support.threads import run_in_threads
 
 
 @dataclass
@@ -102,7 +99,7 @@ def test_projected_read_model_equals_the_rebuilt_one(
     expected = run_random_commands(container, seed)
 
     # Part of the history with a clock that goes backwards, part over HTTP.
-    clock = BackwardsClock(start=datetime.now(UTC) + timedelta(days=30))
+    clock = StepClock(datetime.now(UTC) + timedelta(days=30), step=timedelta(seconds=-1))
     with container.clock.override(providers.Object(clock)):
         expected_more = run_random_commands(container, seed + 1, steps=40)
     expected.counts.update(expected_more.counts)
@@ -227,7 +224,7 @@ def test_get_reads_the_read_model_not_the_write_model(
 
     # Without its view row the chat cannot be read, though the write model still holds it.
     execute(engine, "DELETE FROM chat_views WHERE chat_id = :id", id=chat_id)
-    assert count_rows(engine, "chats", "id = :id", id=chat_id) == 1
+    assert count_rows(engine, "chats", id=chat_id) == 1
     assert client.get(f"/chats/{chat_id}").status_code == 404
 
     rebuild_read_models(engine)
@@ -320,6 +317,6 @@ def test_rebuild_while_commands_run_loses_nothing(
     for chat_id in survivors:
         assert counts[chat_id] == 1
     for chat_id in chats + survivors:
-        assert counts[chat_id] == count_rows(engine, "messages", "chat_id = :id", id=chat_id)
+        assert counts[chat_id] == count_rows(engine, "messages", chat_id=chat_id)
 
     assert rebuild_and_compare(container) == projected

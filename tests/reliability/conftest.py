@@ -4,14 +4,13 @@ The cluster keeps the port chosen when it was created, so a restart comes back o
 address and the service under test can reconnect to it by itself.
 """
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.postgres_cluster import NO_BINARIES, PostgresCluster, find_bindir, started_cluster
 from infrastructure import migrations
-from tests.conftest import create_database
-from tests.postgres_cluster import PostgresCluster, find_bindir
+from tests.conftest import REQUIRE_POSTGRES, create_database
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +18,11 @@ def own_cluster() -> Iterator[PostgresCluster]:
     """A started throwaway PostgreSQL cluster for this module only, removed afterwards."""
     bindir = find_bindir()
     if bindir is None:
-        reason = "no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql/*/bin)"
-        if os.environ.get("CHATAPI_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(f"the reliability tests need their own PostgreSQL cluster: {reason}")
-    cluster = PostgresCluster.create(bindir)
-    try:
-        cluster.start()
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {NO_BINARIES}")
+        pytest.skip(f"the reliability tests need their own PostgreSQL cluster: {NO_BINARIES}")
+    with started_cluster(bindir) as cluster:
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,17 @@
-"""Shared by the reliability tests: recorded HTTP exchanges, the served app, process probes."""
+"""Shared by the reliability tests: recorded HTTP exchanges, database and process probes."""
 
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from dependency_injector import providers
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from infrastructure.container import Container
-from infrastructure.settings import Settings
-from tests.conftest import LiveServer
-
-# Far above any bound a test asserts: a request that hangs is measured, not cut short by
-# the client (each test asserts on the measured duration, well below this).
-HTTP_TIMEOUT_SECONDS = 30.0
+from tests.support.servers import new_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,43 +106,11 @@ class Recorder:
             return list(self._exchanges)
 
 
-def container_for(url: str, **settings: Any) -> Container:
-    container = Container()
-    container.settings.override(providers.Object(Settings(database_url=url, **settings)))
-    return container
-
-
-@contextmanager
-def served(container: Container) -> Iterator[str]:
-    """The app over `container`, served by uvicorn on a loopback port; yields its base URL."""
-    server = LiveServer(container)
-    base_url = server.start()
-    try:
-        yield base_url
-    finally:
-        server.stop()
-        container.shutdown_resources()
-
-
-def new_client(base_url: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS)
-
-
 def create_chat(base_url: str, title: str) -> int:
     with new_client(base_url) as http:
         response = http.post("/chats/", json={"title": title})
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
-
-
-@contextmanager
-def inspector(url: str) -> Iterator[Engine]:
-    """An engine of the test's own, apart from the service's pools: no connection lingers."""
-    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def stored_messages(engine: Engine) -> list[tuple[int, int, str]]:

@@ -13,19 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.helpers import run_in_threads
-from tests.postgres_cluster import PostgresCluster
-from tests.reliability.load import (
-    Exchange,
-    Recorder,
-    container_for,
-    create_chat,
-    exchange,
-    inspector,
-    new_client,
-    served,
-    stored_messages,
-)
+from devtools.postgres_cluster import PostgresCluster
+from tests.reliability.load import Exchange, Recorder, create_chat, exchange, stored_messages
+from tests.support.database import inspector
+from tests.support.servers import container_for, new_client, served
+from tests.support.threads import run_in_threads
 
 POOL_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2

@@ -11,19 +11,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from tests.integration.helpers import run_in_threads
-from tests.postgres_cluster import PostgresCluster
-from tests.reliability.load import (
-    container_for,
-    create_chat,
-    database_name,
-    inspector,
-    new_client,
-    served,
-    server_connections,
-)
+from devtools.postgres_cluster import PostgresCluster
+from tests.reliability.load import create_chat, database_name, server_connections
+from tests.support.database import inspector, terminate_other_connections
+from tests.support.servers import container_for, new_client, served
+from tests.support.threads import run_in_threads
 
 WORKERS = 8  # concurrent clients while warming: each pool ends up holding several connections
 ROUNDS = 5
@@ -102,13 +96,7 @@ def test_the_first_requests_after_sessions_are_ended_succeed(
 ) -> None:
     chat = create_chat(base_url, "sessions ended while idle")
     warm(base_url, chat)
-    with admin.connect() as connection:
-        ended = connection.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
+    ended = terminate_other_connections(admin)
     assert ended >= 4
     time.sleep(SETTLE_SECONDS)
 

@@ -18,24 +18,22 @@ from sqlalchemy import Engine, text
 from sqlalchemy.pool import QueuePool
 
 from infrastructure.container import Container
-from tests.integration.helpers import run_in_threads
 from tests.reliability.load import (
     MIB,
     Exchange,
     Recorder,
-    container_for,
     count_connections,
     create_chat,
     database_name,
     exchange,
-    inspector,
-    new_client,
     open_fds,
     rss_bytes,
-    served,
     server_connections,
     stored_messages,
 )
+from tests.support.database import inspector
+from tests.support.servers import container_for, new_client, served
+from tests.support.threads import run_in_threads
 
 POSTERS = 32
 READERS = 4

@@ -4,12 +4,14 @@ import pytest
 
 from domain.errors import InvalidInput
 from domain.rules import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     MAX_ID,
     MAX_LIMIT,
     TEXT_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     is_possible_id,
     normalize_title,
+    validate_idempotency_key,
     validate_limit,
     validate_text,
 )
@@ -70,3 +72,18 @@ def test_limit_rejected(limit: int) -> None:
 )
 def test_possible_ids(value: int, possible: bool) -> None:
     assert is_possible_id(value) is possible
+
+
+@pytest.mark.parametrize(
+    "key", [None, "k", "5f0c9a9e-8d4b-4a53-9a43-1c2de0a4c7b1", "~" * IDEMPOTENCY_KEY_MAX_LENGTH]
+)
+def test_idempotency_key_accepted(key: str | None) -> None:
+    assert validate_idempotency_key(key) == key
+
+
+@pytest.mark.parametrize(
+    "key", ["", "x" * (IDEMPOTENCY_KEY_MAX_LENGTH + 1), "two words", "é", "key\n", "\x7f"]
+)
+def test_idempotency_key_rejected(key: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_idempotency_key(key)

@@ -1,3 +1,5 @@
+"""The time the commands stamp on what they create; tests swap in their own clock."""
+
 from collections.abc import Callable
 from datetime import UTC, datetime
 

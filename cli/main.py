@@ -2,16 +2,11 @@
 
 import argparse
 import json
-import logging
-import logging.config
 import sys
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.schemas import (
     ChatDetailResponse,
@@ -20,6 +15,9 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
 )
+from cli.errors import DATABASE_ERRORS, first_line
+from cli.healthcheck import is_ready
+from cli.serve import serve
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
@@ -29,7 +27,6 @@ from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated
-from infrastructure.settings import Settings
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
 from queries.list_chats import ListChats
@@ -38,7 +35,6 @@ EXIT_NOT_FOUND = 3
 EXIT_INVALID = 2
 EXIT_DATABASE = 4
 EXIT_UNHEALTHY = 1
-HEALTHCHECK_TIMEOUT_SECONDS = 3
 # The commands that read or write chats: each needs the schema this code expects.
 DATABASE_COMMANDS = frozenset(
     {
@@ -52,8 +48,6 @@ DATABASE_COMMANDS = frozenset(
         "purge-idempotency-keys",
     }
 )
-
-log = logging.getLogger("chatapi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,89 +96,11 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _first_line(exc: Exception) -> str:
-    """What the driver said, without SQLAlchemy's statement and background link."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-
-
-# uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
-# already, so they go to stdout as they are, in place of uvicorn's access log.
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
-        "plain": {"format": "%(message)s"},
-    },
-    "handlers": {
-        "default": {"class": "logging.StreamHandler", "formatter": "default"},
-        "requests": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "stream": "ext://sys.stdout",
-        },
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "chatapi": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "chatapi.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
-    },
-}
-
-
-def _serve(container: Container) -> None:
-    import uvicorn
-
-    settings = container.settings()
-    logging.config.dictConfig(LOG_CONFIG)
-    _warn_unless_migrated(container)
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=LOG_CONFIG,
-    )
-
-
-def _warn_unless_migrated(container: Container) -> None:
-    """Say at start-up what /health/ready will say: the server does not migrate by itself.
-
-    Migrating stays a one-shot step (`chatapi migrate`, Compose's `migrate` service), so that
-    replicas starting together never race to apply a migration, and the server needs no
-    rights to change the schema. Until it is done the server serves anyway, as it does while
-    the database is unreachable: every request that needs the schema gets 503 with
-    Retry-After and /health/ready keeps it out of rotation; once migrated, it is ready with
-    no restart, whatever order things were started in.
-    """
-    try:
-        at_head = migrations.is_at_head(container.read_engine())
-    except (DBAPIError, PoolTimeout) as exc:
-        log.warning("database unavailable, serving 503 until it answers: %s", _first_line(exc))
-        return
-    finally:
-        container.shutdown_resources()  # the server opens its own engines
-    if not at_head:
-        log.warning("%s; serving 503 until then", NOT_MIGRATED)
-
-
-def _healthcheck(settings: Settings) -> int:
-    """Exit 0 when the local server is ready; for HEALTHCHECKs in images without curl."""
-    url = f"http://127.0.0.1:{settings.port}/health/ready"
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_SECONDS) as response:
-            ready = response.status == 200
-    except OSError:  # refused, timed out, or an HTTP error status such as 503
-        ready = False
-    return 0 if ready else EXIT_UNHEALTHY
-
-
 def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str, Any] | None:
     settings = container.settings()
     match args.command:
         case "serve":
-            _serve(container)
+            serve(container)
             return None
         case "migrate":
             migrations.upgrade(settings.database_url)
@@ -215,7 +131,7 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             container.delete_chat()(DeleteChat(chat_id=args.chat_id))
             return None  # as HTTP's 204: nothing to show
         case "purge-idempotency-keys":
-            return {"purged": container.idempotency_keys().purge(container.write_engine())}
+            return {"purged": container.purge_idempotency_keys()}
         case "rebuild-read-models":
             return {"chat_views": rebuild_read_models(container.write_engine())}
     raise AssertionError(f"unhandled command {args.command}")
@@ -232,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return _fail(f"invalid configuration: {problems}", EXIT_INVALID)
     if args.command == "healthcheck":
-        return _healthcheck(container.settings())
+        return 0 if is_ready(container.settings()) else EXIT_UNHEALTHY
     try:
         if args.command in DATABASE_COMMANDS:
             # Up front, as the API does: a missing or older schema fails some commands with
@@ -245,15 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except (InvalidInput, IdempotencyKeyReused) as exc:
         return _fail(str(exc), EXIT_INVALID)
-    except (DBAPIError, PoolTimeout) as exc:
-        # Unreachable, refusing, or timed out: the driver's first line says which.
-        return _fail(f"database error: {_first_line(exc)}", EXIT_DATABASE)
+    except DATABASE_ERRORS as exc:
+        return _fail(f"database error: {first_line(exc)}", EXIT_DATABASE)
     finally:
         container.shutdown_resources()
     if result is not None:
         _print(result)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

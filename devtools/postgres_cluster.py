@@ -1,16 +1,20 @@
-"""A throwaway PostgreSQL cluster for the test suite, started from the server binaries."""
+"""A throwaway PostgreSQL cluster for the tests and the benchmark, from the server binaries."""
 
 import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from devtools.ports import free_port
+
+NO_BINARIES = "no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql/*/bin)"
 
 
 def find_bindir() -> Path | None:
@@ -26,12 +30,6 @@ def find_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class PostgresCluster:
     """initdb + postgres in a temporary directory; as the `postgres` user when run as root."""
@@ -39,7 +37,7 @@ class PostgresCluster:
     bindir: Path
     root: Path
     port: int
-    _run_as: Callable[[list[str]], list[str]]
+    run_as: Callable[[list[str]], list[str]]
     process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -57,7 +55,7 @@ class PostgresCluster:
             def run_as(cmd: list[str]) -> list[str]:
                 return cmd
 
-        cluster = cls(bindir=bindir, root=root, port=_free_port(), _run_as=run_as)
+        cluster = cls(bindir=bindir, root=root, port=free_port(), run_as=run_as)
         subprocess.run(
             run_as(
                 [
@@ -84,7 +82,7 @@ class PostgresCluster:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            self._run_as(
+            self.run_as(
                 [
                     str(self.bindir / "postgres"),
                     "-D",
@@ -129,7 +127,7 @@ class PostgresCluster:
         if self.process is not None and self.process.poll() is None:
             # Fast shutdown: ends open sessions instead of waiting for pooled clients to leave.
             subprocess.run(
-                self._run_as(
+                self.run_as(
                     [
                         str(self.bindir / "pg_ctl"),
                         "stop",
@@ -148,3 +146,14 @@ class PostgresCluster:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def started_cluster(bindir: Path) -> Iterator[PostgresCluster]:
+    """A new cluster, started for the block and removed after it, whatever happens."""
+    cluster = PostgresCluster.create(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

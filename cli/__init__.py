@@ -1,0 +1,1 @@
+"""The second interface beside `api/`: the same handlers from a shell, printing JSON."""

@@ -1,0 +1,73 @@
+"""`chatapi serve`: uvicorn on $HOST:$PORT, its logging, and a word at start-up on the schema."""
+
+import logging
+import logging.config
+from typing import Any
+
+from cli.errors import DATABASE_ERRORS, first_line
+from infrastructure import migrations
+from infrastructure.container import Container
+from infrastructure.schema import NOT_MIGRATED
+
+log = logging.getLogger("chatapi")
+
+# uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
+# already, so they go to stdout as they are, in place of uvicorn's access log.
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
+        "plain": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "default": {"class": "logging.StreamHandler", "formatter": "default"},
+        "requests": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "chatapi": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "chatapi.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def serve(container: Container) -> None:
+    import uvicorn  # here, so that the other commands start without it
+
+    settings = container.settings()
+    logging.config.dictConfig(LOG_CONFIG)
+    _warn_unless_migrated(container)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=LOG_CONFIG,
+    )
+
+
+def _warn_unless_migrated(container: Container) -> None:
+    """Say at start-up what /health/ready will say: the server does not migrate by itself.
+
+    Migrating stays a one-shot step (`chatapi migrate`, Compose's `migrate` service), so that
+    replicas starting together never race to apply a migration, and the server needs no
+    rights to change the schema. Until it is done the server serves anyway, as it does while
+    the database is unreachable: every request that needs the schema gets 503 with
+    Retry-After and /health/ready keeps it out of rotation; once migrated, it is ready with
+    no restart, whatever order things were started in.
+    """
+    try:
+        at_head = migrations.is_at_head(container.read_engine())
+    except DATABASE_ERRORS as exc:
+        log.warning("database unavailable, serving 503 until it answers: %s", first_line(exc))
+        return
+    finally:
+        container.shutdown_resources()  # the server opens its own engines
+    if not at_head:
+        log.warning("%s; serving 503 until then", NOT_MIGRATED)

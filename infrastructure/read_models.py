@@ -1,0 +1,47 @@
+"""The read models: what the projections and the rebuild write, and all the queries read.
+
+Queries import this module, never the write model's tables.py.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, MetaData, Table, Text
+from sqlmodel import Field, SQLModel
+
+from infrastructure.metadata import core_table
+from infrastructure.types import Id, UTCDateTime
+
+
+class ChatView(SQLModel, table=True):
+    """One row per chat, kept by the projections, for the chat read queries."""
+
+    __tablename__ = "chat_views"
+    __table_args__ = (
+        # The chat list's order, newest activity first, read backwards by keyset.
+        Index("ix_chat_views_last_activity_at_chat_id", "last_activity_at", "chat_id"),
+    )
+
+    # No foreign key: a read model may live elsewhere and is rebuilt from the write model.
+    chat_id: int = Field(sa_column=Column(Id, primary_key=True, autoincrement=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    message_count: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    last_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # The newest message's time, or the chat's creation time while it has none.
+    last_activity_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_message_preview: str | None = Field(default=None, sa_column=Column(Text))
+
+
+chat_views = core_table(ChatView)
+
+# The read side's mapping of the append-only message log: a database view over `messages`,
+# created by migration 0001. Kept off SQLModel.metadata, which Alembic compares with the
+# database's tables: there it would look like a table that no migration creates.
+message_views = Table(
+    "message_views",
+    MetaData(),
+    Column("id", Id),
+    Column("chat_id", Id),
+    Column("text", Text),
+    Column("created_at", UTCDateTime),
+)

@@ -1,0 +1,1 @@
+"""Helpers that more than one test folder uses; each folder's own stay in that folder."""
