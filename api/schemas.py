@@ -14,6 +14,7 @@ EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
 MESSAGE_EXAMPLE: JsonDict = {
     "id": 7,
     "chat_id": 1,
+    "seq": 7,
     "text": "See you at noon?",
     "created_at": EXAMPLE_TIME,
 }
@@ -96,6 +97,10 @@ class MessageResponse(BaseModel):
 
     id: int
     chat_id: int
+    seq: int = Field(
+        description="The message's place in its chat: 1, 2, 3, ... without gaps, in the order "
+        "the posts committed. Event streams use it as the event id."
+    )
     text: str
     created_at: datetime
 
@@ -104,6 +109,7 @@ class MessageResponse(BaseModel):
         return cls(
             id=posted.message_id,
             chat_id=posted.chat_id,
+            seq=posted.seq,
             text=posted.text,
             created_at=posted.created_at,
         )

@@ -41,17 +41,23 @@ INSERT_CHATS = text(
     """
 )
 
-# {chat} is one of the trusted expressions below, computing a message's chat from its id g.
+# {chat} and {seq} are trusted expressions below, computing a message's chat and its place in
+# that chat from its id g.
 INSERT_MESSAGES = """
-    INSERT INTO messages (id, chat_id, text, created_at)
-    SELECT g, {chat},
+    INSERT INTO messages (id, chat_id, seq, text, created_at)
+    SELECT g, {chat}, {seq},
            'Benchmark message ' || g || ': the quick brown fox jumps over the lazy dog.',
            timestamptz :epoch + interval '1 hour' + g * interval '1 millisecond'
     FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
-INTERLEAVED = f"(g - 1) % {CHAT_COUNT} + 1"  # ids 1..1,000,000: chats 1, 2, ..., 1000, 1, ...
-ONE_CHAT = "CAST(:chat AS bigint)"
-POOL_CHAT = f"CAST(:chat AS bigint) + (g - :first) / {POOL_MESSAGES}"  # 3 in a row per chat
+# ids 1..1,000,000: chats 1, 2, ..., 1000, 1, ...
+INTERLEAVED = (f"(g - 1) % {CHAT_COUNT} + 1", f"(g - 1) / {CHAT_COUNT} + 1")
+ONE_CHAT = ("CAST(:chat AS bigint)", "g - :first + 1")
+# 3 in a row per chat
+POOL_CHAT = (
+    f"CAST(:chat AS bigint) + (g - :first) / {POOL_MESSAGES}",
+    f"(g - :first) % {POOL_MESSAGES} + 1",
+)
 
 
 @dataclass
@@ -67,10 +73,10 @@ class Dataset:
 
 
 def _insert_messages(
-    connection: Connection, chat: str, first: int, last: int, chat_id: int = 0
+    connection: Connection, chat: tuple[str, str], first: int, last: int, chat_id: int = 0
 ) -> None:
     connection.execute(
-        text(INSERT_MESSAGES.format(chat=chat)),
+        text(INSERT_MESSAGES.format(chat=chat[0], seq=chat[1])),
         {"epoch": EPOCH, "first": first, "last": last, "chat": chat_id},
     )
 
@@ -81,6 +87,10 @@ def _insert_pool(connection: Connection, first_chat: int, count: int, first_mess
     connection.execute(INSERT_CHATS, {"epoch": EPOCH, "first": first_chat, "last": last_chat})
     last_message = first_message + count * POOL_MESSAGES - 1
     _insert_messages(connection, POOL_CHAT, first_message, last_message, first_chat)
+    connection.execute(
+        text(f"UPDATE chats SET last_seq = {POOL_MESSAGES} WHERE id BETWEEN :first AND :last"),
+        {"first": first_chat, "last": last_chat},
+    )
     return last_message
 
 
@@ -122,6 +132,12 @@ def load(engine: Engine, pool_size: int) -> Dataset:
         _insert_messages(connection, ONE_CHAT, small_first, pool_message_first - 1, SMALL_CHAT)
         last_message = _insert_pool(connection, POOL_FIRST, pool_size, pool_message_first)
         _reset_sequences(connection)
+        connection.execute(
+            text(
+                "UPDATE chats SET last_seq = counted.seq FROM (SELECT chat_id, max(seq) AS seq "
+                "FROM messages GROUP BY chat_id) AS counted WHERE chats.id = counted.chat_id"
+            )
+        )
     inserted = time.perf_counter()
     rebuild_read_models(engine)
     rebuilt = time.perf_counter()

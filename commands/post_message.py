@@ -1,7 +1,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 
 from domain.errors import ChatNotFound
 from domain.events import MessagePosted
@@ -12,7 +12,13 @@ from infrastructure.tables import chats, messages
 from infrastructure.unit_of_work import UnitOfWork
 
 # Built once: constructing statements per call costs more than running them.
-LOCK_CHAT = select(chats.c.id).where(chats.c.id == bindparam("chat_id")).with_for_update()
+# Locks the chat's row (until commit) and takes the next seq in one statement.
+NEXT_SEQ = (
+    update(chats)
+    .where(chats.c.id == bindparam("chat_id"))
+    .values(last_seq=chats.c.last_seq + 1)
+    .returning(chats.c.last_seq)
+)
 # By dialect: each database's form of "this chat's messages" that its index serves.
 NEWEST_MESSAGE_TIME = {
     dialect: select(messages.c.created_at)
@@ -44,8 +50,9 @@ class PostMessageHandler:
     """Appends a message to a chat.
 
     Posts to one chat are serialised by a lock on the chat's row (the database write lock
-    on SQLite), held until commit: ids, and so the chat's order, follow commit order, and
-    `created_at` is taken under the lock, never earlier than the chat's previous message.
+    on SQLite), held until commit: the statement that takes it also takes the chat's next
+    `seq`, so seqs (and ids) follow commit order without gaps, and `created_at` is taken
+    under the lock, never earlier than the chat's previous message.
     Posts to different chats do not wait for each other on PostgreSQL.
     """
 
@@ -60,20 +67,22 @@ class PostMessageHandler:
         if not is_possible_id(chat_id):
             raise ChatNotFound(chat_id)
         with self._uow() as uow:
-            if uow.connection.execute(LOCK_CHAT, {"chat_id": chat_id}).first() is None:
+            seq = uow.connection.execute(NEXT_SEQ, {"chat_id": chat_id}).scalar()
+            if seq is None:
                 raise ChatNotFound(chat_id)
             posted = uow.once(
                 "post_message",
                 key,
                 {"text": text},
                 PostMessageResult,
-                lambda: self._post(uow, chat_id, text),
+                lambda: self._post(uow, chat_id, seq, text),
                 chat_id=chat_id,
             )
-            uow.commit()
+            if not posted.replayed:  # a replay rolls back: its seq was never used
+                uow.commit()
         return posted
 
-    def _post(self, uow: UnitOfWork, chat_id: int, text: str) -> PostMessageResult:
+    def _post(self, uow: UnitOfWork, chat_id: int, seq: int, text: str) -> PostMessageResult:
         # A statement of its own, after the lock: it sees every post committed before.
         previous = uow.connection.execute(
             NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": chat_id}
@@ -81,9 +90,8 @@ class PostMessageHandler:
         now = self._clock()
         created_at = max(now, previous) if previous is not None else now
         message_id = uow.connection.execute(
-            INSERT_MESSAGE, {"chat_id": chat_id, "text": text, "created_at": created_at}
+            INSERT_MESSAGE,
+            {"chat_id": chat_id, "seq": seq, "text": text, "created_at": created_at},
         ).scalar_one()
-        uow.record(
-            MessagePosted(message_id=message_id, chat_id=chat_id, text=text, created_at=created_at)
-        )
-        return PostMessageResult(message_id, chat_id, text, created_at)
+        uow.record(MessagePosted(message_id, chat_id, seq, text, created_at))
+        return PostMessageResult(message_id, chat_id, seq, text, created_at)

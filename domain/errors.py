@@ -41,3 +41,16 @@ class IdempotencyKeyReused(DomainError):
     def __init__(self, key: str) -> None:
         super().__init__(f"idempotency key {key!r} was already used for a different request")
         self.key = key
+
+
+class ResumePointAhead(DomainError):
+    """A reader asked for what follows a seq the chat has not reached: a resume point from
+    another chat, or made up. Answering with nothing would hide the client's mistake."""
+
+    def __init__(self, chat_id: int, after: int, last_seq: int) -> None:
+        super().__init__(
+            f"chat {chat_id} has no message with seq {after}: its last seq is {last_seq}"
+        )
+        self.chat_id = chat_id
+        self.after = after
+        self.last_seq = last_seq

@@ -15,6 +15,7 @@ class ChatCreated:
 class MessagePosted:
     message_id: int
     chat_id: int
+    seq: int  # 1, 2, 3, ... within the chat, in commit order
     text: str
     created_at: datetime
 

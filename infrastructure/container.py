@@ -18,6 +18,7 @@ from infrastructure.unit_of_work import UnitOfWork
 from queries.get_chat import GetChatHandler
 from queries.get_history import GetHistoryHandler
 from queries.get_message import GetMessageHandler
+from queries.get_messages_after import GetMessagesAfterHandler
 from queries.list_chats import ListChatsHandler
 
 
@@ -53,3 +54,4 @@ class Container(containers.DeclarativeContainer):
     list_chats = providers.Factory(ListChatsHandler, read_engine=read_engine)
     get_history = providers.Factory(GetHistoryHandler, read_engine=read_engine)
     get_message = providers.Factory(GetMessageHandler, read_engine=read_engine)
+    get_messages_after = providers.Factory(GetMessagesAfterHandler, read_engine=read_engine)

@@ -24,6 +24,7 @@ COUNT_MESSAGE = (
         last_message_at=bindparam("at"),
         last_activity_at=bindparam("at"),
         last_message_preview=bindparam("preview"),
+        last_seq=bindparam("seq"),
     )
 )
 REMOVE_CHAT = delete(chat_views).where(chat_views.c.chat_id == bindparam("chat"))
@@ -34,10 +35,10 @@ def project(connection: Connection, event: DomainEvent) -> None:
     match event:
         case ChatCreated(chat_id=chat_id, title=title, created_at=created_at):
             connection.execute(ADD_CHAT, {"chat": chat_id, "name": title, "at": created_at})
-        case MessagePosted(chat_id=chat_id, text=text, created_at=created_at):
+        case MessagePosted(chat_id=chat_id, seq=seq, text=text, created_at=created_at):
             connection.execute(
                 COUNT_MESSAGE,
-                {"chat": chat_id, "at": created_at, "preview": text[:PREVIEW_LENGTH]},
+                {"chat": chat_id, "at": created_at, "preview": text[:PREVIEW_LENGTH], "seq": seq},
             )
         case ChatDeleted(chat_id=chat_id):
             connection.execute(REMOVE_CHAT, {"chat": chat_id})

@@ -30,18 +30,21 @@ class ChatView(SQLModel, table=True):
     # The newest message's time, or the chat's creation time while it has none.
     last_activity_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     last_message_preview: str | None = Field(default=None, sa_column=Column(Text))
+    # The newest message's seq (0 while it has none): where a reader's resume point ends.
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 chat_views = core_table(ChatView)
 
 # The read side's mapping of the append-only message log: a database view over `messages`,
-# created by migration 0001. Kept off SQLModel.metadata, which Alembic compares with the
-# database's tables: there it would look like a table that no migration creates.
+# created by migration 0001 (0004 added seq). Kept off SQLModel.metadata, which Alembic
+# compares with the database's tables: there it would look like a table no migration creates.
 message_views = Table(
     "message_views",
     MetaData(),
     Column("id", Id),
     Column("chat_id", Id),
+    Column("seq", BigInteger),
     Column("text", Text),
     Column("created_at", UTCDateTime),
 )

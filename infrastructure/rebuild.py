@@ -37,6 +37,7 @@ def rebuild_read_models(write_engine: Engine) -> int:
             func.max(messages.c.created_at),
             func.coalesce(func.max(messages.c.created_at), chats.c.created_at),
             newest_text,
+            func.coalesce(func.max(messages.c.seq), 0),
         )
         .select_from(chats.outerjoin(messages, messages.c.chat_id == chats.c.id))
         .group_by(chats.c.id, chats.c.title, chats.c.created_at)
@@ -55,6 +56,7 @@ def rebuild_read_models(write_engine: Engine) -> int:
                     "last_message_at",
                     "last_activity_at",
                     "last_message_preview",
+                    "last_seq",
                 ],
                 per_chat,
             )

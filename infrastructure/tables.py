@@ -6,7 +6,7 @@ exported below. The read models are declared in read_models.py.
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Text
 from sqlmodel import Field, SQLModel
 
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH
@@ -24,6 +24,9 @@ class ChatRecord(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(Id, primary_key=True))
     title: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The seq of the chat's newest message: a post increments it under the row lock it
+    # takes anyway, so seqs are gapless per chat and follow commit order.
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class MessageRecord(SQLModel, table=True):
@@ -32,6 +35,8 @@ class MessageRecord(SQLModel, table=True):
         CheckConstraint(f"length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
         # Serves the last-N read, keyset paging and the cascade from chats.
         Index("ix_messages_chat_id_id", "chat_id", "id"),
+        # A message's place in its chat; serves reading a chat forward from a seq.
+        Index("ix_messages_chat_id_seq", "chat_id", "seq", unique=True),
         {"sqlite_autoincrement": True},
     )
 
@@ -43,6 +48,7 @@ class MessageRecord(SQLModel, table=True):
             nullable=False,
         )
     )
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 

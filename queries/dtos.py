@@ -8,5 +8,6 @@ from datetime import datetime
 class MessageDTO:
     id: int
     chat_id: int
+    seq: int
     text: str
     created_at: datetime

@@ -42,6 +42,7 @@ def chat_with_last_messages(dialect: str) -> Select[Any]:
             chat_views.c.message_count,
             chat_views.c.last_message_at,
             last_messages.c.id,
+            last_messages.c.seq,
             last_messages.c.text,
             last_messages.c.created_at.label("message_created_at"),
         )
@@ -76,8 +77,10 @@ class GetChatHandler:
             raise ChatNotFound(query.chat_id)
         chat = rows[0]
         messages = tuple(
-            MessageDTO(id=message_id, chat_id=query.chat_id, text=text, created_at=created_at)
-            for *_, message_id, text, created_at in rows
+            MessageDTO(
+                id=message_id, chat_id=query.chat_id, seq=seq, text=text, created_at=created_at
+            )
+            for *_, message_id, seq, text, created_at in rows
             if message_id is not None
         )
         # The count and the messages come from one snapshot, so this is exact.

@@ -33,7 +33,9 @@ def history_page(dialect: str) -> Select[Any]:
     """
     newest_first = newest_messages(dialect, bindparam("last"), "page")
     return (
-        select(newest_first.c.id, newest_first.c.text, newest_first.c.created_at)
+        select(
+            newest_first.c.id, newest_first.c.seq, newest_first.c.text, newest_first.c.created_at
+        )
         .select_from(chat_views.outerjoin(newest_first, true()))
         .where(chat_views.c.chat_id == bindparam("chat_id"))
         .order_by(newest_first.c.id.desc())
@@ -72,7 +74,13 @@ class GetHistoryHandler:
         found = [row for row in rows if row.id is not None]
         kept = found[:limit]
         messages = tuple(
-            MessageDTO(id=row.id, chat_id=query.chat_id, text=row.text, created_at=row.created_at)
+            MessageDTO(
+                id=row.id,
+                chat_id=query.chat_id,
+                seq=row.seq,
+                text=row.text,
+                created_at=row.created_at,
+            )
             for row in reversed(kept)
         )
         next_before = None

@@ -17,7 +17,9 @@ class GetMessage:
 # The chat's view row with the message, if the chat has it: one snapshot tells which is
 # missing. Built once: constructing it per call costs more than running it.
 MESSAGE_IN_CHAT = (
-    select(message_views.c.id, message_views.c.text, message_views.c.created_at)
+    select(
+        message_views.c.id, message_views.c.seq, message_views.c.text, message_views.c.created_at
+    )
     .select_from(
         chat_views.outerjoin(
             message_views,
@@ -51,5 +53,5 @@ class GetMessageHandler:
         if row.id is None:
             raise MessageNotFound(query.chat_id, query.message_id)
         return MessageDTO(
-            id=row.id, chat_id=query.chat_id, text=row.text, created_at=row.created_at
+            id=row.id, chat_id=query.chat_id, seq=row.seq, text=row.text, created_at=row.created_at
         )

@@ -26,7 +26,7 @@ from tests.api.helpers import (
 )
 from tests.support.cursors import b64, b64json, decode_cursor
 
-MESSAGE_FIELDS = {"id", "chat_id", "text", "created_at"}
+MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at"}
 MAX_CURSOR_LENGTH = 200
 # A walk back that has not reached the oldest message after this many pages is a failure.
 MAX_PAGES = 500

@@ -27,9 +27,9 @@ STATUSES = {
 }
 SUCCESS_FIELDS = {
     CREATE: {"id", "title", "created_at"},
-    POST_MESSAGE: {"id", "chat_id", "text", "created_at"},
+    POST_MESSAGE: {"id", "chat_id", "seq", "text", "created_at"},
     GET: {"id", "title", "created_at", "messages"},
-    GET_MESSAGE: {"id", "chat_id", "text", "created_at"},
+    GET_MESSAGE: {"id", "chat_id", "seq", "text", "created_at"},
 }
 OPERATIONS = list(STATUSES)
 
@@ -102,7 +102,7 @@ def test_chat_detail_declares_its_messages(spec: Json) -> None:
     messages = schema["properties"]["messages"]
     assert messages["type"] == "array"
     item = resolve(spec, messages["items"])
-    assert {"id", "chat_id", "text", "created_at"} <= set(item["required"])
+    assert {"id", "chat_id", "seq", "text", "created_at"} <= set(item["required"])
 
 
 def test_delete_declares_204_without_a_body(spec: Json) -> None:

@@ -115,6 +115,7 @@ def test_post_message_returns_the_stored_message_exactly_as_sent(container: Cont
     after = datetime.now(UTC)
 
     assert posted.chat_id == chat.chat_id
+    assert posted.seq == 1
     assert posted.text == "  hello, world \n"
     assert isinstance(posted.message_id, int)
     assert_aware_utc(posted.created_at)
@@ -125,6 +126,7 @@ def test_post_message_returns_the_stored_message_exactly_as_sent(container: Cont
         MessageDTO(
             id=posted.message_id,
             chat_id=chat.chat_id,
+            seq=1,
             text="  hello, world \n",
             created_at=posted.created_at,
         ),

@@ -171,7 +171,9 @@ def insert_chat(connection: Any, title: str) -> int:
 def insert_message(connection: Any, chat_id: int, body: str) -> None:
     connection.execute(
         text(
-            "INSERT INTO messages (chat_id, text, created_at) VALUES (:chat_id, :text, :created_at)"
+            "INSERT INTO messages (chat_id, seq, text, created_at) VALUES (:chat_id, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE chat_id = :chat_id), "
+            ":text, :created_at)"
         ),
         {"chat_id": chat_id, "text": body, "created_at": datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC)},
     )

@@ -539,6 +539,7 @@ def fill(engine: Engine) -> list[int]:
             [
                 {
                     "chat_id": chat_id,
+                    "seq": n + 1,
                     "text": f"message {n}",
                     "created_at": start + timedelta(days=1, seconds=n),
                 }
