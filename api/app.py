@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from api import chats, health
+from api import chats, events, health
 from api.body_limit import BodyLimit
 from api.cors import cors
 from api.errors import install_error_handlers
@@ -46,11 +46,15 @@ def create_app(container: Container | None = None) -> FastAPI:
         # Fewer threads than anyio's default 40: they only contend for the GIL and for
         # pooled connections beyond this many.
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        # Streams wake on this loop; on PostgreSQL it also hears the other processes' hints.
+        publisher = container.hint_publisher()
+        await publisher.start()
         purging = asyncio.create_task(purge_expired_keys(container))
         yield
         purging.cancel()
         with suppress(asyncio.CancelledError):
             await purging
+        await publisher.stop()  # stops listening, sends the hints still queued
         container.shutdown_resources()  # closes the engines' pooled connections
 
     # FastAPIOffline serves /docs and /redoc with their assets from the package, not a CDN.
@@ -68,11 +72,17 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = container
     app.include_router(chats.router)
+    app.include_router(events.router)
     app.include_router(health.router)
     # The docs pages' other spellings and HEAD, after the API's routes: matched after them.
     serve_like_the_api(app.router)
     # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
-    routes = [*chats.router.routes, *health.router.routes, *app.router.routes]
+    routes = [
+        *chats.router.routes,
+        *events.router.routes,
+        *health.router.routes,
+        *app.router.routes,
+    ]
     install_error_handlers(app, retry_after=settings.retry_after, routes=routes)
     # The last added runs first: every request is logged, even one refused for its size,
     # and CORS headers go on every answer, a 413 included, so a page can read why.

@@ -12,8 +12,10 @@ from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import StringConstraints, TypeAdapter, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
+from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
+    CONFLICT,
     MESSAGE_NOT_FOUND,
     NOT_FOUND,
     REPLAYED_HEADER,
@@ -31,10 +33,12 @@ from api.schemas import (
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
+from domain.errors import InvalidInput
 from domain.rules import (
     DEFAULT_LIMIT,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_PATTERN,
+    MAX_ID,
     MAX_LIMIT,
 )
 from infrastructure.container import Container
@@ -42,14 +46,15 @@ from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
 from queries.get_message import GetMessage
+from queries.get_messages_after import GetMessagesAfter
 from queries.list_chats import ListChats
 
 router = SlashAgnosticRouter(
     tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE}, route_class=Utf8JsonRoute
 )
 
-ChatId = Annotated[int, Path(description="The chat's id.", examples=[1])]
-MessageId = Annotated[int, Path(description="The message's id.", examples=[7])]
+ChatId = Annotated[int, Path(description="The chat's id.", examples=[1]), DecimalInteger]
+MessageId = Annotated[int, Path(description="The message's id.", examples=[7]), DecimalInteger]
 Limit = Annotated[
     int,
     Query(
@@ -57,9 +62,12 @@ Limit = Annotated[
         le=MAX_LIMIT,
         description=f"How many of the newest messages to return, 1..{MAX_LIMIT}.",
     ),
+    DecimalInteger,  # after Query: before it, OpenAPI would lose minimum and maximum
 ]
 PageSize = Annotated[
-    int, Query(ge=1, le=MAX_LIMIT, description=f"How many to return, 1..{MAX_LIMIT}.")
+    int,
+    Query(ge=1, le=MAX_LIMIT, description=f"How many to return, 1..{MAX_LIMIT}."),
+    DecimalInteger,
 ]
 ChatCursor = Annotated[
     str | None,
@@ -81,6 +89,21 @@ HistoryCursor = Annotated[
         ),
         examples=["eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30"],
     ),
+]
+ResumeAfter = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_ID,
+        description=(
+            "A message's `seq`: read the messages after it, oldest first (0: from the first). "
+            "A `next_after`, or the `seq` of the last message a client has."
+        ),
+        examples=[0],
+    ),
+    # After Query: placed before it, the bounds reach the OpenAPI document as ge/le, not
+    # minimum/maximum.
+    DecimalInteger,
 ]
 
 # The domain's rule for a key, validated as the header arrives and shown as its schema.
@@ -263,25 +286,42 @@ async def get_chat(
 @router.get(
     "/chats/{chat_id}/messages/",
     operation_id="getHistory",
-    summary="Page back through a chat's history",
-    response_description="The page of messages just older than `before`, oldest first.",
-    responses=NOT_FOUND,
+    summary="Page through a chat's history, back or forward",
+    response_description=(
+        "One page of messages, oldest first: just older than `before`, or just after `after`."
+    ),
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def get_history(
     chat_id: ChatId,
     request: Request,
     before: HistoryCursor = None,
+    after: ResumeAfter = None,
     limit: PageSize = DEFAULT_LIMIT,
 ) -> HistoryResponse:
-    """Read the `limit` messages just older than the `before` cursor, oldest first.
+    """Page back from the newest message with `before`, or forward from a seq with `after`.
 
-    Without `before`, the newest page. Pass `next_before` back as `before` to go further
-    back; it is absent once the oldest message is reached. A page costs the same however
-    long the chat is and however far back it lies.
+    **Back** (no `after`): the `limit` messages just older than the `before` cursor, oldest
+    first; without `before`, the newest page. Pass `next_before` back as `before` to go
+    further back; it is absent once the oldest message is reached.
+
+    **Forward** (`after`, catching up): the `limit` messages whose `seq` follows `after`,
+    oldest first; `after=0` starts at the chat's first message. Pass `next_after` back as
+    `after` for the next page; it is present while more messages follow and absent once the
+    page reaches the chat's last message, from which a client continues with the `seq` of the
+    last message it has. An `after` beyond the chat's last seq is a 409 that names that seq,
+    never an empty page; `before` and `after` together are a 422.
+
+    Either way, a page costs the same however long the chat is and however far in it lies.
     """
+    if after is not None:
+        if before is not None:
+            raise InvalidInput("after", "before and after cannot be used together")
+        forward = container(request).get_messages_after()
+        query = GetMessagesAfter(chat_id=chat_id, after=after, limit=limit)
+        return HistoryResponse.model_validate(await handle(request, forward, query))
     handler = container(request).get_history()
-    query = GetHistory(chat_id=chat_id, before=before, limit=limit)
-    page = await handle(request, handler, query)
+    page = await handle(request, handler, GetHistory(chat_id=chat_id, before=before, limit=limit))
     return HistoryResponse.model_validate(page)
 
 

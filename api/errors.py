@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, ResumePointAhead
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated, is_missing_schema_error
 
 log = logging.getLogger("chatapi")
@@ -90,6 +90,9 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    async def resume_point_ahead(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
     async def invalid_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
         error = {
@@ -141,6 +144,7 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(NotFound, not_found)  # a chat, or a message in one
+    app.add_exception_handler(ResumePointAhead, resume_point_ahead)  # `after` past the end
     app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(SchemaNotMigrated, schema_not_migrated)

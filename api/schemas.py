@@ -36,6 +36,12 @@ Cursor = Annotated[
     WithJsonSchema({"type": "string"}),
     Field(exclude_if=lambda value: value is None),
 ]
+# The same for a seq to continue from: an integer when present.
+SeqCursor = Annotated[
+    int | None,
+    WithJsonSchema({"type": "integer", "minimum": 1}),
+    Field(exclude_if=lambda value: value is None),
+]
 
 
 class CreateChatRequest(BaseModel):
@@ -211,7 +217,8 @@ class HistoryResponse(BaseModel):
                     "chat_id": 1,
                     "messages": [MESSAGE_EXAMPLE],
                     "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
-                }
+                },
+                {"chat_id": 1, "messages": [MESSAGE_EXAMPLE], "next_after": 7},
             ]
         },
     )
@@ -221,6 +228,14 @@ class HistoryResponse(BaseModel):
     next_before: Cursor = Field(
         default=None,
         description="Opaque cursor of the next older page (`?before=`); absent at the start.",
+    )
+    next_after: SeqCursor = Field(
+        default=None,
+        description=(
+            "Only when paging forward (`?after=`): the seq to pass as `after` for the next "
+            "page, present while more messages follow; absent at the chat's end, where a "
+            "client continues from its last message's `seq`."
+        ),
     )
 
 
@@ -244,6 +259,13 @@ MESSAGE_NOT_FOUND: Responses = {
     404: error_response(
         "The chat does not exist, or has no message with that id.",
         "message 7 not found in chat 1",
+    )
+}
+CONFLICT: Responses = {
+    409: error_response(
+        "`after` is beyond the chat's last seq: a resume point from another chat, or made "
+        "up. Nothing is skipped silently; start again from 0, or from a seq the chat has.",
+        "chat 1 has no message with seq 9: its last seq is 3",
     )
 }
 TOO_LARGE: Responses = {

@@ -1,4 +1,4 @@
-"""The database failures a command reports instead of a traceback, in one line each."""
+"""The failures a command reports instead of a traceback, in one line each."""
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -10,3 +10,7 @@ DATABASE_ERRORS = (DBAPIError, PoolTimeout)
 def first_line(exc: Exception) -> str:
     """What the driver said, without SQLAlchemy's statement and background link."""
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+class UnsupportedConfiguration(Exception):
+    """Settings that are each valid but cannot be served together."""

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,13 +16,14 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
 )
-from cli.errors import DATABASE_ERRORS, first_line
+from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
+from cli.follow import follow
 from cli.healthcheck import is_ready
 from cli.serve import serve
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
-from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, ResumePointAhead
 from domain.rules import DEFAULT_LIMIT
 from infrastructure import migrations
 from infrastructure.container import Container
@@ -29,12 +31,15 @@ from infrastructure.rebuild import rebuild_read_models
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
+from queries.get_messages_after import GetMessagesAfter, validate_after
 from queries.list_chats import ListChats
 
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 2
 EXIT_DATABASE = 4
 EXIT_UNHEALTHY = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped with Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: whoever read the output has stopped reading
 # The commands that read or write chats: each needs the schema this code expects.
 DATABASE_COMMANDS = frozenset(
     {
@@ -43,6 +48,7 @@ DATABASE_COMMANDS = frozenset(
         "show",
         "list",
         "history",
+        "follow",
         "delete",
         "rebuild-read-models",
         "purge-idempotency-keys",
@@ -70,10 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list chats by last activity, newest first")
     listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     listing.add_argument("--cursor", help="the next_cursor of the previous page")
-    history = sub.add_parser("history", help="page back through a chat's messages")
+    after_help = "a seq: the messages after it (0: from the first); a next_after"
+    history = sub.add_parser(
+        "history", help="page back (--before) or forward (--after) through a chat's messages"
+    )
     history.add_argument("chat_id", type=int)
     history.add_argument("--before", help="a next_before cursor; omit for the newest page")
+    history.add_argument("--after", help=after_help)
     history.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    follow_help = "print a chat's messages as JSON lines as they come, until it is deleted"
+    following = sub.add_parser("follow", help=follow_help)
+    following.add_argument("chat_id", type=int)
+    following.add_argument("--after", default="0", help=f"{after_help}; default 0")
     sub.add_parser("delete", help="delete a chat and its messages").add_argument(
         "chat_id", type=int
     )
@@ -94,6 +108,11 @@ def _print(result: BaseModel | dict[str, Any]) -> None:
 def _fail(message: str, code: int) -> int:
     print(json.dumps({"error": message}), file=sys.stderr)
     return code
+
+
+def _seq(text: str) -> int:
+    """An --after as typed: plain digits only; anything else is refused as a negative seq is."""
+    return validate_after(int(text) if text.isascii() and text.isdigit() else -1)
 
 
 def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str, Any] | None:
@@ -124,9 +143,19 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
         case "list":
             page = container.list_chats()(ListChats(limit=args.limit, cursor=args.cursor))
             return ChatListResponse.model_validate(page)
+        case "history" if args.after is not None:
+            if args.before is not None:
+                raise InvalidInput("after", "before and after cannot be used together")
+            forward = GetMessagesAfter(
+                chat_id=args.chat_id, after=_seq(args.after), limit=args.limit
+            )
+            return HistoryResponse.model_validate(container.get_messages_after()(forward))
         case "history":
             query = GetHistory(chat_id=args.chat_id, before=args.before, limit=args.limit)
             return HistoryResponse.model_validate(container.get_history()(query))
+        case "follow":
+            follow(container, args.chat_id, _seq(args.after))
+            return None  # it printed each event as it came
         case "delete":
             container.delete_chat()(DeleteChat(chat_id=args.chat_id))
             return None  # as HTTP's 204: nothing to show
@@ -159,10 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(NOT_MIGRATED, EXIT_DATABASE)
     except NotFound as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
-    except (InvalidInput, IdempotencyKeyReused) as exc:
+    except (InvalidInput, IdempotencyKeyReused, ResumePointAhead) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    except UnsupportedConfiguration as exc:
         return _fail(str(exc), EXIT_INVALID)
     except DATABASE_ERRORS as exc:
         return _fail(f"database error: {first_line(exc)}", EXIT_DATABASE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Nothing more can be written there, not even the flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     finally:
         container.shutdown_resources()
     if result is not None:

@@ -1,12 +1,14 @@
-"""`chatapi serve`: uvicorn on $HOST:$PORT, its logging, and a word at start-up on the schema."""
+"""`chatapi serve`: uvicorn on $HOST:$PORT with $WORKERS processes, its logging, and a word at
+start-up on the schema."""
 
 import logging
 import logging.config
 from typing import Any
 
-from cli.errors import DATABASE_ERRORS, first_line
+from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
 from infrastructure import migrations
 from infrastructure.container import Container
+from infrastructure.database import is_sqlite
 from infrastructure.schema import NOT_MIGRATED
 
 log = logging.getLogger("chatapi")
@@ -40,11 +42,21 @@ def serve(container: Container) -> None:
     import uvicorn  # here, so that the other commands start without it
 
     settings = container.settings()
+    if settings.workers > 1 and is_sqlite(settings.database_url):
+        # A message posted through one process would reach the streams of another only by
+        # their once-a-second polling; PostgreSQL carries hints between processes.
+        raise UnsupportedConfiguration(
+            "invalid configuration: WORKERS: more than 1 worker process needs PostgreSQL "
+            "(DATABASE_URL is SQLite)"
+        )
     logging.config.dictConfig(LOG_CONFIG)
     _warn_unless_migrated(container)
+    # The app by its import string: each worker process builds its own (uvicorn requires it
+    # for workers > 1), with a container and a hint listener of its own.
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         access_log=False,

@@ -12,9 +12,12 @@ from commands.delete_chat import DeleteChatHandler
 from commands.post_message import PostMessageHandler
 from infrastructure import database, idempotency
 from infrastructure.clock import utc_now
+from infrastructure.hints import open_publisher
+from infrastructure.hints.blocking import open_chat_hints
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
+from queries.follow_chat import FollowChatHandler
 from queries.get_chat import GetChatHandler
 from queries.get_history import GetHistoryHandler
 from queries.get_message import GetMessageHandler
@@ -29,6 +32,8 @@ class Container(containers.DeclarativeContainer):
     write_engine = providers.Resource(database.write_engine, settings)
     read_engine = providers.Resource(database.read_engine, settings)
     clock = providers.Object(utc_now)
+    # Live delivery's hints: one Publisher per process; closing it sends its last hints.
+    hint_publisher = providers.Resource(open_publisher, settings)
     # Whether the database has been found migrated; the API checks it before serving.
     schema_check = providers.Singleton(SchemaCheck)
 
@@ -37,6 +42,7 @@ class Container(containers.DeclarativeContainer):
         engine=write_engine,
         clock=clock,
         idempotency_ttl=settings.provided.idempotency_ttl,
+        publisher=hint_publisher,
     )
     # Each call forgets the expired idempotency keys and returns how many it forgot.
     purge_idempotency_keys = providers.Callable(
@@ -55,3 +61,14 @@ class Container(containers.DeclarativeContainer):
     get_history = providers.Factory(GetHistoryHandler, read_engine=read_engine)
     get_message = providers.Factory(GetMessageHandler, read_engine=read_engine)
     get_messages_after = providers.Factory(GetMessagesAfterHandler, read_engine=read_engine)
+
+    # Blocking waits for one chat's hints (chat_hints(chat_id)), for scripts and worker loops:
+    # each holds a LISTEN connection of its own on PostgreSQL while it is open.
+    chat_hints = providers.Factory(
+        open_chat_hints,
+        database_url=settings.provided.database_url,
+        connect_timeout=settings.provided.db_connect_timeout,
+    )
+    follow_chat = providers.Factory(
+        FollowChatHandler, read=get_messages_after, open_hints=chat_hints.provider
+    )

@@ -94,6 +94,27 @@ class Settings(BaseSettings):
         ge=0,
         description="Retry-After seconds sent with a 503 when the database is down.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes `chatapi serve` runs (uvicorn workers); over 1 needs PostgreSQL.",
+    )
+    max_streams: int = Field(
+        default=1000, ge=1, description="Event streams open at once per process; beyond, 503."
+    )
+    stream_send_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a send to an event stream may wait for a subscriber that stopped reading "
+            "before it is disconnected (it resumes with Last-Event-ID)."
+        ),
+    )
+    stream_heartbeat: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between heartbeat comments on a quiet event stream.",
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description=(

@@ -1,5 +1,5 @@
 """One connection, one transaction: what a command handler changes, the events it records,
-and the idempotency key it runs under."""
+the idempotency key it runs under, and the hints it publishes once committed."""
 
 from collections.abc import Callable
 from types import TracebackType
@@ -7,9 +7,10 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
-from domain.events import DomainEvent
+from domain.events import ChatDeleted, DomainEvent, MessagePosted
 from infrastructure import idempotency
 from infrastructure.clock import Clock
+from infrastructure.hints import Publisher
 from infrastructure.idempotency import Result
 from infrastructure.projections import project
 
@@ -20,15 +21,20 @@ class UnitOfWork:
     Handlers write through `connection` with SQL statements on the SQLModel tables; the
     ORM's identity map and flush machinery would only add work to single-statement writes.
     `commit` projects the recorded events into the read models before committing, so the
-    read models change in the same transaction as the write model, or not at all.
+    read models change in the same transaction as the write model, or not at all. Once
+    committed, and never before, the chats whose messages changed are published as hints to
+    their event streams.
     """
 
     connection: Connection
 
-    def __init__(self, engine: Engine, clock: Clock, idempotency_ttl: float) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, idempotency_ttl: float, publisher: Publisher
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._idempotency_ttl = idempotency_ttl
+        self._publisher = publisher
         self._events: list[DomainEvent] = []
 
     def __enter__(self) -> Self:
@@ -87,4 +93,9 @@ class UnitOfWork:
         for event in self._events:
             project(self.connection, event)
         self.connection.commit()
+        # After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock
+        # across its flush, and a stream woken earlier would read before the change is there.
+        news = (MessagePosted, ChatDeleted)
+        changed = {event.chat_id for event in self._events if isinstance(event, news)}
         self._events.clear()
+        self._publisher.publish(changed)

@@ -1,6 +1,7 @@
 """Malformed requests and ids: every one a 4xx in FastAPI's error shapes, never a 500."""
 
 from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -290,3 +291,30 @@ def test_an_id_that_is_not_an_integer_is_422(
 
 def test_unknown_path_is_a_404_in_the_detail_shape(client: httpx.Client) -> None:
     assert_detail_error(client.get("/nothing-here"), 404)
+
+
+# --- integers in paths and query strings ----------------------------------------------------
+
+# What pydantic's lax parsing would read as an integer but OpenAPI's integer does not allow
+# (schemathesis found "\u00a03" accepted as chat 3).
+LAX_SPELLINGS = ["\u00a01", " 1", "1 ", "+1", "1.0", "1_0", "\t1"]
+
+
+@pytest.mark.parametrize("spelling", LAX_SPELLINGS)
+def test_an_id_in_a_path_is_plain_decimal_digits(
+    client: httpx.Client, chat: Json, spelling: str
+) -> None:
+    padded = quote(spelling.replace("1", str(chat["id"])))
+    for method in ("GET", "DELETE"):
+        response = client.request(method, f"/chats/{padded}")
+        assert response.status_code == 422, (method, padded, response.text)
+        assert response.json()["detail"][0]["loc"] == ["path", "chat_id"]
+    assert client.get(f"/chats/{chat['id']}").status_code == 200  # nothing was deleted
+
+
+@pytest.mark.parametrize("spelling", LAX_SPELLINGS)
+def test_a_limit_is_plain_decimal_digits(client: httpx.Client, chat: Json, spelling: str) -> None:
+    for path in (f"/chats/{chat['id']}", "/chats/"):
+        response = client.get(path, params={"limit": spelling.replace("1", "5")})
+        assert response.status_code == 422, (path, spelling, response.text)
+        assert response.json()["detail"][0]["loc"] == ["query", "limit"]

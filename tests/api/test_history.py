@@ -96,6 +96,7 @@ def post_many(container: Container, chat_id: int, count: int, start: int = 1) ->
             {
                 "id": event.message_id,
                 "chat_id": event.chat_id,
+                "seq": event.seq,
                 "text": event.text,
                 "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
             }

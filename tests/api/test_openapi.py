@@ -14,6 +14,7 @@ DELETE = ("/chats/{chat_id}", "delete")
 LIST = ("/chats/", "get")
 HISTORY = ("/chats/{chat_id}/messages/", "get")
 GET_MESSAGE = ("/chats/{chat_id}/messages/{message_id}", "get")
+EVENTS = ("/chats/{chat_id}/events", "get")
 
 # Every status each operation can answer with, from the contract.
 STATUSES = {
@@ -22,8 +23,9 @@ STATUSES = {
     GET: {"200", "404", "413", "422", "503"},
     DELETE: {"204", "404", "413", "422", "503"},
     LIST: {"200", "413", "422", "503"},
-    HISTORY: {"200", "404", "413", "422", "503"},
+    HISTORY: {"200", "404", "409", "413", "422", "503"},  # 409: `after` past the end
     GET_MESSAGE: {"200", "404", "413", "422", "503"},
+    EVENTS: {"200", "404", "409", "413", "422", "503"},  # 503: MAX_STREAMS reached too
 }
 SUCCESS_FIELDS = {
     CREATE: {"id", "title", "created_at"},
@@ -70,7 +72,7 @@ def test_every_status_an_operation_can_return_is_declared(spec: Json, key: tuple
 @pytest.mark.parametrize("key", OPERATIONS, ids=operation_id)
 def test_error_statuses_declare_their_schema(spec: Json, key: tuple[str, str]) -> None:
     responses = operation(spec, key)["responses"]
-    for status in STATUSES[key] & {"404", "413", "503"}:
+    for status in STATUSES[key] & {"404", "409", "413", "503"}:
         schema = json_schema(spec, responses[status])
         assert schema["properties"]["detail"]["type"] == "string", (status, schema)
         assert "detail" in schema.get("required", []), (status, schema)
@@ -103,6 +105,19 @@ def test_chat_detail_declares_its_messages(spec: Json) -> None:
     assert messages["type"] == "array"
     item = resolve(spec, messages["items"])
     assert {"id", "chat_id", "seq", "text", "created_at"} <= set(item["required"])
+
+
+def test_the_event_stream_declares_its_events(spec: Json) -> None:
+    success = operation(spec, EVENTS)["responses"]["200"]
+    assert set(success["content"]) == {"text/event-stream"}
+    stream = success["content"]["text/event-stream"]
+    assert stream["schema"]["type"] == "string"
+    for field in ("message.posted", "chat.deleted", "`id`", "`data`", "seq", "retry"):
+        assert field in success["description"], field
+    assert "event: message.posted" in stream["example"]
+    assert "event: chat.deleted" in stream["example"]
+    names = {(p["in"], p["name"]) for p in operation(spec, EVENTS)["parameters"]}
+    assert names == {("path", "chat_id"), ("query", "after"), ("header", "last-event-id")}
 
 
 def test_delete_declares_204_without_a_body(spec: Json) -> None:
@@ -169,12 +184,14 @@ def all_operations(spec: Json) -> list[tuple[str, str, Json]]:
 
 
 def has_example(spec: Json, content: Json) -> bool:
-    """An example on the media type, or on the schema it refers to."""
-    media = content.get("application/json", {})
-    if "example" in media or "examples" in media:
-        return True
-    schema = resolve(spec, media.get("schema", {}))
-    return bool(schema.get("examples"))
+    """An example on each media type, or on the schema it refers to."""
+    assert content, "no media type"
+    for media in content.values():
+        if "example" in media or "examples" in media:
+            continue
+        if not resolve(spec, media.get("schema", {})).get("examples"):
+            return False
+    return True
 
 
 def test_every_operation_has_a_summary_a_description_and_examples(spec: Json) -> None:

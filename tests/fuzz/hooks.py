@@ -13,6 +13,9 @@ findings; each is handled here as narrowly as it can be (README, Development, sa
   other string, so a made-up one that fits the schema is refused with 422, as documented.
   `positive_data_acceptance` is replaced by `positive_data_acceptance_except_made_up_cursors`,
   the same check except for a 422 that blames the cursor parameter alone.
+- `before` and `after` of the history are each valid but exclusive, which parameter schemas
+  cannot state: with both, the 422 that blames `after` alone is accepted by the same check.
+  (A made-up `after` past the chat's end is a 409, which that check accepts as it is.)
 """
 
 import itertools
@@ -26,6 +29,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 IDEMPOTENCY_KEY = "idempotency-key"
 KEY_MAX_LENGTH = 255  # as documented: 1..255 visible ASCII characters
 CURSOR_PARAMETERS = frozenset({("query", "cursor"), ("query", "before")})
+# Paging back and paging forward: either one, never both.
+EXCLUSIVE_PARAMETERS = frozenset({"before", "after"})
 
 _request_numbers = itertools.count(1)
 
@@ -53,8 +58,8 @@ def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -
             case.headers[name] = unique_idempotency_key(value, next(_request_numbers))
 
 
-def blames_only_the_cursor(response: Response) -> bool:
-    """A 422 whose every error is located at a cursor parameter."""
+def blames_only(response: Response, parameters: frozenset[tuple[str, str]]) -> bool:
+    """A 422 whose every error is located at one of these parameters."""
     if response.status_code != 422:
         return False
     try:
@@ -66,16 +71,23 @@ def blames_only_the_cursor(response: Response) -> bool:
     return all(
         isinstance(error, dict)
         and isinstance(error.get("loc"), list)
-        and tuple(error["loc"]) in CURSOR_PARAMETERS
+        and tuple(error["loc"]) in parameters
         for error in errors
     )
+
+
+def sends_exclusive_parameters(case: Case[Any]) -> bool:
+    return set(case.query or {}) >= EXCLUSIVE_PARAMETERS
 
 
 @schemathesis.check
 def positive_data_acceptance_except_made_up_cursors(
     ctx: CheckContext, response: Response, case: Case[Any]
 ) -> bool | None:
-    """`positive_data_acceptance`, except that a made-up cursor may be refused (with 422)."""
-    if blames_only_the_cursor(response):
+    """`positive_data_acceptance`, except that a made-up cursor may be refused (with 422), and
+    `before` with `after` too."""
+    if blames_only(response, CURSOR_PARAMETERS):
+        return None
+    if sends_exclusive_parameters(case) and blames_only(response, frozenset({("query", "after")})):
         return None
     return positive_data_acceptance(ctx, response, case)

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGroup, ServerError
+from schemathesis.core.result import Ok
 from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.openapi.checks import JsonSchemaError, UndefinedStatusCode, UseAfterFree
 from schemathesis.specs.openapi.schemas import OpenApiSchema
@@ -42,6 +43,8 @@ MAX_SCENARIOS = 300
 # Enough for each canary to catch its breakage, with a fixed seed.
 CANARY_EXAMPLES = 25
 REPLACED_CHECK = "positive_data_acceptance"  # by one of tests/fuzz/hooks.py
+# Never ends by design, so never fuzzed (schemathesis.toml turns it off): tests/api/test_events.py.
+EVENT_STREAM = "GET /chats/{chat_id}/events"
 
 
 def documented_schema() -> OpenApiSchema:
@@ -132,12 +135,33 @@ def test_a_created_chat_links_to_every_operation_on_a_chat(fuzz_app: FastAPI) ->
         f"{verb.upper()} {route}"
         for route, operations in api.raw_schema["paths"].items()
         for verb in operations
-        if route.startswith("/chats/{chat_id}")
+        if route.startswith("/chats/{chat_id}") and f"{verb.upper()} {route}" != EVENT_STREAM
     )
     assert len(on_a_chat) >= 3  # GET and DELETE /chats/{chat_id}, POST .../messages/, ...
     links = links_of(api, "POST", "/chats/", "201")
     by_id = {"chat_id": "$response.body#/id"}
     assert {target: links.get(target) for target in on_a_chat} == dict.fromkeys(on_a_chat, by_id)
+
+
+def fuzzed_operations(api: OpenApiSchema) -> set[str]:
+    labels = set()
+    for result in api.get_all_operations():
+        assert isinstance(result, Ok), result
+        labels.add(result.ok().label)
+    return labels
+
+
+def test_every_operation_is_fuzzed_but_the_event_stream(fuzz_app: FastAPI) -> None:
+    documented = {
+        f"{verb.upper()} {route}"
+        for route, operations in schema.raw_schema["paths"].items()
+        for verb in operations
+    }
+    assert EVENT_STREAM in documented
+    assert fuzzed_operations(schema) == documented - {EVENT_STREAM}
+    api = served_schema(fuzz_app, MAX_SCENARIOS)
+    assert fuzzed_operations(api) == documented - {EVENT_STREAM}
+    assert EVENT_STREAM not in links_of(api, "POST", "/chats/", "201")  # nor in scenarios
 
 
 def test_every_check_is_on() -> None:

@@ -23,6 +23,7 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
 class StoredMessage:
     id: int
     chat_id: int
+    seq: int
     text: str
     created_at: datetime
 
@@ -32,12 +33,15 @@ def stored_messages(
 ) -> list[StoredMessage]:
     """Every message of a chat in the chat's order (by id), straight from a table or view."""
     statement = text(
-        f"SELECT id, chat_id, text, created_at FROM {table} WHERE chat_id = :chat_id ORDER BY id"
+        f"SELECT id, chat_id, seq, text, created_at FROM {table} "
+        "WHERE chat_id = :chat_id ORDER BY id"
     ).columns(created_at=UTCDateTime)
     with engine.connect() as connection:
         rows = connection.execute(statement, {"chat_id": chat_id}).all()
     return [
-        StoredMessage(id=row.id, chat_id=row.chat_id, text=row.text, created_at=row.created_at)
+        StoredMessage(
+            id=row.id, chat_id=row.chat_id, seq=row.seq, text=row.text, created_at=row.created_at
+        )
         for row in rows
     ]
 

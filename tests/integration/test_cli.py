@@ -303,6 +303,8 @@ DATABASE_COMMANDS = [
     ("show", "1"),
     ("list",),
     ("history", "1"),
+    ("history", "1", "--after", "0"),
+    ("follow", "1"),
     ("delete", "1"),
     ("rebuild-read-models",),
     ("purge-idempotency-keys",),

@@ -5,6 +5,7 @@ Every loop is bounded in count and in time; no test asserts how long anything to
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,6 +115,8 @@ def test_concurrent_posts_to_one_chat_form_one_order(container: Container, serve
         assert exchange.body["text"] == exchange.sent_text
     response_ids = [e.body["id"] for e in exchanges]
     assert len(set(response_ids)) == total, "two posts were given the same id"
+    response_seqs = sorted(e.body["seq"] for e in exchanges)
+    assert response_seqs == list(range(1, total + 1)), "the seqs are not 1..N, each once"
 
     # The whole order, from the read side's own message view: nothing lost or duplicated.
     stored = stored_messages(container.read_engine(), chat_id)
@@ -123,6 +126,9 @@ def test_concurrent_posts_to_one_chat_form_one_order(container: Container, serve
     ids = [m.id for m in stored]
     assert ids == sorted(ids)
     assert len(set(ids)) == total
+    # In id order the seqs run 1..N: ordering by seq is ordering by id, the commit order.
+    assert [m.seq for m in stored] == list(range(1, total + 1))
+    assert {m.id: m.seq for m in stored} == {e.body["id"]: e.body["seq"] for e in exchanges}
     assert_non_decreasing([m.created_at for m in stored])
     # What each POST answered is what was stored.
     created = {e.body["id"]: e.body["created_at"] for e in exchanges}
@@ -143,6 +149,7 @@ def test_concurrent_posts_to_one_chat_form_one_order(container: Container, serve
     detail = response.json()
     assert detail["message_count"] == total
     assert [m["id"] for m in detail["messages"]] == ids[-MAX_LIMIT:]
+    assert [m["seq"] for m in detail["messages"]] == list(range(total - MAX_LIMIT + 1, total + 1))
     assert [m["text"] for m in detail["messages"]] == [m.text for m in stored[-MAX_LIMIT:]]
     assert detail["last_message_at"] == detail["messages"][-1]["created_at"]
     assert count_rows(container.write_engine(), "messages", chat_id=chat_id) == total
@@ -171,6 +178,7 @@ def test_concurrent_posts_keep_created_at_in_order_when_the_clock_goes_backwards
     # No reading after the first is later than it: every message ties with the first one,
     # and the tie is broken by id.
     assert {m.created_at for m in stored} == {clock.readings[0]}
+    assert [m.seq for m in stored] == list(range(1, threads * per_thread + 1))
     with new_client(server_url) as http:
         detail = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT}).json()
     assert [m["id"] for m in detail["messages"]] == [m.id for m in stored]
@@ -212,6 +220,7 @@ def test_concurrent_posts_to_several_chats_are_all_counted(
                 text for plan_chat, texts in plan if plan_chat == chat_id for text in texts
             )
             assert_non_decreasing([m.created_at for m in stored])
+            assert [m.seq for m in stored] == list(range(1, expected + 1))  # each chat its own
     assert count_rows(container.write_engine(), "messages") == expected * len(chats)
 
 
@@ -287,6 +296,9 @@ def test_a_delete_racing_posts_leaves_no_message_behind(
     statuses = {e.status_code for e in exchanges}
     assert statuses <= {201, 404}, [(e.status_code, e.body) for e in exchanges]
     assert 201 in statuses  # the delete did race posts that landed
+    # The posts that landed committed before the delete, one after another: seqs 1..k.
+    landed_seqs = sorted(e.body["seq"] for e in exchanges if e.status_code == 201)
+    assert landed_seqs == list(range(1, len(landed_seqs) + 1))
     for exchange in exchanges:
         if exchange.sent > delete.received:
             assert exchange.status_code == 404, "a post sent after the delete returned landed"
@@ -303,6 +315,46 @@ def test_a_delete_racing_posts_leaves_no_message_behind(
         after = http.post(f"/chats/{chat_id}/messages/", json={"text": "late"})
         assert after.status_code == 404
     assert count_rows(write, "messages") == 0
+
+
+RETRIES = 12
+
+
+def test_replays_take_no_seq_even_when_they_race_the_first_post(
+    container: Container, server_url: str
+) -> None:
+    chat_id = create_chat(server_url)
+    path = f"/chats/{chat_id}/messages/"
+    key = {"Idempotency-Key": "one-post-many-retries"}
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def retrier() -> None:
+        with new_client(server_url) as http:
+            response = http.post(path, json={"text": "once"}, headers=key)
+        with lock:
+            answers.append(response)
+
+    run_in_threads([retrier] * RETRIES)
+
+    assert [response.status_code for response in answers] == [201] * RETRIES
+    assert len({response.json()["id"] for response in answers}) == 1
+    assert {response.json()["seq"] for response in answers} == {1}
+    replayed = Counter(response.headers.get("Idempotent-Replayed") for response in answers)
+    assert replayed == Counter({None: 1, "true": RETRIES - 1})
+    with new_client(server_url) as http:
+        again = http.post(path, json={"text": "once"}, headers=key)
+        assert again.status_code == 201
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == answers[0].json()
+        following = http.post(path, json={"text": "next"})
+        assert following.status_code == 201
+    # Every replay took the chat's next seq under its lock, then rolled back: none is used up.
+    assert following.json()["seq"] == 2
+    stored = stored_messages(container.read_engine(), chat_id)
+    assert [(m.seq, m.text) for m in stored] == [(1, "once"), (2, "next")]
+    assert count_rows(container.write_engine(), "chats", id=chat_id, last_seq=2) == 1
+    assert count_rows(container.read_engine(), "chat_views", chat_id=chat_id, last_seq=2) == 1
 
 
 def test_concurrent_deletes_of_one_chat_succeed_once(container: Container, server_url: str) -> None:

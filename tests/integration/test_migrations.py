@@ -2,7 +2,10 @@
 agree with the SQLModel metadata. Every test runs on a fresh, empty database of each backend.
 """
 
+import json
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,15 +17,20 @@ from sqlalchemy import BigInteger, Engine, Text, column, create_engine, insert, 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from commands.post_message import PostMessage
+from commands.create_chat import CreateChat
+from commands.post_message import PostMessage, PostMessageResult
+from domain.errors import IdempotencyKeyReused
 from infrastructure import migrations, read_models, tables  # noqa: F401  (the last two declare every table on SQLModel.metadata)
 from infrastructure.container import Container
+from infrastructure.idempotency import fingerprint
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.settings import Settings
 from infrastructure.types import UTCDateTime
+from queries.get_messages_after import GetMessagesAfter
 from queries.list_chats import ListChats
 from tests.conftest import EmptyDatabases
 from tests.integration.helpers import chat_views_snapshot
+from tests.support.database import count_rows
 
 TABLES = {"chats", "messages", "chat_views", "idempotency_keys"}
 VIEWS = {"message_views"}
@@ -267,6 +275,7 @@ CHAT_VIEWS_0002 = table(
 )
 COLUMNS_0002 = {"chat_id", "title", "created_at", "message_count", "last_message_at"}
 COLUMNS_0003 = COLUMNS_0002 | {"last_activity_at", "last_message_preview"}
+COLUMNS_0004 = COLUMNS_0003 | {"last_seq"}
 LIST_INDEX = "ix_chat_views_last_activity_at_chat_id"
 
 
@@ -334,7 +343,7 @@ def test_0003_fills_last_activity_and_preview_as_a_rebuild_would(
     migrations.upgrade(empty_url)
 
     assert migrations.is_at_head(engine)
-    assert chat_view_columns(engine) == COLUMNS_0003
+    assert chat_view_columns(engine) == COLUMNS_0004  # head: 0004 followed
     assert LIST_INDEX in chat_view_indexes(engine)
     upgraded = chat_views_snapshot(engine)
     assert len(upgraded) == len(ids)
@@ -397,3 +406,337 @@ def test_0003_downgrades_and_upgrades_again(empty_url: str, app_container: Conta
     migrations.upgrade(empty_url)
     assert chat_views_snapshot(engine) == upgraded
     assert schema_diff(engine) == []
+
+
+# --- 0004: per-chat seq, numbered from what is already there ---------------------------------
+
+# The tables as revision 0003 left them (chats and messages as 0002 left them).
+CHAT_VIEWS_0003 = table(
+    "chat_views",
+    *(column(c.name, c.type) for c in CHAT_VIEWS_0002.columns),
+    column("last_activity_at", UTCDateTime),
+    column("last_message_preview", Text),
+)
+IDEMPOTENCY_KEYS = table(
+    "idempotency_keys",
+    column("scope", Text),
+    column("key", Text),
+    column("chat_id", BigInteger),
+    column("fingerprint", Text),
+    column("result", Text),
+    column("created_at", UTCDateTime),
+)
+MESSAGE_VIEW_COLUMNS_0003 = ["id", "chat_id", "text", "created_at"]
+MESSAGE_VIEW_COLUMNS_0004 = ["id", "chat_id", "seq", "text", "created_at"]
+SEQ_INDEX = "ix_messages_chat_id_seq"
+CREATE_CHAT_KEY = "create-a"
+
+# The order in which the 0003 code took the posts: the chats' messages interleave by id.
+POSTS_0003 = ["a", "b", "a", "c", "b", "a", "a", "c", "b", "a"]
+# The posts sent with an idempotency key (by their place above), and the key.
+KEYED_0003 = {0: "first-of-a", 4: "second-of-b", 7: "second-of-c", 9: "last-of-a"}
+
+
+@dataclass(frozen=True, slots=True)
+class Posted0003:
+    message_id: int
+    chat_id: int
+    text: str
+    created_at: datetime
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written0003:
+    chats: dict[str, int]  # ids by title; "quiet" has no message
+    posts: list[Posted0003]  # in the order they were taken
+
+    def expected_seqs(self) -> dict[int, int]:
+        """Message id -> its seq: 1, 2, 3, ... within its chat in the order of the posts."""
+        taken: Counter[int] = Counter()
+        seqs = {}
+        for post in self.posts:
+            taken[post.chat_id] += 1
+            seqs[post.message_id] = taken[post.chat_id]
+        return seqs
+
+    def counts(self) -> dict[int, int]:
+        return {
+            chat_id: sum(p.chat_id == chat_id for p in self.posts)
+            for chat_id in self.chats.values()
+        }
+
+
+def stored_0003_result(post: Posted0003) -> str:
+    """A message result as the 0003 code stored it under its key: no seq."""
+    return json.dumps(
+        {
+            "message_id": post.message_id,
+            "chat_id": post.chat_id,
+            "text": post.text,
+            "created_at": post.created_at.isoformat().replace("+00:00", "Z"),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def write_as_0003(engine: Engine) -> Written0003:
+    """Chats, interleaved messages, their views and idempotency keys as the 0003 code wrote
+    them. Two posts share a time (ids order them); keyed texts need escaping in JSON."""
+    start = datetime(2021, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    now = datetime.now(UTC)  # the keys must not have expired
+    chats: dict[str, int] = {}
+    posts: list[Posted0003] = []
+    with engine.begin() as connection:
+        for n, title in enumerate(["a", "b", "c", "quiet"]):
+            chats[title] = connection.execute(
+                insert(CHATS_0002)
+                .values(title=title, created_at=start + timedelta(seconds=n))
+                .returning(CHATS_0002.c.id)
+            ).scalar_one()
+        for n, title in enumerate(POSTS_0003):
+            key = KEYED_0003.get(n)
+            body = f'{title} {n} "quoted" 😀' if key else f"{title} {n}"
+            at = start + timedelta(minutes=1, seconds=min(n, 5))  # posts 5.. share a second
+            message_id = connection.execute(
+                insert(MESSAGES_0002)
+                .values(chat_id=chats[title], text=body, created_at=at)
+                .returning(MESSAGES_0002.c.id)
+            ).scalar_one()
+            posts.append(Posted0003(message_id, chats[title], body, at, key))
+        for post in posts:
+            if post.key is not None:
+                connection.execute(
+                    insert(IDEMPOTENCY_KEYS).values(
+                        scope=f"post_message:{post.chat_id}",
+                        key=post.key,
+                        chat_id=post.chat_id,
+                        fingerprint=fingerprint({"text": post.text}),
+                        result=stored_0003_result(post),
+                        created_at=now,
+                    )
+                )
+        connection.execute(
+            insert(IDEMPOTENCY_KEYS).values(
+                scope="create_chat",
+                key=CREATE_CHAT_KEY,
+                chat_id=None,
+                fingerprint=fingerprint({"title": "a"}),
+                result=json.dumps(
+                    {
+                        "chat_id": chats["a"],
+                        "title": "a",
+                        "created_at": start.isoformat().replace("+00:00", "Z"),
+                    },
+                    separators=(",", ":"),
+                ),
+                created_at=now,
+            )
+        )
+        for n, (title, chat_id) in enumerate(chats.items()):
+            own = [post for post in posts if post.chat_id == chat_id]
+            created_at = start + timedelta(seconds=n)
+            last_at = own[-1].created_at if own else None
+            connection.execute(
+                insert(CHAT_VIEWS_0003).values(
+                    chat_id=chat_id,
+                    title=title,
+                    created_at=created_at,
+                    message_count=len(own),
+                    last_message_at=last_at,
+                    last_activity_at=last_at or created_at,
+                    last_message_preview=own[-1].text if own else None,
+                )
+            )
+    assert [post.message_id for post in posts] == sorted(post.message_id for post in posts)
+    return Written0003(chats, posts)
+
+
+def column_names(engine: Engine, table_name: str) -> list[str]:
+    return [str(column["name"]) for column in inspect(engine).get_columns(table_name)]
+
+
+def rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql)).all()]
+
+
+def seqs_by_id(engine: Engine, relation: str) -> dict[int, int]:
+    return dict(rows(engine, f"SELECT id, seq FROM {relation} ORDER BY id"))
+
+
+def last_seqs(engine: Engine, relation: str, id_column: str) -> dict[int, int]:
+    return dict(rows(engine, f"SELECT {id_column}, last_seq FROM {relation}"))
+
+
+def test_0004_numbers_each_chats_messages_in_id_order(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url, "0003")
+    engine = app_container.write_engine()
+    assert column_names(engine, "message_views") == MESSAGE_VIEW_COLUMNS_0003
+    written = write_as_0003(engine)
+
+    migrations.upgrade(empty_url)
+
+    assert migrations.is_at_head(engine)
+    assert "last_seq" in column_names(engine, "chats")
+    assert "seq" in column_names(engine, "messages")
+    assert chat_view_columns(engine) == COLUMNS_0004
+    assert column_names(engine, "message_views") == MESSAGE_VIEW_COLUMNS_0004
+    expected = written.expected_seqs()
+    assert len(expected) == len(POSTS_0003)
+    assert seqs_by_id(engine, "messages") == expected
+    assert seqs_by_id(engine, "message_views") == expected
+    counts = written.counts()
+    assert counts == {
+        written.chats["a"]: 5,
+        written.chats["b"]: 3,
+        written.chats["c"]: 2,
+        written.chats["quiet"]: 0,
+    }
+    assert last_seqs(engine, "chats", "id") == counts
+    assert last_seqs(engine, "chat_views", "chat_id") == counts
+    # Exactly what a rebuild from the write model makes of the same data.
+    upgraded = chat_views_snapshot(engine)
+    assert rebuild_read_models(engine) == len(written.chats)
+    assert chat_views_snapshot(engine) == upgraded
+
+    # The read side reads the chats forward by seq, in the posts' order.
+    read_after = app_container.get_messages_after()
+    for chat_id, count in counts.items():
+        page = read_after(GetMessagesAfter(chat_id=chat_id, after=0, limit=100))
+        own = [post for post in written.posts if post.chat_id == chat_id]
+        assert page.last_seq == count
+        assert [m.seq for m in page.messages] == list(range(1, count + 1))
+        assert [m.id for m in page.messages] == [post.message_id for post in own]
+        assert [m.text for m in page.messages] == [post.text for post in own]
+    # New posts continue each chat's numbering.
+    post = app_container.post_message()
+    for chat_id, count in counts.items():
+        assert post(PostMessage(chat_id=chat_id, text="after 0004")).seq == count + 1
+    assert last_seqs(engine, "chat_views", "chat_id") == {
+        chat_id: count + 1 for chat_id, count in counts.items()
+    }
+
+
+def test_0004_gives_stored_message_results_their_seq(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url, "0003")
+    engine = app_container.write_engine()
+    written = write_as_0003(engine)
+    create_chat_key_before = rows(
+        engine, "SELECT * FROM idempotency_keys WHERE scope = 'create_chat'"
+    )
+
+    migrations.upgrade(empty_url)
+
+    expected = written.expected_seqs()
+    keyed = [post for post in written.posts if post.key is not None]
+    assert len(keyed) == len(KEYED_0003)
+    post = app_container.post_message()
+    for first in keyed:
+        retried = post(
+            PostMessage(chat_id=first.chat_id, text=first.text, idempotency_key=first.key)
+        )
+        assert retried.replayed is True
+        assert retried == PostMessageResult(
+            first.message_id,
+            first.chat_id,
+            expected[first.message_id],
+            first.text,
+            first.created_at,
+        )
+    # The replays posted nothing and used up no seq: they rolled back.
+    assert count_rows(engine, "messages") == len(POSTS_0003)
+    assert last_seqs(engine, "chats", "id") == written.counts()
+    # The key still belongs to its first request.
+    with pytest.raises(IdempotencyKeyReused):
+        post(PostMessage(chat_id=keyed[0].chat_id, text="other", idempotency_key=keyed[0].key))
+    # A create_chat result has no seq to gain: untouched, and still replayed.
+    assert (
+        rows(engine, "SELECT * FROM idempotency_keys WHERE scope = 'create_chat'")
+        == create_chat_key_before
+    )
+    again = app_container.create_chat()(CreateChat(title="a", idempotency_key=CREATE_CHAT_KEY))
+    assert again.replayed is True
+    assert again.chat_id == written.chats["a"]
+    # A key used after the upgrade stores and replays the seq the post took.
+    a = written.chats["a"]
+    fresh = post(PostMessage(chat_id=a, text="keyed after 0004", idempotency_key="after"))
+    assert fresh.seq == 6
+    assert post(PostMessage(chat_id=a, text="keyed after 0004", idempotency_key="after")) == fresh
+    assert post(PostMessage(chat_id=a, text="not keyed")).seq == 7
+
+
+def test_0004_downgrades_and_upgrades_again(empty_url: str, app_container: Container) -> None:
+    migrations.upgrade(empty_url, "0003")
+    engine = app_container.write_engine()
+    written = write_as_0003(engine)
+    messages_0003 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    views_0003 = chat_views_snapshot(engine)
+    migrations.upgrade(empty_url)
+    messages_0004 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    views_0004 = chat_views_snapshot(engine)
+    keys_0004 = rows(engine, "SELECT * FROM idempotency_keys ORDER BY scope, key")
+
+    migrations.downgrade(empty_url, "0003")
+
+    assert not migrations.is_at_head(engine)
+    assert "last_seq" not in column_names(engine, "chats")
+    assert "seq" not in column_names(engine, "messages")
+    assert chat_view_columns(engine) == COLUMNS_0003
+    assert column_names(engine, "message_views") == MESSAGE_VIEW_COLUMNS_0003
+    assert SEQ_INDEX not in {index["name"] for index in inspect(engine).get_indexes("messages")}
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0003
+    assert chat_views_snapshot(engine) == views_0003
+
+    migrations.upgrade(empty_url)
+
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0004
+    assert chat_views_snapshot(engine) == views_0004
+    assert rows(engine, "SELECT * FROM idempotency_keys ORDER BY scope, key") == keys_0004
+    assert schema_diff(engine) == []
+    last = written.posts[-1]
+    replayed = app_container.post_message()(
+        PostMessage(chat_id=last.chat_id, text=last.text, idempotency_key=last.key)
+    )
+    assert replayed.replayed is True
+    assert replayed.message_id == last.message_id
+    assert replayed.seq == written.expected_seqs()[last.message_id]
+
+
+def insert_numbered(connection: Any, chat_id: int, seq: int | None) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO messages (chat_id, seq, text, created_at) "
+            "VALUES (:chat_id, :seq, 'numbered', :created_at)"
+        ),
+        {"chat_id": chat_id, "seq": seq, "created_at": datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC)},
+    )
+
+
+def test_0004_the_database_refuses_a_seq_twice_in_a_chat(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url)
+    engine = app_container.write_engine()
+    (index,) = [i for i in inspect(engine).get_indexes("messages") if i["name"] == SEQ_INDEX]
+    assert index["column_names"] == ["chat_id", "seq"]
+    assert index["unique"]
+    with engine.begin() as connection:
+        first = insert_chat(connection, "first")
+        second = insert_chat(connection, "second")
+        insert_numbered(connection, first, 1)
+        insert_numbered(connection, second, 1)  # the same seq in another chat
+
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        insert_numbered(connection, first, 1)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        insert_numbered(connection, first, None)  # every message has its place
+
+    with engine.connect() as connection:
+        assert count(connection, "SELECT count(*) FROM messages") == 2
+        assert count(connection, "SELECT count(*) FROM messages WHERE chat_id = :id", id=first) == 1

@@ -19,6 +19,7 @@ from domain.errors import ChatNotFound, InvalidInput
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from queries.get_chat import GetChat
+from queries.get_messages_after import GetMessagesAfter
 from tests.integration.helpers import chat_views_snapshot, execute
 from tests.support.clocks import StepClock
 from tests.support.database import count_rows
@@ -71,12 +72,15 @@ def run_random_commands(container: Container, seed: int, steps: int = 150) -> Ex
 
 
 def assert_matches(container: Container, expected: Expected) -> None:
-    """The read model holds exactly the live chats, each with its exact message count."""
+    """The read model holds exactly the live chats, each with its exact message count and,
+    since no message is ever deleted alone, as many seqs."""
     rows = chat_views_snapshot(container.write_engine())
     assert [row[0] for row in rows] == sorted(expected.counts)
     get_chat = container.get_chat()
+    read_after = container.get_messages_after()
     for chat_id, count in expected.counts.items():
         assert get_chat(GetChat(chat_id=chat_id)).message_count == count
+        assert read_after(GetMessagesAfter(chat_id=chat_id, after=0)).last_seq == count
     for chat_id in expected.deleted:
         with pytest.raises(ChatNotFound):
             get_chat(GetChat(chat_id=chat_id))
@@ -157,6 +161,7 @@ CORRUPTIONS = [
     ),
     Corruption("lost preview", ("UPDATE chat_views SET last_message_preview = NULL",)),
     Corruption("stale activity", ("UPDATE chat_views SET last_activity_at = created_at",)),
+    Corruption("stale last seq", ("UPDATE chat_views SET last_seq = last_seq - 1",)),
     Corruption(
         "everything at once",
         (
@@ -194,6 +199,7 @@ def test_rebuild_repairs_a_corrupted_read_model(
     assert chat_views_snapshot(engine) == good
     get_chat = container.get_chat()
     assert get_chat(GetChat(chat_id=busy)).message_count == 7
+    assert container.get_messages_after()(GetMessagesAfter(chat_id=busy, after=0)).last_seq == 7
     assert get_chat(GetChat(chat_id=quiet)).message_count == 1
     assert get_chat(GetChat(chat_id=empty)).last_message_at is None
     with pytest.raises(ChatNotFound):
@@ -318,5 +324,7 @@ def test_rebuild_while_commands_run_loses_nothing(
         assert counts[chat_id] == 1
     for chat_id in chats + survivors:
         assert counts[chat_id] == count_rows(engine, "messages", chat_id=chat_id)
+        # No seq lost or taken twice while the rebuilds ran.
+        assert count_rows(engine, "chat_views", chat_id=chat_id, last_seq=counts[chat_id]) == 1
 
     assert rebuild_and_compare(container) == projected

@@ -48,7 +48,10 @@ LOAD_DEADLINE_SECONDS = 60.0
 POOL_SIZE = 4
 MAX_OVERFLOW = 8
 ENGINES = 2  # the write side and the read side each have a pool
-IDLE_CONNECTIONS = POOL_SIZE * ENGINES
+# Live delivery's hint channel keeps its own two, outside the pools: a LISTEN connection, and
+# the one its batched NOTIFYs go out on (infrastructure/hints).
+HINT_CONNECTIONS = 2
+IDLE_CONNECTIONS = POOL_SIZE * ENGINES + HINT_CONNECTIONS
 POOL_TIMEOUT = 5.0
 
 # Memory after the load may exceed the idle level (taken after a warm-up of the same shape,

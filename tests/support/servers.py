@@ -20,9 +20,10 @@ HTTP_TIMEOUT_SECONDS = 30.0
 
 
 class LiveServer:
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, port: int = 0) -> None:
+        """On `port`, or any free one; a fixed port lets a test restart a server in place."""
         config = uvicorn.Config(
-            create_app(container), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+            create_app(container), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -21,6 +21,25 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.port, settings.max_body_size) == (9000, 1024)
 
 
+def test_live_delivery_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORKERS", "MAX_STREAMS", "STREAM_SEND_TIMEOUT", "STREAM_HEARTBEAT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.workers == 1
+    assert settings.max_streams == 1000
+    assert (settings.stream_send_timeout, settings.stream_heartbeat) == (10.0, 15.0)
+
+
+def test_live_delivery_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKERS", "4")
+    monkeypatch.setenv("MAX_STREAMS", "2")
+    monkeypatch.setenv("STREAM_SEND_TIMEOUT", "0.5")
+    monkeypatch.setenv("STREAM_HEARTBEAT", "0.2")
+    settings = Settings()
+    assert (settings.workers, settings.max_streams) == (4, 2)
+    assert (settings.stream_send_timeout, settings.stream_heartbeat) == (0.5, 0.2)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -30,6 +49,10 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PORT", "0"),
         ("PORT", "http"),
         ("MAX_BODY_SIZE", "-1"),
+        ("WORKERS", "0"),
+        ("MAX_STREAMS", "0"),
+        ("STREAM_SEND_TIMEOUT", "0"),
+        ("STREAM_HEARTBEAT", "-1"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -1,0 +1,268 @@
+"""`GET /chats/{chat_id}/events`: a chat's messages as Server-Sent Events, live and resumable.
+
+A stream reads the chat forward from its own seq (GetMessagesAfter) whenever a hint says the
+chat has news, and on a timer besides; hints carry no data. So the endpoint subscribes to the
+chat's hints *before* its first read: a message committed after that read began wakes the
+subscription (a wake-up is kept until the next wait), and one committed before is in the
+read. Either way it is sent once, in seq order, with no gap.
+"""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sse_starlette import ServerSentEvent
+from starlette.responses import Response
+
+from api.chats import ChatId, container, handle
+from api.event_stream import EventStream
+from api.params import DecimalInteger
+from api.routing import SlashAgnosticRouter
+from api.schemas import (
+    CONFLICT,
+    MESSAGE_EXAMPLE,
+    NOT_FOUND,
+    TOO_LARGE,
+    MessageResponse,
+    error_response,
+)
+from domain.errors import ChatNotFound
+from domain.rules import MAX_ID, MAX_LIMIT
+from infrastructure.hints import POLL_INTERVAL, Publisher, Subscription
+from infrastructure.schema import SchemaNotMigrated
+from queries.get_messages_after import GetMessagesAfter, MessagesAfterDTO
+
+MESSAGE_POSTED = "message.posted"
+CHAT_DELETED = "chat.deleted"
+# How long a browser waits before reconnecting, in milliseconds (sent first on every stream).
+RETRY_MILLISECONDS = 2000
+RETRY = ServerSentEvent(retry=RETRY_MILLISECONDS).encode()
+# The most messages one read takes; a full page is followed by another read at once.
+PAGE_SIZE = MAX_LIMIT
+# The database is down or its schema is not there: the stream keeps its place and reads
+# again, rather than ending and sending a browser into a reconnect that a 503 would end for
+# good (EventSource gives up on any answer but a 200 stream).
+UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, SchemaNotMigrated)
+
+STREAMS_BUSY_DETAIL = "too many open event streams on this server"
+
+router = SlashAgnosticRouter(tags=["chats"])
+
+RESUME_SEQ = "a message's `seq`: the stream sends what follows it (0: from the first message)"
+After = Annotated[
+    int | None,
+    DecimalInteger,
+    Query(
+        ge=0,
+        le=MAX_ID,
+        description=(
+            f"Where to resume: {RESUME_SEQ}. For the first connection of a client that has some "
+            "messages already; a browser reconnecting sends `Last-Event-ID` instead. Without "
+            "either, the stream starts with the next new message."
+        ),
+        examples=[7],
+    ),
+]
+LastEventId = Annotated[
+    int | None,
+    DecimalInteger,
+    # Optional, but never null: a header is either sent or not.
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ID, "examples": [7]}),
+    Header(
+        ge=0,
+        le=MAX_ID,
+        description=(
+            f"Where to resume: {RESUME_SEQ}. A browser's `EventSource` sends it by itself when it "
+            "reconnects, to the URL it opened, `after` included: so with both, this one is "
+            "used, and must not be before `after`."
+        ),
+        examples=[7],
+    ),
+]
+Read = Callable[[int], Awaitable[MessagesAfterDTO]]
+
+EVENTS_DESCRIPTION = f"""\
+A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECONDS}`, then:
+
+- `event: {MESSAGE_POSTED}`, one per message, in `seq` order, each exactly once:
+  `id` is the message's `seq`, `data` the message as `POST /chats/{{chat_id}}/messages/`
+  returned it (`id`, `chat_id`, `seq`, `text`, `created_at`). First every message after
+  the resume point, from storage, then each new one as it is posted.
+- `event: {CHAT_DELETED}`, `data: {{"chat_id": N}}`, when the chat is deleted; the stream
+  ends after it.
+- A comment line (`: ping ...`) every `STREAM_HEARTBEAT` seconds: the heartbeat.
+"""
+EXAMPLE_DATA = json.dumps(MESSAGE_EXAMPLE, separators=(",", ":"))
+EVENTS_EXAMPLE = (
+    f"retry: {RETRY_MILLISECONDS}\r\n\r\n"
+    f"id: 7\r\nevent: {MESSAGE_POSTED}\r\ndata: {EXAMPLE_DATA}\r\n\r\n"
+    ": ping - 2026-11-22 14:11:04.829140+00:00\r\n\r\n"
+    f'event: {CHAT_DELETED}\r\ndata: {{"chat_id":1}}\r\n\r\n'
+)
+RESPONSES = {
+    200: {
+        "description": EVENTS_DESCRIPTION,
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string", "description": "Server-Sent Events."},
+                "example": EVENTS_EXAMPLE,
+            }
+        },
+    },
+    **NOT_FOUND,
+    **CONFLICT,
+    **TOO_LARGE,
+    503: error_response(
+        "This server has `MAX_STREAMS` streams open already, or the database is unreachable; "
+        "retry after the given delay.",
+        STREAMS_BUSY_DETAIL,
+        headers={
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer"},
+            }
+        },
+    ),
+}
+
+
+def message_posted(message: MessageResponse) -> bytes:
+    data = message.model_dump_json()  # byte for byte what the POST answered
+    return ServerSentEvent(data, event=MESSAGE_POSTED, id=str(message.seq)).encode()
+
+
+def chat_deleted(chat_id: int) -> bytes:
+    data = json.dumps({"chat_id": chat_id}, separators=(",", ":"))
+    return ServerSentEvent(data, event=CHAT_DELETED).encode()
+
+
+def resume_point(after: int | None, last_event_id: int | None) -> int | None:
+    """The seq to resume after, from either parameter.
+
+    With both, Last-Event-ID wins if it is not before `after`: a browser that opened
+    `...?after=5` reconnects to that same URL with the id of the last event it received, which
+    came after 5. One before `after` comes from no such client: a 422, not a guess.
+    """
+    if after is None or last_event_id is None:
+        return after if last_event_id is None else last_event_id
+    if last_event_id < after:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["header", "last-event-id"],
+                    "msg": f"Last-Event-ID ({last_event_id}) is before after ({after}): "
+                    "send one of them",
+                    "type": "value_error",
+                    "input": str(last_event_id),
+                }
+            ]
+        )
+    return last_event_id
+
+
+async def chat_events(
+    read: Read,
+    subscription: Subscription,
+    publisher: Publisher,
+    heartbeat: float,
+    page: MessagesAfterDTO,
+    after: int,
+) -> AsyncIterator[bytes]:
+    """The stream's body: `page` (the first read, after `after`), then what follows as it comes."""
+    yield RETRY
+    while True:
+        if page.messages:
+            # One chunk per page: one send, however many messages.
+            yield b"".join(
+                message_posted(MessageResponse.model_validate(message)) for message in page.messages
+            )
+            after = page.messages[-1].seq
+        if page.next_after is None:  # at the chat's end: wait for news
+            await subscription.wait(publisher.wait_timeout(heartbeat))
+        following = await read_on(read, after, subscription)
+        if following is None:
+            yield chat_deleted(subscription.chat_id)
+            return
+        page = following
+
+
+async def read_on(read: Read, after: int, subscription: Subscription) -> MessagesAfterDTO | None:
+    """The page after `after`, or None once the chat is gone; waits out database outages.
+
+    Not logged per stream: the requests failing meanwhile log the outage, once each.
+    """
+    while True:
+        try:
+            return await read(after)
+        except ChatNotFound:
+            return None
+        except UNAVAILABLE_ERRORS:
+            await subscription.wait(POLL_INTERVAL)
+
+
+@router.get(
+    "/chats/{chat_id}/events",
+    operation_id="streamEvents",
+    status_code=200,
+    summary="Follow a chat live (Server-Sent Events)",
+    # Its media type is set per response, so OpenAPI takes the 200's from RESPONSES and puts
+    # the error bodies under application/json, as they are sent.
+    response_class=EventStream,
+    response_description="The chat's events, as they happen.",
+    responses=RESPONSES,
+)
+async def stream_events(
+    chat_id: ChatId,
+    request: Request,
+    after: After = None,
+    last_event_id: LastEventId = None,
+) -> Response:
+    """Follow a chat: each new message as a `message.posted` event, then `chat.deleted`.
+
+    Resuming: with `Last-Event-ID` (sent by a browser's `EventSource` when it reconnects) or
+    `?after=SEQ`, the stream first sends every message after that seq from storage, then
+    continues live, with no gap and no duplicate. A resume point beyond the chat's last seq
+    is a 409, a missing chat a 404, both before the stream starts. A subscriber that stops
+    reading for `STREAM_SEND_TIMEOUT` seconds is disconnected; it resumes with its last id.
+    """
+    app = container(request)
+    settings = app.settings()
+    publisher = app.hint_publisher()
+    start = resume_point(after, last_event_id)
+    if publisher.hints.count >= settings.max_streams:
+        return JSONResponse(
+            {"detail": STREAMS_BUSY_DETAIL},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after)},
+        )
+    handler = app.get_messages_after()
+
+    async def read(seq: int) -> MessagesAfterDTO:
+        return await handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE))
+
+    # Before the first read: see the module's docstring.
+    subscription = publisher.hints.subscribe(chat_id)
+    try:
+        if start is None:
+            # Only what comes next: from the chat's end as this read finds it.
+            end = await handle(request, handler, GetMessagesAfter(chat_id, 0, 1))
+            start = end.last_seq
+            first = MessagesAfterDTO(chat_id, start, (), None)
+        else:
+            first = await read(start)
+    except BaseException:
+        subscription.close()  # a 404, 409 or 503: no stream
+        raise
+    heartbeat = settings.stream_heartbeat
+    return EventStream(
+        chat_events(read, subscription, publisher, heartbeat, first, start),
+        subscription,
+        heartbeat=heartbeat,
+        send_timeout=settings.stream_send_timeout,
+    )
