@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,3 +12,10 @@ class MessageDTO:
     seq: int
     text: str
     created_at: datetime
+
+
+def message_of(chat_id: int, row: Any) -> MessageDTO:
+    """A message from a row of message_views' columns (id, seq, text, created_at)."""
+    return MessageDTO(
+        id=row.id, chat_id=chat_id, seq=row.seq, text=row.text, created_at=row.created_at
+    )

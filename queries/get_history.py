@@ -7,7 +7,7 @@ from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views
 from queries.cursors import HistoryPosition, decode_history, encode_history
-from queries.dtos import MessageDTO
+from queries.dtos import MessageDTO, message_of
 from queries.newest_messages import newest_messages
 
 
@@ -73,16 +73,7 @@ class GetHistoryHandler:
             raise ChatNotFound(query.chat_id)
         found = [row for row in rows if row.id is not None]
         kept = found[:limit]
-        messages = tuple(
-            MessageDTO(
-                id=row.id,
-                chat_id=query.chat_id,
-                seq=row.seq,
-                text=row.text,
-                created_at=row.created_at,
-            )
-            for row in reversed(kept)
-        )
+        messages = tuple(message_of(query.chat_id, row) for row in reversed(kept))
         next_before = None
         if len(found) > limit:
             next_before = encode_history(HistoryPosition(query.chat_id, messages[0].id))

@@ -5,7 +5,7 @@ from sqlalchemy import Engine, and_, bindparam, select
 from domain.errors import ChatNotFound, MessageNotFound
 from domain.rules import is_possible_id
 from infrastructure.read_models import chat_views, message_views
-from queries.dtos import MessageDTO
+from queries.dtos import MessageDTO, message_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,4 @@ class GetMessageHandler:
             raise ChatNotFound(query.chat_id)
         if row.id is None:
             raise MessageNotFound(query.chat_id, query.message_id)
-        return MessageDTO(
-            id=row.id, chat_id=query.chat_id, seq=row.seq, text=row.text, created_at=row.created_at
-        )
+        return message_of(query.chat_id, row)

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, and_, bindparam, select
 from domain.errors import ChatNotFound, InvalidInput, ResumePointAhead
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views, message_views
-from queries.dtos import MessageDTO
+from queries.dtos import MessageDTO, message_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +74,7 @@ class GetMessagesAfterHandler:
         last_seq = rows[0].last_seq
         if after > last_seq:
             raise ResumePointAhead(query.chat_id, after, last_seq)
-        messages = tuple(
-            MessageDTO(
-                id=row.id,
-                chat_id=query.chat_id,
-                seq=row.seq,
-                text=row.text,
-                created_at=row.created_at,
-            )
-            for row in rows
-            if row.id is not None
-        )
+        messages = tuple(message_of(query.chat_id, row) for row in rows if row.id is not None)
         more = bool(messages) and messages[-1].seq < last_seq
         return MessagesAfterDTO(
             chat_id=query.chat_id,

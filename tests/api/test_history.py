@@ -460,7 +460,7 @@ def test_the_history_operation_is_documented(spec: Json) -> None:
     assert operation["summary"]
     assert "before" in operation["description"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
-    assert set(parameters) == {"chat_id", "before", "limit"}
+    assert set(parameters) == {"chat_id", "before", "after", "limit"}
     assert parameters["chat_id"]["in"] == "path"
     assert parameters["chat_id"]["schema"]["type"] == "integer"
 
@@ -480,9 +480,10 @@ def test_the_history_operation_is_documented(spec: Json) -> None:
     body = resolve(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
     assert set(body["required"]) == {"chat_id", "messages"}  # next_before may be absent
     string_schema(body["properties"]["next_before"])
-    (example,) = body["examples"]
-    assert set(example) == {"chat_id", "messages", "next_before"}
-    assert_cursor(example["next_before"])
+    backward, forward = body["examples"]  # one per mode: ?before= and ?after=
+    assert set(backward) == {"chat_id", "messages", "next_before"}
+    assert_cursor(backward["next_before"])
+    assert set(forward) == {"chat_id", "messages", "next_after"}
     assert {"404", "422", "503"} <= set(operation["responses"])
 
 
