@@ -18,6 +18,7 @@ from api.cors import cors
 from api.errors import install_error_handlers
 from api.request_log import RequestLog
 from api.routing import serve_like_the_api
+from api.shared_reads import SharedReads
 from infrastructure.container import Container
 
 DESCRIPTION = """
@@ -71,6 +72,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         },
     )
     app.state.container = container
+    app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)

@@ -8,6 +8,7 @@ read. Either way it is sent once, in seq order, with no gap.
 """
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
@@ -32,6 +33,7 @@ from api.schemas import (
     MessageResponse,
     error_response,
 )
+from api.shared_reads import SharedReads
 from domain.errors import ChatNotFound
 from domain.rules import MAX_ID, MAX_LIMIT
 from infrastructure.hints import POLL_INTERVAL, Publisher, Subscription
@@ -85,7 +87,8 @@ LastEventId = Annotated[
         examples=[7],
     ),
 ]
-Read = Callable[[int], Awaitable[MessagesAfterDTO]]
+# The page after a seq, for a stream woken at the given time (time.monotonic()).
+Read = Callable[[int, float], Awaitable[MessagesAfterDTO]]
 
 EVENTS_DESCRIPTION = f"""\
 A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECONDS}`, then:
@@ -183,23 +186,29 @@ async def chat_events(
                 message_posted(MessageResponse.model_validate(message)) for message in page.messages
             )
             after = page.messages[-1].seq
+        woken_at = time.monotonic()  # a full page: read on at once, from a read started now
         if page.next_after is None:  # at the chat's end: wait for news
-            await subscription.wait(publisher.wait_timeout(heartbeat))
-        following = await read_on(read, after, subscription)
+            if await subscription.wait(publisher.wait_timeout(heartbeat)):
+                woken_at = subscription.woken_at
+            else:
+                woken_at = time.monotonic()
+        following = await read_on(read, after, woken_at, subscription)
         if following is None:
             yield chat_deleted(subscription.chat_id)
             return
         page = following
 
 
-async def read_on(read: Read, after: int, subscription: Subscription) -> MessagesAfterDTO | None:
+async def read_on(
+    read: Read, after: int, woken_at: float, subscription: Subscription
+) -> MessagesAfterDTO | None:
     """The page after `after`, or None once the chat is gone; waits out database outages.
 
     Not logged per stream: the requests failing meanwhile log the outage, once each.
     """
     while True:
         try:
-            return await read(after)
+            return await read(after, woken_at)
         except ChatNotFound:
             return None
         except UNAVAILABLE_ERRORS:
@@ -243,8 +252,15 @@ async def stream_events(
         )
     handler = app.get_messages_after()
 
-    async def read(seq: int) -> MessagesAfterDTO:
-        return await handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE))
+    shared: SharedReads[MessagesAfterDTO] = request.app.state.shared_reads
+
+    async def read(seq: int, woken_at: float) -> MessagesAfterDTO:
+        # The streams of a chat woken by one hint share one database read of the same page.
+        return await shared.read(
+            (chat_id, seq),
+            woken_at,
+            lambda: handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE)),
+        )
 
     # Before the first read: see the module's docstring.
     subscription = publisher.hints.subscribe(chat_id)
@@ -255,7 +271,7 @@ async def stream_events(
             start = end.last_seq
             first = MessagesAfterDTO(chat_id, start, (), None)
         else:
-            first = await read(start)
+            first = await read(start, time.monotonic())
     except BaseException:
         subscription.close()  # a 404, 409 or 503: no stream
         raise

@@ -6,6 +6,7 @@ data: the woken stream reads what is new from the database, from its own seq.
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
@@ -19,6 +20,9 @@ class Subscription:
         self._hints = hints
         # Stays set until the next wait: a hint that comes while the stream is reading is kept.
         self._woken = asyncio.Event()
+        # When the latest wake-up came (time.monotonic()): a read started since then sees
+        # every commit whose hint had arrived by then.
+        self.woken_at = 0.0
         self._open = True
 
     async def wait(self, timeout: float) -> bool:
@@ -33,6 +37,7 @@ class Subscription:
         return True
 
     def wake(self) -> None:
+        self.woken_at = time.monotonic()
         self._woken.set()
 
     def close(self) -> None:
