@@ -14,15 +14,18 @@ class Knob:
     """The environment variable that sets one field of BenchConfig, and what it means."""
 
     variable: str
-    default: int  # a switch's is 1: on
+    default: int | str  # a switch's is 1: on; a choice's is its first choice
     meaning: str
     minimum: int = 1
     switch: bool = False  # on unless the variable is "0"
+    choices: tuple[str, ...] = ()  # the words a choice may be set to
 
     def read(self) -> Any:
         if self.switch:
             return os.environ.get(self.variable, "1") != "0"
-        return _int(self.variable, self.default, self.minimum)
+        if self.choices:
+            return _choice(self.variable, self.choices)
+        return _int(self.variable, int(self.default), self.minimum)
 
 
 # BenchConfig's fields: each carries its Knob, so a default is written once, where it is used.
@@ -33,6 +36,18 @@ def number(variable: str, default: int, meaning: str, minimum: int = 1) -> int:
 
 def switch(variable: str, meaning: str) -> bool:
     return field(default=True, metadata={"knob": Knob(variable, 1, meaning, switch=True)})
+
+
+def choice(variable: str, choices: tuple[str, ...], meaning: str) -> str:
+    knob = Knob(variable, choices[0], meaning, choices=choices)
+    return field(default=choices[0], metadata={"knob": knob})
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, "") or choices[0]
+    if raw not in choices:
+        raise BenchError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -80,6 +95,24 @@ class BenchConfig:
     profile: bool = switch(
         "BENCH_PROFILE", "py-spy the endpoints whose target is missed (0: no profiles)"
     )
+    only: str = choice(
+        "BENCH_ONLY",
+        ("all", "streams"),
+        "`streams`: only the event-stream scenarios, merged into the saved docs/benchmarks.json",
+    )
+    streams: int = number("BENCH_STREAMS", 1000, "event streams held open by the stream client")
+    stream_chats: int = number(
+        "BENCH_STREAM_CHATS", 100, "chats the streams are spread over (equally), 1..N"
+    )
+    post_rate: int = number(
+        "BENCH_POST_RATE", 100, "posts per second while delivery latency is measured"
+    )
+    delivery_seconds: int = number(
+        "BENCH_DELIVERY_SECONDS", 20, "seconds of posting while delivery latency is measured"
+    )
+    idle_seconds: int = number(
+        "BENCH_IDLE_SECONDS", 30, "seconds of idle server CPU measured, without and with streams"
+    )
 
     @classmethod
     def from_env(cls) -> "BenchConfig":
@@ -98,6 +131,9 @@ class Pinning:
     server: str | None
     client: str | None  # wrk, py-spy and the delete request
     postgres: str | None
+    # Every CPU, for a server that may run anywhere: the harness pins itself to the client's
+    # CPU, and a process it starts without taskset would inherit that.
+    every: str | None = None
 
     @classmethod
     def for_machine(cls, enabled: bool) -> "Pinning":
@@ -108,7 +144,7 @@ class Pinning:
         # On two cores PostgreSQL shares the second one with wrk: the app server gets a
         # core of its own, which is what the service's throughput is measured against.
         postgres = ",".join(map(str, rest)) if rest else str(client)
-        return cls(str(server), str(client), postgres)
+        return cls(str(server), str(client), postgres, ",".join(map(str, cpus)))
 
 
 def taskset(cpus: str | None, command: list[str]) -> list[str]:

@@ -70,4 +70,41 @@ def notes(results: Results) -> list[str]:
     pool = results.config.get("delete_pool_grown_by") or []
     if pool:
         found.append(f"The DELETE pool was grown during the run by {sum(pool):,} chats.")
+    return found + _streams(results)
+
+
+def _streams(results: Results) -> list[str]:
+    """The stream client's share of its core, and other load during the stream windows."""
+    streams = results.streams
+    if streams is None:
+        return []
+    windows = {
+        "idle streams": streams.idle.with_streams,
+        "delivery": streams.delivery.cpu,
+        "POST with streams": streams.post_with.cpu,
+    }
+    busiest = max(windows, key=lambda name: windows[name].clients_pct)
+    client = windows[busiest].clients_pct
+    bottleneck = "was not the bottleneck" if client < 80 else "may have been the bottleneck"
+    found = [
+        f"The stream client used at most {client:.0f}% of a core ({busiest}): holding the "
+        f"streams {bottleneck}."
+    ]
+    pins = results.pinning
+    if pins["client"] and pins["client"] == pins["postgres"]:
+        full = [
+            name
+            for name, cpu in windows.items()
+            if cpu.wrk_pct + cpu.postgres_pct + cpu.clients_pct >= 90
+        ]
+        if full:
+            found.append(
+                "The core that the load generator, PostgreSQL and the stream client share was "
+                f"(nearly) full during: {', '.join(full)}."
+            )
+    disturbed = [name for name, cpu in windows.items() if cpu.other_pct >= 10]
+    if disturbed:
+        found.append(
+            f"**Other load** on the machine during the stream windows: {', '.join(disturbed)}."
+        )
     return found

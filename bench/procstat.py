@@ -71,38 +71,72 @@ def busy_cores(seconds: float) -> float:
     return (after - before) / seconds
 
 
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and its live children (uvicorn's worker processes)."""
+    total = rss_kib(pid)
+    for child in children(pid):
+        try:
+            total += rss_kib(child)
+        except (OSError, RuntimeError):
+            continue  # exited while we looked
+    return total
+
+
 @dataclass(frozen=True)
 class CpuUsage:
     """CPU spent over a run, in per cent of one core."""
 
     server_pct: float
     postgres_pct: float  # the postmaster and all its backends
-    wrk_pct: float
+    wrk_pct: float  # the run's load generator: wrk, or the steady poster
     other_pct: float  # everything else on the machine: should be about 0
     steal_pct: float  # taken by the hypervisor from this virtual machine
+    clients_pct: float = 0.0  # the clients holding event streams open during the run
+
+
+Snapshot = tuple[float, float, float, float, float, float]
 
 
 class CpuMeter:
-    """Snapshots of the CPU time of the server, PostgreSQL and the machine as a whole."""
+    """Snapshots of the CPU time of the server, PostgreSQL and the machine as a whole.
 
-    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+    `server_tree` counts the server's child processes too (uvicorn with WORKERS > 1 is a
+    supervisor and its workers). `client_pids` are further load generators that run beside
+    wrk (the stream client): their CPU is theirs, not `other` load that voids a run.
+    """
+
+    def __init__(self, server_pid: int, postmaster_pid: int, server_tree: bool = False) -> None:
         self.server_pid = server_pid
         self.postmaster_pid = postmaster_pid
+        self.server_tree = server_tree
+        self.client_pids: list[int] = []
 
-    def snapshot(self) -> tuple[float, float, float, float, float]:
+    def _clients(self) -> float:
+        total = 0.0
+        for pid in self.client_pids:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                continue  # exited: it was running beside the run only until then
+        return total
+
+    def snapshot(self) -> Snapshot:
         busy, steal = system_cpu_seconds()
-        server = cpu_seconds(self.server_pid)
-        return time.monotonic(), server, tree_cpu_seconds(self.postmaster_pid), busy, steal
+        read = tree_cpu_seconds if self.server_tree else cpu_seconds
+        server = read(self.server_pid)
+        postgres = tree_cpu_seconds(self.postmaster_pid)
+        return time.monotonic(), server, postgres, self._clients(), busy, steal
 
-    def usage(self, start: tuple[float, float, float, float, float], wrk_s: float) -> CpuUsage:
+    def usage(self, start: Snapshot, wrk_s: float) -> CpuUsage:
         end = self.snapshot()
-        wall, server, pg, busy, steal = (b - a for a, b in zip(start, end, strict=True))
+        wall, server, pg, clients, busy, steal = (b - a for a, b in zip(start, end, strict=True))
         return CpuUsage(
             server_pct=100 * server / wall,
             postgres_pct=100 * pg / wall,
             wrk_pct=100 * wrk_s / wall,
-            other_pct=max(0.0, 100 * (busy - server - pg - wrk_s) / wall),
+            other_pct=max(0.0, 100 * (busy - server - pg - clients - wrk_s) / wall),
             steal_pct=100 * steal / wall,
+            clients_pct=100 * clients / wall,
         )
 
 

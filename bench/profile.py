@@ -6,6 +6,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import wrk
@@ -14,7 +15,8 @@ from bench.results import Profile, ProfileSummary
 from bench.server import ROOT, Server
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-WARM_S = 2  # wrk runs this long before py-spy starts sampling
+WARM_S = 2  # the load runs this long before py-spy starts sampling
+PROFILE_S = 10  # each of the two recordings
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 # The packages a request runs through; cli/ (which only starts the server) is not one of them.
 PROJECT_PACKAGES = ("api", "commands", "queries", "domain", "infrastructure")
@@ -93,22 +95,35 @@ def record(
     script: str,
     args: list[str],
     docs: Path,
-    seconds: int = 10,
 ) -> Profile | None:
-    """docs/profile-<name>.svg, and the top frames of a raw recording just before it."""
+    """docs/profile-<name>.svg while wrk drives one endpoint, and the top frames."""
+    load = wrk.Background(setup, server.url, script, args, limit_s=2 * PROFILE_S + 4 * WARM_S)
+    return record_under(name, label, server, setup.cpus, docs, lambda: load.stop().rps, load.kill)
+
+
+def record_under(
+    name: str,
+    label: str,
+    server: Server,
+    cpus: str | None,
+    docs: Path,
+    stop_load: Callable[[], float],
+    kill_load: Callable[[], None],
+) -> Profile | None:
+    """docs/profile-<name>.svg, and the top frames of a raw recording just before it, taken
+    while a load started by the caller runs; `stop_load` ends it and says its requests/s."""
     svg = docs / f"profile-{name}.svg"
-    load = wrk.Background(setup, server.url, script, args, limit_s=2 * seconds + 4 * WARM_S)
     try:
         time.sleep(WARM_S)
         with tempfile.TemporaryDirectory() as scratch:
             raw_file = Path(scratch) / "raw.txt"
-            ok = _py_spy(server.pid, seconds, raw_file, setup.cpus, "--gil", "--format", "raw")
+            ok = _py_spy(server.pid, PROFILE_S, raw_file, cpus, "--gil", "--format", "raw")
             raw = raw_file.read_text() if ok else ""
-        ok = ok and _py_spy(server.pid, seconds, svg, setup.cpus, "--gil")
-        result = load.stop()
+        ok = ok and _py_spy(server.pid, PROFILE_S, svg, cpus, "--gil")
+        rate = stop_load()
     except BaseException:
-        load.kill()
+        kill_load()
         raise
     if not ok:
         return None
-    return Profile(name, label, svg.name, result.rps, summarise(raw))
+    return Profile(name, label, svg.name, rate, summarise(raw))

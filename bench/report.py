@@ -33,8 +33,9 @@ from bench.paging import (
     PAGE_LIMIT,
     WALK_LIMIT,
 )
-from bench.results import Profile, Results, load, save
+from bench.results import Profile, Results, Streams, load, save
 from bench.scenarios import DELETE_LEAD_S, DELETE_TAIL_S, DISTURBED_PCT
+from bench.streams import WORKERS_1, WORKERS_2
 from bench.targets import Target, evaluate
 from bench.wrk import LUA_DIR, WrkResult
 
@@ -86,7 +87,14 @@ def table(headings: Sequence[str], align: str, rows: Iterable[Sequence[object]])
 
 
 def _ms(value: float) -> str:
+    if math.isinf(value):
+        return "never"  # a delivery that did not arrive
     return "n/a" if math.isnan(value) else f"{value:.2f} ms"
+
+
+def _pct(value: float) -> str:
+    """CPU in % of one core: idle figures need a decimal, loaded ones do not."""
+    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
 
 
 def _section(title: str, *blocks: str) -> str:
@@ -298,6 +306,167 @@ def _soak(results: Results) -> str:
     )
 
 
+def _streams_when(results: Results, streams: Streams) -> str:
+    if streams.alone:
+        same = "by a `BENCH_ONLY=streams` run; the other sections are from the run above"
+    else:
+        same = "in the same run as the sections above"
+    commit = streams.code["commit"]
+    changed = " plus uncommitted changes" if streams.code["uncommitted"] else ""
+    return f"Measured on {streams.started_at} (commit `{commit}`{changed}), {same}."
+
+
+def _delivery(streams: Streams) -> str:
+    d, cpu = streams.delivery, streams.delivery.cpu
+    headings = ["deliveries", "p50", "p90", "p99", "p99.9", "max", "before the 201"]
+    row = [
+        f"{d.received:,} of {d.expected:,}",
+        *(_ms(v) for v in (d.p50_ms, d.p90_ms, d.p99_ms, d.p999_ms, d.max_ms)),
+        f"{d.early:,}",
+        *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct, cpu.clients_pct)),
+        _pct(cpu.other_pct),
+    ]
+    cpu_headings = ["CPU: server", "PostgreSQL", "poster", "stream client", "other"]
+    return "\n\n".join(
+        [
+            f"**Delivery latency.** [bench/poster.py](../bench/poster.py) posted {d.posts:,} "
+            f"messages at {d.rate:.0f} a second, in turn over the chats, from a process of its "
+            "own on keep-alive connections (99% of its sends left within "
+            f"{d.late_p99_ms:.1f} ms of their slot). Latency runs from the moment the poster had "
+            "read a post's 201 to the arrival of its event on each stream of its chat (the same "
+            "monotonic clock in both processes); an event that came before the 201 counts as "
+            "0 ms, one that never came as infinitely late.",
+            table([*headings, *cpu_headings], "rrrrrrrrrrrr", [row]),
+        ]
+    )
+
+
+def _idle(streams: Streams) -> str:
+    idle = streams.idle
+    rows = [
+        [
+            label,
+            f"{rss / 1024:.1f} MiB",
+            _pct(cpu.server_pct),
+            _pct(cpu.postgres_pct),
+            _pct(cpu.clients_pct),
+        ]
+        for label, rss, cpu in (
+            ("no stream open", idle.rss_without_kib, idle.without),
+            (f"{streams.streams:,} streams open", idle.rss_with_kib, idle.with_streams),
+        )
+    ]
+    per_stream = (idle.rss_with_kib - idle.rss_without_kib) / streams.streams
+    headings = ["server", "RSS", "CPU: server", "PostgreSQL", "stream client"]
+    return "\n\n".join(
+        [
+            f"**Idle streams.** The server's RSS, and its CPU over {idle.seconds:g} s with "
+            "nothing posted (in % of one core), before the streams were opened and once they "
+            f"were: **{per_stream:.1f} KiB per open stream**. The streams got {idle.pings:,} "
+            "heartbeat comments during the second window.",
+            table(headings, "lrrrr", rows),
+        ]
+    )
+
+
+def _post_with(streams: Streams) -> str:
+    rows = []
+    runs = (
+        ("no stream open", streams.post_without),
+        (f"{streams.streams:,} streams open", streams.post_with),
+    )
+    for label, m in runs:
+        r, cpu = m.result, m.cpu
+        rows.append(
+            [
+                label,
+                f"{r.rps:,.0f}",
+                f"{r.rps / streams.post_without.result.rps:.2f}",
+                _ms(r.p50_ms),
+                _ms(r.p99_ms),
+                *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
+                _pct(cpu.clients_pct),
+                _pct(cpu.other_pct),
+            ]
+        )
+    headings = ["POST /chats/{id}/messages/", "requests/s", "ratio", "p50", "p99", "CPU: server"]
+    arrived = (
+        "all of them"
+        if streams.delivered_with == streams.expected_with
+        else f"{streams.delivered_with:,} of them"
+    )
+    return "\n\n".join(
+        [
+            f"**POST throughput with the streams open.** wrk as in the POST benchmark above, "
+            f"over chats 1..{streams.chats}, first with no stream open, then with every stream "
+            "open (each post wakes the streams of its chat).",
+            table([*headings, "PostgreSQL", "wrk", "stream client", "other"], "lrrrrrrrrr", rows),
+            f"With the streams open, {streams.posted_with:,} messages were posted (warm-up and "
+            f"measured run) for {streams.expected_with:,} events on the streams: {arrived} "
+            f"arrived, the last {streams.catch_up_s:.2f} s after the posting ended. Streams "
+            f"closed by the server during the scenarios: {streams.dropped}.",
+        ]
+    )
+
+
+def _workers(streams: Streams) -> str:
+    runs = streams.workers
+    base = runs.get(WORKERS_1)
+    rows = []
+    for m in runs.values():
+        r, cpu = m.result, m.cpu
+        ratio = f"{r.rps / base.result.rps:.2f}" if base else "n/a"
+        rows.append(
+            [
+                m.label,
+                f"{r.rps:,.0f}",
+                ratio,
+                _ms(r.p50_ms),
+                _ms(r.p99_ms),
+                *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
+                _pct(cpu.other_pct),
+            ]
+        )
+    headings = ["GET limit=20", "requests/s", "against WORKERS=1 on any CPU", "p50", "p99"]
+    cpu_headings = ["CPU: server (all processes)", "PostgreSQL", "wrk", "other"]
+    two = runs.get(WORKERS_2)
+    summary = (
+        f"WORKERS=2 against WORKERS=1, both free to use every CPU: "
+        f"**{two.result.rps / base.result.rps:.2f}x**."
+        if two and base
+        else ""
+    )
+    return "\n\n".join(
+        [
+            "**WORKERS.** `GET /chats/{id}?limit=20` as above, no stream open, on this "
+            "scenario's one-worker server (pinned), then on servers started with WORKERS=1 "
+            "and WORKERS=2 and not pinned (wrk and PostgreSQL stay where they were).",
+            table([*headings, *cpu_headings], "lrrrrrrrr", rows),
+            summary,
+        ]
+    )
+
+
+def _streams(results: Results) -> str:
+    streams = results.streams
+    if streams is None:
+        return ""
+    return _section(
+        "Live delivery: event streams",
+        _streams_when(results, streams),
+        f"A server of its own (`chatapi serve`, one worker, pinned as above, "
+        f"`MAX_STREAMS={streams.streams}`); {streams.streams:,} streams "
+        f"(`GET /chats/{{id}}/events`, no resume point) over chats 1..{streams.chats}, "
+        f"{streams.streams / streams.chats:g} per chat, held by one asyncio process "
+        "([bench/stream_client.py](../bench/stream_client.py)) on the client's CPU; all "
+        f"were open {streams.open_s:.1f} s after it started.",
+        _idle(streams),
+        _delivery(streams),
+        _post_with(streams),
+        _workers(streams),
+    )
+
+
 def _profile(p: Profile) -> str:
     summary = p.summary
     packages = ", ".join(f"{name} {pct:.0f}%" for name, pct in summary.by_package)
@@ -364,6 +533,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         plans=_plans(results),
         big_delete=_big_delete(results),
         soak=_soak(results),
+        streams=_streams(results),
         profiles=_profiles(results),
         observations="\n".join(f"- {note}" for note in observations.notes(results)),
         knobs=_knobs(),

@@ -84,10 +84,63 @@ class Profile:
 
 
 @dataclass
+class Delivery:
+    """From each post's 201, as the poster read it, to its event's arrival on each stream."""
+
+    posts: int  # answered 201 while posting at the steady rate
+    rate: float  # posts per second, as achieved
+    expected: int  # deliveries: each post once on every stream of its chat
+    received: int  # of those, arrived; a missing one counts as infinitely late
+    early: int  # arrived before the poster had read its 201: counted as 0 ms
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    late_p99_ms: float  # how far the poster's sends fell behind its schedule
+    cpu: CpuUsage  # wrk_pct: the poster; clients_pct: the stream client
+
+
+@dataclass
+class IdleStreams:
+    """The server with no stream open, then with every stream open and nothing posted."""
+
+    seconds: float  # each of the two idle windows
+    rss_without_kib: int
+    rss_with_kib: int
+    without: CpuUsage
+    with_streams: CpuUsage
+    pings: int  # heartbeat comments the streams received in the second window
+
+
+@dataclass
+class Streams:
+    """The event-stream scenarios: one run of them, with its own date and commit (a run with
+    BENCH_ONLY=streams adds them to the results of an earlier full run)."""
+
+    started_at: str
+    code: dict[str, Any]
+    alone: bool  # run with BENCH_ONLY=streams, then put in an earlier full run's results
+    streams: int
+    chats: int  # chats 1..chats, the streams spread over them equally
+    open_s: float  # from starting the stream client until every stream had answered 200
+    idle: IdleStreams
+    delivery: Delivery
+    post_without: Measurement
+    post_with: Measurement  # the same run, every stream open
+    posted_with: int  # messages posted while the streams were open (warm-up and measured)
+    expected_with: int  # their events: each once on every stream of its chat
+    delivered_with: int  # of those, arrived
+    catch_up_s: float  # from the end of those posts until the last of those events arrived
+    dropped: int  # streams the server closed during the scenarios: should be 0
+    workers: dict[str, Measurement]  # GET runs, by WORKERS and pinning
+
+
+@dataclass
 class Results:
     started_at: str
     config: dict[str, Any]
-    pinning: dict[str, str | None]
+    pinning: dict[str, str | None]  # Pinning's fields (`every` is missing in older runs)
     machine: dict[str, Any]
     code: dict[str, Any]  # the commit measured, and uncommitted changes to the service
     postgres: dict[str, str]
@@ -102,6 +155,7 @@ class Results:
     big_delete: BigDelete | None = None
     profiles: list[Profile] = field(default_factory=list)
     total_s: float = 0.0
+    streams: Streams | None = None
 
 
 def save(results: Results, path: Path, **beside: object) -> None:

@@ -1,10 +1,13 @@
 """`make bench`: the whole benchmark, end to end, then docs/benchmarks.{md,json,png}.
 
     .venv/bin/python -m bench.run
+    BENCH_ONLY=streams .venv/bin/python -m bench.run   # the event-stream scenarios only
 
 Starts a throwaway PostgreSQL cluster, loads the dataset, starts `chatapi serve` and the
-floor, drives each endpoint with wrk, and writes the report. Everything it starts is
-stopped and removed at the end, on failure and on Ctrl-C too.
+floor, drives each endpoint with wrk, runs the event-stream scenarios (bench/streams.py), and
+writes the report. A streams-only run puts its numbers in place of the stream scenarios' in
+the saved docs/benchmarks.json and keeps the rest. Everything it starts is stopped and
+removed at the end, on failure and on Ctrl-C too.
 """
 
 import dataclasses
@@ -15,17 +18,20 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from bench import dataset, machine, paging, postgres, procstat, profile, report, server, wrk
 from bench.config import BenchConfig, BenchError, Pinning
-from bench.results import Results
+from bench.results import Profile, Results, Streams, load
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
+from bench.streams import PROFILE_NAMES, StreamBench
 from bench.targets import evaluate
+from devtools.postgres_cluster import PostgresCluster
 from infrastructure import migrations
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -39,6 +45,14 @@ def _cpus(spec: str) -> set[int]:
     return {int(cpu) for cpu in spec.split(",")}
 
 
+def _saved() -> Results:
+    """The results of the last full run, which a streams-only run adds to."""
+    saved = DOCS / "benchmarks.json"
+    if not saved.exists():
+        raise BenchError(f"BENCH_ONLY=streams adds to {saved}: run the whole `make bench` first")
+    return load(saved)
+
+
 def _floor_body(service: server.Server, work: Path) -> Path:
     """A real `GET /chats/1?limit=20` response of the service, for the floor to send."""
     sample = server.request(service.url, "GET", "/chats/1?limit=20")
@@ -49,9 +63,23 @@ def _floor_body(service: server.Server, work: Path) -> Path:
     return body_file
 
 
-def bench(config: BenchConfig, stack: ExitStack) -> Results:
-    started = time.monotonic()
-    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@dataclass
+class Stage:
+    """What every run sets up first: the CPUs, wrk, a quiet machine, PostgreSQL and its data."""
+
+    pinning: Pinning
+    wrk_binary: str
+    setup: wrk.WrkSetup
+    quiet: procstat.QuietWaiter
+    busy: float  # cores' worth of other load when the run started
+    work: Path
+    cluster: PostgresCluster
+    engine: Engine
+    data: dataset.Dataset
+    pool: DeletePool
+
+
+def prepare(config: BenchConfig, stack: ExitStack) -> Stage:
     pinning = Pinning.for_machine(config.pin)
     wrk_binary = wrk.ensure_wrk()
     if pinning.client:
@@ -79,25 +107,47 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
         f"(inserts {data.insert_s:.1f} s, rebuild {data.rebuild_s:.1f} s, "
         f"vacuum {data.vacuum_s:.1f} s)"
     )
+    setup = wrk.WrkSetup(wrk_binary, config.connections, config.threads, pinning.client)
+    pool = DeletePool(engine, data)
+    return Stage(pinning, wrk_binary, setup, quiet, busy, work, cluster, engine, data, pool)
 
-    service = server.start_service(cluster.url, pinning.server, work)
+
+def stream_bench(config: BenchConfig, stage: Stage) -> StreamBench:
+    return StreamBench(
+        config,
+        stage.setup,
+        stage.cluster.url,
+        stage.pinning,
+        postgres.postmaster_pid(stage.cluster),
+        stage.pool,
+        stage.quiet,
+        stage.work,
+        DOCS,
+    )
+
+
+def bench(config: BenchConfig, stack: ExitStack) -> Results:
+    started = time.monotonic()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stage = prepare(config, stack)
+    service = server.start_service(stage.cluster.url, stage.pinning.server, stage.work)
     stack.callback(service.stop)
-    body_file = _floor_body(service, work)
-    floor = server.start_floor(body_file, pinning.server, work)
+    body_file = _floor_body(service, stage.work)
+    floor = server.start_floor(body_file, stage.pinning.server, stage.work)
     stack.callback(floor.stop)
     log(f"service pid {service.pid}, floor pid {floor.pid}, body {body_file.stat().st_size} B")
 
-    setup = wrk.WrkSetup(wrk_binary, config.connections, config.threads, pinning.client)
-    pool = DeletePool(engine, data)
-    runner = Bench(config, setup, service, postgres.postmaster_pid(cluster), pool, quiet)
+    setup, pool, quiet = stage.setup, stage.pool, stage.quiet
+    postmaster = postgres.postmaster_pid(stage.cluster)
+    runner = Bench(config, setup, service, postmaster, pool, quiet)
     results = Results(
         started_at=started_at,
         config=dataclasses.asdict(config),
-        pinning=dataclasses.asdict(pinning),
-        machine={**machine.describe(wrk_binary), "busy_cores_before": busy},
+        pinning=dataclasses.asdict(stage.pinning),
+        machine={**machine.describe(stage.wrk_binary), "busy_cores_before": stage.busy},
         code=machine.code_version(DOCS.parent),
-        postgres=postgres.settings(engine),
-        dataset=data,
+        postgres=postgres.settings(stage.engine),
+        dataset=stage.data,
         floor_body_bytes=body_file.stat().st_size,
     )
     try:
@@ -116,11 +166,26 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
     except BaseException:
         print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
         raise
+    service.stop()  # the stream scenarios start servers of their own
+    results.streams, stream_profiles = stream_bench(config, stage).run()
+    results.profiles += stream_profiles
     results.config["delete_pool_grown_by"] = pool.grown_by
     results.config["runs_repeated"] = runner.repeated
     results.config["quiet_waited_s"] = round(config.quiet_wait - quiet.left, 1)
     results.total_s = time.monotonic() - started
     return results
+
+
+def streams_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Results:
+    """The stream scenarios alone (BENCH_ONLY=streams), in place of the saved run's."""
+    stage = prepare(config, stack)
+    return merged(saved, *stream_bench(config, stage).run())
+
+
+def merged(saved: Results, streams: Streams, profiles: list[Profile]) -> Results:
+    """The saved results with these stream results and profiles in place of theirs."""
+    kept = [p for p in saved.profiles if p.name not in PROFILE_NAMES]
+    return dataclasses.replace(saved, streams=streams, profiles=kept + profiles)
 
 
 def measure_pages(runner: Bench, results: Results) -> None:
@@ -163,10 +228,14 @@ def measure(runner: Bench, results: Results, floor: server.Server) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
     try:
         config = BenchConfig.from_env()
         with ExitStack() as stack:
-            results = bench(config, stack)
+            if config.only == "streams":
+                results = streams_only(config, stack, _saved())
+            else:
+                results = bench(config, stack)
         targets = evaluate(results)
         report.write(results, targets, DOCS)
     except BenchError as exc:
@@ -175,7 +244,8 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\nbench: interrupted; everything it started has been removed", file=sys.stderr)
         return 130
-    log(f"done in {results.total_s / 60:.1f} min; wrote docs/benchmarks.md, .json and .png")
+    minutes = (time.monotonic() - started) / 60
+    log(f"done in {minutes:.1f} min; wrote docs/benchmarks.md, .json and .png")
     for target in targets:
         log(f"  {target.verdict:4}  {target.goal}: {target.measured}")
     return 0

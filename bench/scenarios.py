@@ -87,7 +87,7 @@ class Bench:
         self.service = service
         self.postmaster_pid = postmaster_pid
         self.pool = pool
-        self.meter = CpuMeter(service.pid, postmaster_pid)
+        self.meter = CpuMeter(service.pid, postmaster_pid, server_tree=service.workers > 1)
         self.quiet = quiet
         self.repeated: list[str] = []  # runs measured again because other load disturbed them
 

@@ -1,4 +1,5 @@
-"""The HTTP servers under test, each one uvicorn worker in a subprocess of its own."""
+"""The HTTP servers under test, each in a subprocess of its own: one uvicorn worker in it, or
+uvicorn's supervisor and its WORKERS worker processes."""
 
 import http.client
 import os
@@ -45,16 +46,14 @@ class Server:
     process: subprocess.Popen[bytes]
     url: str
     log_file: Path
+    workers: int = 1  # above 1, the process is a supervisor: its children do the serving
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def rss_kib(self) -> int:
-        return procstat.rss_kib(self.pid)
-
-    def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
+        return procstat.tree_rss_kib(self.pid) if self.workers > 1 else procstat.rss_kib(self.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -85,7 +84,9 @@ class Server:
                 self.process.wait()
 
 
-def _start(name: str, command: list[str], env: dict[str, str], port: int, log_file: Path) -> Server:
+def _start(
+    name: str, command: list[str], env: dict[str, str], port: int, log_file: Path, workers: int = 1
+) -> Server:
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             command,
@@ -95,14 +96,24 @@ def _start(name: str, command: list[str], env: dict[str, str], port: int, log_fi
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return Server(name, process, f"http://127.0.0.1:{port}", log_file)
+    return Server(name, process, f"http://127.0.0.1:{port}", log_file, workers)
 
 
-def start_service(database_url: str, cpus: str | None, log_dir: Path) -> Server:
-    """`chatapi serve`: one uvicorn worker in the process itself, request log off."""
-    env = {"DATABASE_URL": database_url, "ACCESS_LOG": "false"}
+def start_service(
+    database_url: str,
+    cpus: str | None,
+    log_dir: Path,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
+) -> Server:
+    """`chatapi serve`, request log off: one uvicorn worker in the process itself, or
+    `workers` processes under uvicorn's supervisor. `settings`: more of its environment."""
+    env = {"DATABASE_URL": database_url, "ACCESS_LOG": "false", "WORKERS": str(workers)}
+    env.update(settings or {})
     command = taskset(cpus, [str(BIN / "chatapi"), "serve"])
-    server = _start("chatapi serve", command, env, free_port(), log_dir / "service.log")
+    name = "chatapi serve" + (f" (WORKERS={workers})" if workers > 1 else "")
+    port = free_port()
+    server = _start(name, command, env, port, log_dir / f"service-{port}.log", workers)
     server.wait_ready("/health/ready")
     return server
 

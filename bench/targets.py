@@ -4,9 +4,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.config import BenchConfig
 from bench.dataset import BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES
 from bench.paging import HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
-from bench.results import Results
+from bench.results import Delivery, Measurement, Results, Streams
+
+DELIVERY_P99_MS = 50.0  # from a post's 201 to its event on every stream of its chat
+POST_WITH_STREAMS = 0.9  # POST throughput with every stream open, against none open
 
 
 @dataclass
@@ -28,6 +32,39 @@ def _ratio(
     if value is None or math.isnan(value):
         return Target(key, goal, "not measured", None)
     return Target(key, goal, fmt.format(value), check(value))
+
+
+def delivery_met(delivery: Delivery) -> bool:
+    """Every event arrived, and 99% of them within DELIVERY_P99_MS."""
+    return delivery.received == delivery.expected and delivery.p99_ms <= DELIVERY_P99_MS
+
+
+def post_ratio(without: Measurement, with_streams: Measurement) -> float:
+    return with_streams.result.rps / without.result.rps
+
+
+def _streams(streams: Streams | None) -> list[Target]:
+    count = streams.streams if streams else BenchConfig().streams
+    latency_goal = f"event delivery p99, {count:,} streams, ≤ {DELIVERY_P99_MS:g} ms after the 201"
+    post_goal = f"POST messages with {count:,} streams open ≥ {POST_WITH_STREAMS}x none open"
+    if streams is None:
+        return [
+            Target("delivery_p99", latency_goal, "not measured", None),
+            Target("post_streams", post_goal, "not measured", None),
+        ]
+    delivery = streams.delivery
+    measured = f"{delivery.p99_ms:.1f} ms (p50 {delivery.p50_ms:.1f} ms)"
+    if delivery.received < delivery.expected:
+        measured += f", {delivery.expected - delivery.received:,} never arrived"
+    return [
+        Target("delivery_p99", latency_goal, measured, delivery_met(delivery)),
+        _ratio(
+            "post_streams",
+            post_goal,
+            post_ratio(streams.post_without, streams.post_with),
+            lambda v: v >= POST_WITH_STREAMS,
+        ),
+    ]
 
 
 def evaluate(results: Results) -> list[Target]:
@@ -118,4 +155,4 @@ def evaluate(results: Results) -> list[Target]:
             fmt="{:+.1f}%",
         )
     )
-    return targets
+    return targets + _streams(results.streams)

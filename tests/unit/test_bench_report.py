@@ -1,19 +1,38 @@
 """The benchmark report, rendered from a small made-up run (no load is generated)."""
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 
 from bench import report
-from bench.config import BenchConfig, knobs
+from bench.config import BenchConfig, BenchError, knobs
 from bench.dataset import BIG_CHAT, BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES, Dataset
 from bench.procstat import CpuUsage
-from bench.results import BigDelete, Measurement, Results, Soak, load, save
+from bench.results import (
+    BigDelete,
+    Delivery,
+    IdleStreams,
+    Measurement,
+    Profile,
+    ProfileSummary,
+    Results,
+    Soak,
+    Streams,
+    load,
+    save,
+)
+from bench.run import merged
+from bench.streams import WORKERS_1, WORKERS_2, WORKERS_PINNED
 from bench.targets import evaluate
 from bench.wrk import WrkResult
 
 CPU = CpuUsage(server_pct=100.0, postgres_pct=30.0, wrk_pct=6.0, other_pct=0.0, steal_pct=0.0)
+# With the stream client beside the load generator, and nearly idle.
+STREAMS_CPU = dataclasses.replace(CPU, clients_pct=40.0)
+IDLE_WITHOUT = CpuUsage(0.1, 0.4, 0.0, 0.0, 0.0)
+IDLE_WITH = CpuUsage(1.5, 0.2, 0.0, 0.0, 0.0, clients_pct=0.8)
 
 
 def wrk_result(rps: float, p50_ms: float, p99_ms: float) -> WrkResult:
@@ -143,3 +162,163 @@ def test_the_page_is_rendered_again_from_the_saved_results(
     assert report.main([str(saved)]) == 0
     written = (tmp_path / "benchmarks.md").read_text()
     assert written == report.markdown(results, evaluate(results))
+
+
+def streams_run(received: int = 20_000, p99_ms: float = 31.0, alone: bool = False) -> Streams:
+    """1,000 streams over 100 chats: 20,000 deliveries, 50 MiB more RSS, POST 0.93x."""
+    return Streams(
+        started_at="2026-01-01 12:10 UTC",
+        code={"commit": "abc123", "subject": "A change", "uncommitted": []},
+        alone=alone,
+        streams=1000,
+        chats=100,
+        open_s=1.5,
+        idle=IdleStreams(
+            seconds=30,
+            rss_without_kib=100 * 1024,
+            rss_with_kib=150 * 1024,
+            without=IDLE_WITHOUT,
+            with_streams=IDLE_WITH,
+            pings=2000,
+        ),
+        delivery=Delivery(
+            posts=2000,
+            rate=100.0,
+            expected=20_000,
+            received=received,
+            early=12,
+            p50_ms=4.0,
+            p90_ms=9.0,
+            p99_ms=p99_ms,
+            p999_ms=45.0,
+            max_ms=60.0,
+            late_p99_ms=0.5,
+            cpu=STREAMS_CPU,
+        ),
+        post_without=measured("post_no_streams", "POST, no stream open", 1400.0, 19.0),
+        post_with=dataclasses.replace(
+            measured("post_streams", "POST, 1,000 streams open", 1300.0, 25.0), cpu=STREAMS_CPU
+        ),
+        posted_with=18_000,
+        expected_with=180_000,
+        delivered_with=180_000,
+        catch_up_s=0.25,
+        dropped=0,
+        workers={
+            WORKERS_PINNED: measured("get_workers_1_pinned", "WORKERS=1, server on CPU 0", 2200, 8),
+            WORKERS_1: measured("get_workers_1", "WORKERS=1, server on any CPU", 2100, 8.5),
+            WORKERS_2: measured("get_workers_2", "WORKERS=2, server on any CPU", 2900, 6.0),
+        },
+    )
+
+
+def profile_named(name: str) -> Profile:
+    return Profile(name, name, f"profile-{name}.svg", 100.0, ProfileSummary(10, [], [], []))
+
+
+def test_the_stream_targets_give_the_delivery_latency_and_the_post_ratio(
+    results: Results,
+) -> None:
+    results.streams = streams_run()
+    page = report.markdown(results, evaluate(results))
+
+    row = "| event delivery p99, 1,000 streams, ≤ 50 ms after the 201 | 31.0 ms (p50 4.0 ms) |"
+    assert f"{row} **PASS** |" in page
+    assert "| POST messages with 1,000 streams open ≥ 0.9x none open | 0.93x | **PASS** |" in page
+
+
+def test_a_delivery_that_never_arrived_misses_the_latency_target(results: Results) -> None:
+    results.streams = streams_run(received=19_990)
+    page = report.markdown(results, evaluate(results))
+
+    measured_cell = "31.0 ms (p50 4.0 ms), 10 never arrived"
+    assert f"≤ 50 ms after the 201 | {measured_cell} | **MISS** |" in page
+    assert "| 19,990 of 20,000 | 4.00 ms |" in page
+
+
+def test_a_slow_delivery_misses_the_latency_target(results: Results) -> None:
+    results.streams = streams_run(p99_ms=50.5)
+    targets = {target.key: target for target in evaluate(results)}
+
+    assert targets["delivery_p99"].passed is False
+    assert targets["delivery_p99"].measured == "50.5 ms (p50 4.0 ms)"
+
+
+def test_the_stream_section_carries_the_run_numbers(results: Results) -> None:
+    results.streams = streams_run()
+    page = report.markdown(results, evaluate(results))
+
+    assert "### Live delivery: event streams" in page
+    assert "in the same run as the sections above" in page
+    assert "1,000 streams (`GET /chats/{id}/events`, no resume point) over chats 1..100" in page
+    assert "10 per chat" in page
+    delivery = "| 20,000 of 20,000 | 4.00 ms | 9.00 ms | 31.00 ms | 45.00 ms | 60.00 ms | 12 |"
+    assert f"{delivery} 100% | 30% | 6.0% | 40% | 0.0% |" in page
+    assert "**51.2 KiB per open stream**" in page
+    assert "| no stream open | 100.0 MiB | 0.1% | 0.4% | 0.0% |" in page
+    assert "| 1,000 streams open | 150.0 MiB | 1.5% | 0.2% | 0.8% |" in page
+    post = "| 1,000 streams open | 1,300 | 0.93 | 25.00 ms | 100.00 ms |"
+    assert f"{post} 100% | 30% | 6.0% | 40% | 0.0% |" in page
+    assert "| no stream open | 1,400 | 1.00 | 19.00 ms | 76.00 ms |" in page
+    assert "for 180,000 events on the streams: all of them arrived, the last 0.25 s" in page
+    assert "| WORKERS=2, server on any CPU | 2,900 | 1.38 | 6.00 ms | 24.00 ms |" in page
+    assert "| WORKERS=1, server on CPU 0 | 2,200 | 1.05 |" in page
+    assert "WORKERS=2 against WORKERS=1, both free to use every CPU: **1.38x**." in page
+    assert "The stream client used at most 40% of a core" in page
+
+
+def test_without_stream_results_their_section_is_left_out_and_not_measured(
+    results: Results,
+) -> None:
+    page = report.markdown(results, evaluate(results))
+
+    assert "### Live delivery" not in page
+    assert "| event delivery p99, 1,000 streams, ≤ 50 ms after the 201 | not measured |" in page
+    assert "| POST messages with 1,000 streams open ≥ 0.9x none open | not measured |" in page
+
+
+def test_stream_results_are_saved_and_read_back_a_missing_delivery_too(
+    results: Results, tmp_path: Path
+) -> None:
+    run = streams_run(received=19_000)
+    never = dataclasses.replace(run.delivery, p99_ms=math.inf, p999_ms=math.inf, max_ms=math.inf)
+    results.streams = dataclasses.replace(run, delivery=never)
+    saved = tmp_path / "benchmarks.json"
+    save(results, saved, targets=[report.verdict(t) for t in evaluate(results)])
+
+    assert load(saved) == results
+    assert report.main([str(saved)]) == 0
+    assert (
+        "| 19,000 of 20,000 | 4.00 ms | 9.00 ms | never | never | never |"
+        in (tmp_path / "benchmarks.md").read_text()
+    )
+
+
+def test_a_streams_only_run_replaces_the_stream_results_and_keeps_the_rest(
+    results: Results,
+) -> None:
+    results.streams = streams_run()
+    results.profiles = [profile_named("get20"), profile_named("post-streams")]
+    again = streams_run(p99_ms=12.0, alone=True)
+
+    merged_results = merged(results, again, [profile_named("delivery")])
+
+    assert merged_results.streams == again
+    assert [p.name for p in merged_results.profiles] == ["get20", "delivery"]
+    assert merged_results.endpoints == results.endpoints
+    assert merged_results.soak == results.soak
+    assert merged_results.big_delete == results.big_delete
+    page = report.markdown(merged_results, evaluate(merged_results))
+    assert "by a `BENCH_ONLY=streams` run; the other sections are from the run above" in page
+    assert "| GET limit=20 ≥ 0.5x floor | 0.60x | **PASS** |" in page
+
+
+def test_bench_only_takes_its_choices_and_refuses_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert BenchConfig.from_env().only == "all"
+    monkeypatch.setenv("BENCH_ONLY", "streams")
+    assert BenchConfig.from_env().only == "streams"
+    monkeypatch.setenv("BENCH_ONLY", "stream")
+    with pytest.raises(BenchError, match="BENCH_ONLY must be one of all, streams"):
+        BenchConfig.from_env()
