@@ -440,7 +440,7 @@ def _workers(streams: Streams) -> str:
         [
             "**WORKERS.** `GET /chats/{id}?limit=20` as above, no stream open, on this "
             "scenario's one-worker server (pinned), then on servers started with WORKERS=1 "
-            "and WORKERS=2 and not pinned (wrk and PostgreSQL stay where they were).",
+            "and WORKERS=2 free to run on every CPU (wrk and PostgreSQL stay where they were).",
             table([*headings, *cpu_headings], "lrrrrrrrr", rows),
             summary,
         ]
