@@ -3,6 +3,8 @@ start-up on the schema."""
 
 import logging
 import logging.config
+import signal
+from types import FrameType
 from typing import Any
 
 from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
@@ -51,6 +53,10 @@ def serve(container: Container) -> None:
         )
     logging.config.dictConfig(LOG_CONFIG)
     _warn_unless_migrated(container)
+    # uvicorn shuts down on SIGTERM, then raises it again for the handler that was there
+    # before: by default that ends the process "killed by SIGTERM" after a clean stop (with
+    # WORKERS > 1 the supervisor exits 0 by itself). This one exits 0, both times.
+    signal.signal(signal.SIGTERM, _exit_stopped)
     # The app by its import string: each worker process builds its own (uvicorn requires it
     # for workers > 1), with a container and a hint listener of its own.
     uvicorn.run(
@@ -62,6 +68,10 @@ def serve(container: Container) -> None:
         access_log=False,
         log_config=LOG_CONFIG,
     )
+
+
+def _exit_stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _warn_unless_migrated(container: Container) -> None:

@@ -19,7 +19,7 @@ from contextlib import suppress
 
 from infrastructure.hints.connections import DatabaseError, PgConnection, connect_nonblocking
 from infrastructure.hints.local import LocalHints
-from infrastructure.hints.payload import CHANNEL, decode
+from infrastructure.hints.payload import CHANNEL, decode, is_from
 
 log = logging.getLogger("chatapi.hints")
 
@@ -144,9 +144,11 @@ class HintListener:
     def _receive(self, connection: PgConnection) -> None:
         chat_ids: set[int] = set()
         for notification in connection.notifies:
-            hint = decode(notification.payload)
             # This process's own hints woke its streams at commit already.
-            if hint is not None and hint.token != self._token:
+            if is_from(notification.payload, self._token):
+                continue
+            hint = decode(notification.payload)
+            if hint is not None:
                 chat_ids |= hint.chat_ids
         connection.notifies.clear()
         if chat_ids:

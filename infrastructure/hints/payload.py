@@ -34,6 +34,11 @@ def encode(token: str, chat_ids: Iterable[int]) -> list[str]:
     return payloads
 
 
+def is_from(payload: str, token: str) -> bool:
+    """Whether the process of this token sent the payload: told without reading its ids."""
+    return payload.startswith(token) and payload.startswith(" ", len(token))
+
+
 def decode(payload: str) -> Hint | None:
     """The hint in a payload, or None for one this package did not write."""
     token, _, ids = payload.partition(" ")

@@ -28,13 +28,13 @@ from domain.events import ChatDeleted
 from infrastructure.container import Container
 from infrastructure.hints import HintSender
 from infrastructure.hints.blocking import BlockingHints, SleepingHints, open_chat_hints
-from infrastructure.hints.connections import PgConnection, connect_autocommit
+from infrastructure.hints.connections import PgConnection
 from infrastructure.hints.payload import CHANNEL
 from queries.dtos import MessageDTO
 from queries.follow_chat import FollowChat, FollowedEvent
 from queries.get_messages_after import GetMessagesAfter
-from tests.conftest import EmptyDatabases
 from tests.integration.test_cli import CHATAPI, chatapi, cli_env, failed, succeeded
+from tests.support.hint_database import terminate
 from tests.support.threads import run_in_threads
 
 # Far above what any step takes: a follower that hangs fails its test instead of the suite.
@@ -376,19 +376,6 @@ def test_on_postgresql_a_post_wakes_the_follower_at_once(
 # --- the blocking waits ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_url(databases: EmptyDatabases) -> str:
-    """A database of its own: nothing else notifies on its channel."""
-    return databases.new("postgresql")
-
-
-@pytest.fixture
-def admin(postgres_url: str) -> Iterator[PgConnection]:
-    connection = connect_autocommit(postgres_url, 5, "test admin")
-    yield connection
-    connection.close()
-
-
 def notify(admin: PgConnection, payload: str) -> None:
     with admin.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
@@ -424,8 +411,7 @@ def test_blocking_hints_listen_again_after_their_connection_is_killed(
     try:
         assert hints.wait(LINE_TIMEOUT)
         first = hints.backend_pid
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", (first,))
+        terminate(admin, first)
 
         # Lost: read again now, since hints may have gone by; then listening anew.
         assert hints.wait(LINE_TIMEOUT)

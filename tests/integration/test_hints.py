@@ -22,8 +22,15 @@ from sqlalchemy.engine import make_url
 
 from infrastructure.hints import POLL_INTERVAL, HintSender, LocalHints, Publisher
 from infrastructure.hints.connections import PgConnection, connect_autocommit, connect_params
-from infrastructure.hints.payload import CHANNEL, MAX_PAYLOAD_BYTES, Hint, decode, encode
-from tests.conftest import EmptyDatabases
+from infrastructure.hints.payload import (
+    CHANNEL,
+    MAX_PAYLOAD_BYTES,
+    Hint,
+    decode,
+    encode,
+    is_from,
+)
+from tests.support.hint_database import terminate
 
 # A scenario that takes longer has hung: it fails instead of stalling the suite.
 SCENARIO_TIMEOUT = 30.0
@@ -47,27 +54,6 @@ def run(request: pytest.FixtureRequest) -> Runner:
             runner.run(bounded())
 
     return run_scenario
-
-
-@pytest.fixture(scope="module")
-def postgres_url(databases: EmptyDatabases) -> str:
-    """A database of its own: nothing else notifies on its channel."""
-    return databases.new("postgresql")
-
-
-@pytest.fixture
-def admin(postgres_url: str) -> Iterator[PgConnection]:
-    """A plain connection for the test's own statements (pg_terminate_backend)."""
-    connection = connect_autocommit(postgres_url, 5, "test admin")
-    yield connection
-    connection.close()
-
-
-def terminate(admin: PgConnection, backend_pid: int | None) -> None:
-    assert backend_pid is not None
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
-        assert cursor.fetchone() == (True,)
 
 
 class Notifications:
@@ -222,6 +208,14 @@ def test_a_long_list_of_chats_is_split_under_the_payload_limit() -> None:
     assert {hint.token for hint in hints if hint} == {"token"}
     assert {chat_id for hint in hints if hint for chat_id in hint.chat_ids} == chat_ids
     assert decode("not a hint") is None
+
+
+def test_a_payload_tells_its_sender_before_its_ids_are_read() -> None:
+    [payload] = encode("3f9a0c1d", [7, 12])
+    assert is_from(payload, "3f9a0c1d")
+    assert not is_from(payload, "3f9a")  # another process, whose token begins this one
+    assert not is_from(payload, "3f9a0c1d2e")
+    assert not is_from("not a hint", "3f9a0c1d")
 
 
 def test_connection_parameters_come_from_the_database_url() -> None:
