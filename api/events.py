@@ -5,11 +5,18 @@ chat has news, and on a timer besides; hints carry no data. So the endpoint subs
 chat's hints *before* its first read: a message committed after that read began wakes the
 subscription (a wake-up is kept until the next wait), and one committed before is in the
 read. Either way it is sent once, in seq order, with no gap.
+
+Messages committed by this process come with their wake-up (infrastructure/hints/local.py):
+those that follow on from the stream's seq are sent as they are, with no read, and each is
+encoded once for every stream of its chat; anything else (a gap, a hint from another
+process) means a read, as above.
 """
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Header, Query, Request
@@ -35,6 +42,7 @@ from api.schemas import (
 )
 from api.shared_reads import SharedReads
 from domain.errors import ChatNotFound
+from domain.events import MessagePosted
 from domain.rules import MAX_ID, MAX_LIMIT
 from infrastructure.hints import POLL_INTERVAL, Publisher, Subscription
 from infrastructure.schema import SchemaNotMigrated
@@ -87,8 +95,18 @@ LastEventId = Annotated[
         examples=[7],
     ),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPage:
+    """A page as read, with its messages' events encoded once for every stream it goes to."""
+
+    page: MessagesAfterDTO
+    events: bytes  # one chunk, so one send however many messages; empty for an empty page
+
+
 # The page after a seq, for a stream woken at the given time (time.monotonic()).
-Read = Callable[[int, float], Awaitable[MessagesAfterDTO]]
+Read = Callable[[int, float], Awaitable[EncodedPage]]
 
 EVENTS_DESCRIPTION = f"""\
 A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECONDS}`, then:
@@ -140,6 +158,21 @@ def message_posted(message: MessageResponse) -> bytes:
     return ServerSentEvent(data, event=MESSAGE_POSTED, id=str(message.seq)).encode()
 
 
+def encode_page(page: MessagesAfterDTO) -> EncodedPage:
+    events = (message_posted(MessageResponse.model_validate(message)) for message in page.messages)
+    return EncodedPage(page, b"".join(events))
+
+
+@lru_cache(maxsize=4096)
+def posted_event(posted: MessagePosted) -> bytes:
+    """A message this process committed, encoded once for every stream of its chat."""
+    return message_posted(MessageResponse.from_event(posted))
+
+
+def posted_events(messages: Sequence[MessagePosted]) -> bytes:
+    return b"".join(posted_event(message) for message in messages)
+
+
 def chat_deleted(chat_id: int) -> bytes:
     data = json.dumps({"chat_id": chat_id}, separators=(",", ":"))
     return ServerSentEvent(data, event=CHAT_DELETED).encode()
@@ -174,34 +207,38 @@ async def chat_events(
     subscription: Subscription,
     publisher: Publisher,
     heartbeat: float,
-    page: MessagesAfterDTO,
+    encoded: EncodedPage,
     after: int,
 ) -> AsyncIterator[bytes]:
-    """The stream's body: `page` (the first read, after `after`), then what follows as it comes."""
+    """The stream's body: `encoded` (the first page, after `after`), then what follows."""
     yield RETRY
     while True:
+        page = encoded.page
         if page.messages:
-            # One chunk per page: one send, however many messages.
-            yield b"".join(
-                message_posted(MessageResponse.model_validate(message)) for message in page.messages
-            )
+            yield encoded.events
             after = page.messages[-1].seq
         woken_at = time.monotonic()  # a full page: read on at once, from a read started now
         if page.next_after is None:  # at the chat's end: wait for news
-            if await subscription.wait(publisher.wait_timeout(heartbeat)):
-                woken_at = subscription.woken_at
-            else:
+            while await subscription.wait(publisher.wait_timeout(heartbeat)):
+                arrived = subscription.take(after)
+                if arrived is None:  # news from another process, or a gap: read
+                    woken_at = subscription.woken_at
+                    break
+                if arrived:  # this process's commits, following on from `after`: no read
+                    yield posted_events(arrived)
+                    after = arrived[-1].seq
+            else:  # no news for a while: read all the same (how streams poll, see hints)
                 woken_at = time.monotonic()
         following = await read_on(read, after, woken_at, subscription)
         if following is None:
             yield chat_deleted(subscription.chat_id)
             return
-        page = following
+        encoded = following
 
 
 async def read_on(
     read: Read, after: int, woken_at: float, subscription: Subscription
-) -> MessagesAfterDTO | None:
+) -> EncodedPage | None:
     """The page after `after`, or None once the chat is gone; waits out database outages.
 
     Not logged per stream: the requests failing meanwhile log the outage, once each.
@@ -252,15 +289,17 @@ async def stream_events(
         )
     handler = app.get_messages_after()
 
-    shared: SharedReads[MessagesAfterDTO] = request.app.state.shared_reads
+    shared: SharedReads[EncodedPage] = request.app.state.shared_reads
 
-    async def read(seq: int, woken_at: float) -> MessagesAfterDTO:
-        # The streams of a chat woken by one hint share one database read of the same page.
-        return await shared.read(
-            (chat_id, seq),
-            woken_at,
-            lambda: handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE)),
-        )
+    async def read(seq: int, woken_at: float) -> EncodedPage:
+        async def fetch() -> EncodedPage:
+            return encode_page(
+                await handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE))
+            )
+
+        # The streams of a chat woken by one hint share one database read of the same page,
+        # and its encoding.
+        return await shared.read((chat_id, seq), woken_at, fetch)
 
     # Before the first read: see the module's docstring.
     subscription = publisher.hints.subscribe(chat_id)
@@ -269,7 +308,7 @@ async def stream_events(
             # Only what comes next: from the chat's end as this read finds it.
             end = await handle(request, handler, GetMessagesAfter(chat_id, 0, 1))
             start = end.last_seq
-            first = MessagesAfterDTO(chat_id, start, (), None)
+            first = encode_page(MessagesAfterDTO(chat_id, start, (), None))
         else:
             first = await read(start, time.monotonic())
     except BaseException:

@@ -97,5 +97,11 @@ class UnitOfWork:
         # across its flush, and a stream woken earlier would read before the change is there.
         news = (MessagePosted, ChatDeleted)
         changed = {event.chat_id for event in self._events if isinstance(event, news)}
+        # This process's streams get the messages too: one that continues a stream's seq is
+        # sent without a read.
+        posted: dict[int, list[MessagePosted]] = {}
+        for event in self._events:
+            if isinstance(event, MessagePosted):
+                posted.setdefault(event.chat_id, []).append(event)
         self._events.clear()
-        self._publisher.publish(changed)
+        self._publisher.publish(changed, posted)

@@ -1,15 +1,26 @@
 """Wake-ups for the streams of one process: "chat 7 has news", delivered on its event loop.
 
-Handler threads publish after their commit; streams wait on the loop. A wake-up carries no
-data: the woken stream reads what is new from the database, from its own seq.
+Handler threads publish after their commit; streams wait on the loop. A hint from another
+process carries no data: the woken stream reads what is new from the database, from its own
+seq. A commit of this process hands its messages along with the wake-up, and a stream whose
+seq they continue exactly sends them without a read (Subscription.take); anything else (a gap,
+a hint from elsewhere, wake_all) means a read, so a message can be late, never lost.
 """
 
 import asyncio
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
+
+from domain.events import MessagePosted
+
+# Messages this process committed, by chat, handed to the chat's streams; None: read instead
+# (the news came from elsewhere, or is not a message).
+Arrivals = Sequence[MessagePosted] | None
+# More arrivals than this between two reads of a stream: it reads instead of keeping them.
+MAX_ARRIVALS = 256
 
 
 class Subscription:
@@ -24,6 +35,8 @@ class Subscription:
         # every commit whose hint had arrived by then.
         self.woken_at = 0.0
         self._open = True
+        # This process's messages since the last take, unless something else came too.
+        self._arrived: list[MessagePosted] | None = []
 
     async def wait(self, timeout: float) -> bool:
         """True when woken (now or since the last wait), False after `timeout` seconds."""
@@ -36,9 +49,33 @@ class Subscription:
         self._woken.clear()
         return True
 
-    def wake(self) -> None:
+    def wake(self, arrivals: Arrivals = None) -> None:
         self.woken_at = time.monotonic()
+        arrived = self._arrived
+        if arrivals is None or arrived is None or len(arrived) + len(arrivals) > MAX_ARRIVALS:
+            self._arrived = None
+        else:
+            arrived.extend(arrivals)
         self._woken.set()
+
+    def take(self, after: int) -> list[MessagePosted] | None:
+        """The messages that follow seq `after`, if this process's commits handed all of
+        them over since the last take; None when the stream must read from the database.
+
+        Each commit hands over its messages after it committed, in any order between
+        threads; one whose seq does not follow on from `after` means a commit not handed
+        over (yet): the read finds it. Later commits wake the stream again.
+        """
+        arrived, self._arrived = self._arrived, []
+        if not arrived:
+            return None
+        following = sorted(
+            (message for message in arrived if message.seq > after), key=lambda m: m.seq
+        )
+        for expected, message in enumerate(following, start=after + 1):
+            if message.seq != expected:
+                return None
+        return following
 
     def close(self) -> None:
         if self._open:
@@ -72,7 +109,7 @@ class LocalHints:
         self._count = 0
         # What other threads published since the loop last delivered, under the lock.
         self._lock = threading.Lock()
-        self._pending: set[int] = set()
+        self._pending: dict[int, list[MessagePosted] | None] = {}
         self._pending_all = False
         self._scheduled = False
 
@@ -100,12 +137,21 @@ class LocalHints:
         self._count += 1
         return subscription
 
-    def publish(self, chat_ids: Iterable[int]) -> None:
-        """Wake the subscriptions of these chats. Thread-safe; returns at once."""
+    def publish(
+        self, chat_ids: Iterable[int], posted: Mapping[int, Sequence[MessagePosted]] | None = None
+    ) -> None:
+        """Wake the subscriptions of these chats, handing over the messages `posted` to each
+        (those this process committed, by chat). Thread-safe; returns at once."""
         if self._loop is None:
             return
         with self._lock:
-            self._pending.update(chat_ids)
+            for chat_id in chat_ids:
+                messages = None if posted is None else posted.get(chat_id)
+                pending = self._pending.setdefault(chat_id, [])
+                if messages is None or pending is None:
+                    self._pending[chat_id] = None
+                else:
+                    pending.extend(messages)
             self._schedule()
 
     def wake_all(self) -> None:
@@ -129,7 +175,7 @@ class LocalHints:
 
     def _deliver(self) -> None:
         with self._lock:
-            chat_ids, self._pending = self._pending, set()
+            pending, self._pending = self._pending, {}
             wake_all, self._pending_all = self._pending_all, False
             self._scheduled = False
         if wake_all:
@@ -137,9 +183,9 @@ class LocalHints:
                 for subscription in subscriptions:
                     subscription.wake()
             return
-        for chat_id in chat_ids:
+        for chat_id, arrivals in pending.items():
             for subscription in self._by_chat.get(chat_id, ()):
-                subscription.wake()
+                subscription.wake(arrivals)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         subscriptions = self._by_chat[subscription.chat_id]

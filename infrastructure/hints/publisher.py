@@ -9,8 +9,9 @@ there poll about once a second as well (see `listening`).
 
 import asyncio
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from domain.events import MessagePosted
 from infrastructure.database import is_sqlite
 from infrastructure.hints.listener import HintListener
 from infrastructure.hints.local import LocalHints
@@ -56,12 +57,17 @@ class Publisher:
         """How long a stream may wait for a hint: `idle`, or POLL_INTERVAL if it must poll."""
         return idle if self.listening else min(idle, POLL_INTERVAL)
 
-    def publish(self, chat_ids: Iterable[int]) -> None:
-        """These chats changed and the change is committed. Thread-safe; never waits."""
+    def publish(
+        self, chat_ids: Iterable[int], posted: Mapping[int, Sequence[MessagePosted]] | None = None
+    ) -> None:
+        """These chats changed and the change is committed. Thread-safe; never waits.
+
+        `posted`: the messages the commit added, by chat, for this process's streams (other
+        processes get the chat ids only, and read)."""
         chat_ids = frozenset(chat_ids)
         if not chat_ids:
             return
-        self.hints.publish(chat_ids)
+        self.hints.publish(chat_ids, posted)
         if self.sender is not None:
             self.sender.send(chat_ids)
 
