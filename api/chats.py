@@ -87,7 +87,7 @@ HistoryCursor = Annotated[
             "A `next_before` from `GET /chats/{chat_id}` or from the previous page; omit it "
             "for the newest page."
         ),
-        examples=["eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30"],
+        examples=["eyJrIjoiaGlzdG9yeSIsImNoYXQiOjEsInNlcSI6N30"],
     ),
 ]
 ResumeAfter = Annotated[

@@ -133,7 +133,7 @@ class ChatDetailResponse(BaseModel):
                     "message_count": 1,
                     "last_message_at": EXAMPLE_TIME,
                     "messages": [MESSAGE_EXAMPLE],
-                    "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
+                    "next_before": "eyJrIjoiaGlzdG9yeSIsImNoYXQiOjEsInNlcSI6N30",
                 }
             ]
         },
@@ -216,7 +216,7 @@ class HistoryResponse(BaseModel):
                 {
                     "chat_id": 1,
                     "messages": [MESSAGE_EXAMPLE],
-                    "next_before": "eyJrIjoibWVzc2FnZXMiLCJjaGF0IjoxLCJpZCI6N30",
+                    "next_before": "eyJrIjoiaGlzdG9yeSIsImNoYXQiOjEsInNlcSI6N30",
                 },
                 {"chat_id": 1, "messages": [MESSAGE_EXAMPLE], "next_after": 7},
             ]

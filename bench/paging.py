@@ -28,7 +28,7 @@ CHATS_FIRST, CHATS_DEEP = "chats_first", "chats_deep"
 HISTORY_NEWEST, HISTORY_DEEP = "history_newest", "history_deep"
 
 MESSAGE_BACK = text(
-    "SELECT id FROM messages WHERE chat_id = :chat ORDER BY id DESC OFFSET :back LIMIT 1"
+    "SELECT id, seq FROM messages WHERE chat_id = :chat ORDER BY seq DESC OFFSET :back LIMIT 1"
 )
 
 
@@ -69,13 +69,13 @@ def walk_chat_list(base_url: str, depth: int) -> tuple[str, int]:
     return cursor, listed
 
 
-def message_back(engine: Engine, chat: int, back: int) -> int:
-    """The id of the message with `back` newer messages in the chat."""
+def message_back(engine: Engine, chat: int, back: int) -> tuple[int, int]:
+    """The id and seq of the message with `back` newer messages in the chat."""
     with engine.connect() as connection:
-        found = connection.scalar(MESSAGE_BACK, {"chat": chat, "back": back})
+        found = connection.execute(MESSAGE_BACK, {"chat": chat, "back": back}).first()
     if found is None:
         raise BenchError(f"chat {chat} has no message {back:,} back")
-    return int(found)
+    return int(found.id), int(found.seq)
 
 
 def _check_full(base_url: str, path: str, items: str) -> None:
@@ -89,8 +89,8 @@ def find(base_url: str, engine: Engine) -> Paging:
     with engine.connect() as connection:
         chats = int(connection.scalar(text("SELECT count(*) FROM chat_views")) or 0)
     chat_cursor, depth = walk_chat_list(base_url, CHAT_LIST_DEPTH)
-    message_id = message_back(engine, BIG_CHAT, HISTORY_BACK)
-    history_cursor = encode_history(HistoryPosition(BIG_CHAT, message_id))
+    message_id, seq = message_back(engine, BIG_CHAT, HISTORY_BACK)
+    history_cursor = encode_history(HistoryPosition(BIG_CHAT, seq))
     paths = {
         CHATS_FIRST: chats_path(),
         CHATS_DEEP: chats_path(chat_cursor),

@@ -188,10 +188,8 @@ class Bench:
         from queries import get_chat
 
         statement: Any = getattr(get_chat, "CHAT_WITH_LAST_MESSAGES", None)
-        if isinstance(statement, dict):  # one per database
+        if isinstance(statement, dict):  # older code: one per database
             statement = statement.get("postgresql")
-        if statement is None and hasattr(get_chat, "chat_with_last_messages"):
-            statement = get_chat.chat_with_last_messages("postgresql")
         if statement is None:
             return {}
         plans = {}

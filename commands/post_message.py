@@ -1,12 +1,11 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, select, update
 
 from domain.errors import ChatNotFound
 from domain.events import MessagePosted
-from domain.rules import MAX_ID, is_possible_id, validate_idempotency_key, validate_text
-from infrastructure import keyset
+from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.clock import Clock
 from infrastructure.tables import chats, messages
 from infrastructure.unit_of_work import UnitOfWork
@@ -19,14 +18,12 @@ NEXT_SEQ = (
     .values(last_seq=chats.c.last_seq + 1)
     .returning(chats.c.last_seq)
 )
-# By dialect: each database's form of "this chat's messages" that its index serves.
-NEWEST_MESSAGE_TIME = {
-    dialect: select(messages.c.created_at)
-    .where(keyset.up_to(dialect, messages.c.chat_id, messages.c.id, bindparam("chat_id"), MAX_ID))
-    .order_by(messages.c.chat_id.desc(), messages.c.id.desc())
-    .limit(1)
-    for dialect in ("postgresql", "sqlite")
-}
+# The chat's previous message is the one just before the seq taken: seqs have no gaps.
+# A point lookup on the (chat_id, seq) index, whatever the chat's size.
+PREVIOUS_MESSAGE_TIME = select(messages.c.created_at).where(
+    messages.c.chat_id == bindparam("chat_id"),
+    messages.c.seq == bindparam("seq", type_=BigInteger) - 1,
+)
 INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 
 
@@ -85,7 +82,7 @@ class PostMessageHandler:
     def _post(self, uow: UnitOfWork, chat_id: int, seq: int, text: str) -> PostMessageResult:
         # A statement of its own, after the lock: it sees every post committed before.
         previous = uow.connection.execute(
-            NEWEST_MESSAGE_TIME[uow.connection.dialect.name], {"chat_id": chat_id}
+            PREVIOUS_MESSAGE_TIME, {"chat_id": chat_id, "seq": seq}
         ).scalar()
         now = self._clock()
         created_at = max(now, previous) if previous is not None else now

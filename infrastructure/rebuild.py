@@ -2,8 +2,6 @@
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 
-from domain.rules import MAX_ID
-from infrastructure import keyset
 from infrastructure.projections import PREVIEW_LENGTH
 from infrastructure.read_models import chat_views
 from infrastructure.tables import chats, messages
@@ -16,14 +14,11 @@ def rebuild_read_models(write_engine: Engine) -> int:
     projection update can land on a row that the rebuild is about to replace.
     """
     newest = messages.alias("newest")
+    # Per chat, one row read backwards from the (chat_id, seq) index.
     newest_text = (
         select(func.substr(newest.c.text, 1, PREVIEW_LENGTH))
-        .where(
-            keyset.up_to(
-                write_engine.dialect.name, newest.c.chat_id, newest.c.id, chats.c.id, MAX_ID
-            )
-        )
-        .order_by(newest.c.chat_id.desc(), newest.c.id.desc())
+        .where(newest.c.chat_id == chats.c.id)
+        .order_by(newest.c.seq.desc())
         .limit(1)
         .correlate(chats)
         .scalar_subquery()

@@ -33,9 +33,8 @@ class MessageRecord(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint(f"length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
-        # Serves the last-N read, keyset paging and the cascade from chats.
-        Index("ix_messages_chat_id_id", "chat_id", "id"),
-        # A message's place in its chat; serves reading a chat forward from a seq.
+        # A message's place in its chat. Serves the last-N read, paging back from a seq and
+        # forward after one, the previous message's lookup, and the cascade from chats.
         Index("ix_messages_chat_id_seq", "chat_id", "seq", unique=True),
         {"sqlite_autoincrement": True},
     )

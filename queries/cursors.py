@@ -30,7 +30,17 @@ class ChatListPosition:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPosition:
-    """The oldest message of a page of a chat's history: the next page is older than it."""
+    """The oldest message of a page of a chat's history, by its seq: the next page is older
+    than it."""
+
+    chat_id: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPositionById:
+    """The same place named by the message's id, as cursors made before seqs named it; the
+    query finds the message's seq in the chat (an id not in the chat is not a cursor)."""
 
     chat_id: int
     message_id: int
@@ -41,7 +51,7 @@ def _encode(payload: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _decode(cursor: str, kind: str, field: str) -> dict[str, Any]:
+def _decode(cursor: str, kinds: tuple[str, ...], field: str) -> dict[str, Any]:
     invalid = InvalidInput(field, f"{field} is not a cursor returned by this listing")
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise invalid
@@ -50,7 +60,7 @@ def _decode(cursor: str, kind: str, field: str) -> dict[str, Any]:
         payload = json.loads(raw)
     except (binascii.Error, ValueError):
         raise invalid from None
-    if not isinstance(payload, dict) or payload.get("k") != kind:
+    if not isinstance(payload, dict) or payload.get("k") not in kinds:
         raise invalid
     return payload
 
@@ -66,7 +76,7 @@ def encode_chat_list(position: ChatListPosition) -> str:
 
 
 def decode_chat_list(cursor: str, field: str = "cursor") -> ChatListPosition:
-    payload = _decode(cursor, "chats", field)
+    payload = _decode(cursor, ("chats",), field)
     at, chat_id = payload.get("at"), payload.get("id")
     invalid = InvalidInput(field, f"{field} is not a cursor returned by this listing")
     if not isinstance(at, str) or not _possible_id(chat_id):
@@ -85,15 +95,22 @@ def decode_chat_list(cursor: str, field: str = "cursor") -> ChatListPosition:
 
 
 def encode_history(position: HistoryPosition) -> str:
-    return _encode({"k": "messages", "chat": position.chat_id, "id": position.message_id})
+    return _encode({"k": "history", "chat": position.chat_id, "seq": position.seq})
 
 
-def decode_history(cursor: str, chat_id: int, field: str = "before") -> HistoryPosition:
-    payload = _decode(cursor, "messages", field)
-    cursor_chat, message_id = payload.get("chat"), payload.get("id")
-    if not _possible_id(cursor_chat) or not _possible_id(message_id):
+def decode_history(
+    cursor: str, chat_id: int, field: str = "before"
+) -> HistoryPosition | HistoryPositionById:
+    """A `next_before`: today's, by seq, or one by message id ("messages") that a client
+    may still hold from before the upgrade."""
+    payload = _decode(cursor, ("history", "messages"), field)
+    by_id = payload["k"] == "messages"
+    cursor_chat, place = payload.get("chat"), payload.get("id" if by_id else "seq")
+    if not _possible_id(cursor_chat) or not _possible_id(place):
         raise InvalidInput(field, f"{field} is not a cursor returned by this listing")
     if cursor_chat != chat_id:
         raise InvalidInput(field, f"{field} is a cursor of another chat's history")
-    assert isinstance(message_id, int)
-    return HistoryPosition(chat_id=chat_id, message_id=message_id)
+    assert isinstance(place, int)
+    if by_id:
+        return HistoryPositionById(chat_id=chat_id, message_id=place)
+    return HistoryPosition(chat_id=chat_id, seq=place)

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
-from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views
 from queries.cursors import HistoryPosition, encode_history
 from queries.dtos import MessageDTO
@@ -29,12 +29,12 @@ class ChatDetailDTO:
     next_before: str | None  # continues into older history (GetHistory); None if none
 
 
-def chat_with_last_messages(dialect: str) -> Select[Any]:
-    """The chat's view row joined with its last `:limit` messages, newest first.
+def chat_with_last_messages() -> Select[Any]:
+    """The chat's view row joined with its last `:limit` messages, oldest first.
 
     One statement, so the chat's counters and its messages come from one snapshot.
     """
-    last_messages = newest_messages(dialect, MAX_ID, "last_messages")
+    last_messages = newest_messages("last_messages")
     return (
         select(
             chat_views.c.title,
@@ -48,14 +48,12 @@ def chat_with_last_messages(dialect: str) -> Select[Any]:
         )
         .select_from(chat_views.outerjoin(last_messages, true()))
         .where(chat_views.c.chat_id == bindparam("chat_id"))
-        .order_by(last_messages.c.id)
+        .order_by(last_messages.c.seq)
     )
 
 
-# Built once per database: constructing it per call costs more than running it.
-CHAT_WITH_LAST_MESSAGES = {
-    dialect: chat_with_last_messages(dialect) for dialect in ("postgresql", "sqlite")
-}
+# Built once: constructing it per call costs more than running it.
+CHAT_WITH_LAST_MESSAGES = chat_with_last_messages()
 
 
 class GetChatHandler:
@@ -63,7 +61,6 @@ class GetChatHandler:
 
     def __init__(self, read_engine: Engine) -> None:
         self._engine = read_engine
-        self._statement = CHAT_WITH_LAST_MESSAGES[read_engine.dialect.name]
 
     def __call__(self, query: GetChat) -> ChatDetailDTO:
         limit = validate_limit(query.limit)
@@ -71,7 +68,7 @@ class GetChatHandler:
             raise ChatNotFound(query.chat_id)
         with self._engine.connect() as connection:
             rows = connection.execute(
-                self._statement, {"chat_id": query.chat_id, "limit": limit}
+                CHAT_WITH_LAST_MESSAGES, {"chat_id": query.chat_id, "limit": limit}
             ).all()
         if not rows:
             raise ChatNotFound(query.chat_id)
@@ -93,6 +90,6 @@ class GetChatHandler:
             last_message_at=chat.last_message_at,
             messages=messages,
             next_before=(
-                encode_history(HistoryPosition(query.chat_id, messages[0].id)) if older else None
+                encode_history(HistoryPosition(query.chat_id, messages[0].seq)) if older else None
             ),
         )

@@ -3,10 +3,10 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, select, true
 
-from domain.errors import ChatNotFound
+from domain.errors import ChatNotFound, InvalidInput
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
-from infrastructure.read_models import chat_views
-from queries.cursors import HistoryPosition, decode_history, encode_history
+from infrastructure.read_models import chat_views, message_views
+from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
 from queries.dtos import MessageDTO, message_of
 from queries.newest_messages import newest_messages
 
@@ -25,32 +25,46 @@ class HistoryDTO:
     next_before: str | None  # continues into older messages; None when there are none
 
 
-def history_page(dialect: str) -> Select[Any]:
-    """Up to `:limit` messages of `:chat_id` with ids up to `:last`, newest first.
+def history_page(last: Any) -> Select[Any]:
+    """Up to `:limit` messages of `:chat_id` with seqs up to `last`, newest first.
 
     One statement with the chat's view row, so the chat's existence and its page come from
     one snapshot.
     """
-    newest_first = newest_messages(dialect, bindparam("last"), "page")
+    newest_first = newest_messages("page", last)
     return (
         select(
             newest_first.c.id, newest_first.c.seq, newest_first.c.text, newest_first.c.created_at
         )
         .select_from(chat_views.outerjoin(newest_first, true()))
         .where(chat_views.c.chat_id == bindparam("chat_id"))
-        .order_by(newest_first.c.id.desc())
+        .order_by(newest_first.c.seq.desc())
     )
 
 
-# Built once per database: constructing it per call costs more than running it.
-HISTORY_PAGE = {dialect: history_page(dialect) for dialect in ("postgresql", "sqlite")}
+# The seq of the message `:message_id` of chat `:chat_id` (null if the chat has none such),
+# for a cursor that names the message by id, as those made before seqs did.
+CURSOR_SEQ = (
+    select(message_views.c.seq)
+    .where(
+        message_views.c.chat_id == bindparam("chat_id"),
+        message_views.c.id == bindparam("message_id"),
+    )
+    .scalar_subquery()
+)
+
+# Built once: constructing them per call costs more than running them.
+HISTORY_PAGE = history_page(bindparam("last"))
+HISTORY_PAGE_BY_ID = history_page(CURSOR_SEQ - 1).add_columns(CURSOR_SEQ.label("cursor_seq"))
 
 
 class GetHistoryHandler:
-    """A page of a chat's messages older than a cursor, by keyset on (chat_id, id).
+    """A page of a chat's messages older than a cursor, by keyset on (chat_id, seq).
 
     The page is an index range scan that starts at the cursor, so its cost does not depend
-    on how long the chat is or how far back the page lies; no OFFSET anywhere.
+    on how long the chat is or how far back the page lies; no OFFSET anywhere. A cursor that
+    names its message by id (made before the upgrade) is resolved to the message's seq in
+    the same statement, by the primary key.
     """
 
     def __init__(self, read_engine: Engine) -> None:
@@ -60,21 +74,27 @@ class GetHistoryHandler:
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        last = MAX_ID
+        position = None
         if query.before is not None:
-            last = decode_history(query.before, query.chat_id).message_id - 1
+            position = decode_history(query.before, query.chat_id)
+        # One more than the page tells whether there is an older page.
+        params = {"chat_id": query.chat_id, "limit": limit + 1}
+        statement = HISTORY_PAGE
+        if isinstance(position, HistoryPositionById):
+            statement = HISTORY_PAGE_BY_ID
+            params["message_id"] = position.message_id
+        else:
+            params["last"] = MAX_ID if position is None else position.seq - 1
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                HISTORY_PAGE[self._engine.dialect.name],
-                # One more than the page tells whether there is an older page.
-                {"chat_id": query.chat_id, "last": last, "limit": limit + 1},
-            ).all()
+            rows = connection.execute(statement, params).all()
         if not rows:
             raise ChatNotFound(query.chat_id)
+        if isinstance(position, HistoryPositionById) and rows[0].cursor_seq is None:
+            raise InvalidInput("before", "before is not a cursor returned by this listing")
         found = [row for row in rows if row.id is not None]
         kept = found[:limit]
         messages = tuple(message_of(query.chat_id, row) for row in reversed(kept))
         next_before = None
         if len(found) > limit:
-            next_before = encode_history(HistoryPosition(query.chat_id, messages[0].id))
+            next_before = encode_history(HistoryPosition(query.chat_id, messages[0].seq))
         return HistoryDTO(chat_id=query.chat_id, messages=messages, next_before=next_before)

@@ -4,13 +4,17 @@ from typing import Any
 
 from sqlalchemy import Subquery, bindparam, select
 
-from infrastructure import keyset
 from infrastructure.read_models import message_views
 
 
-def newest_messages(dialect: str, last: Any, name: str) -> Subquery:
-    """Up to `:limit` messages of chat `:chat_id` with ids up to `last`, newest first,
-    read from the (chat_id, id) index whatever the chat's size."""
+def newest_messages(name: str, last: Any = None) -> Subquery:
+    """Up to `:limit` messages of chat `:chat_id`, newest first; with `last`, only those
+    with seqs up to it.
+
+    Read backwards from the (chat_id, seq) index, whatever the chat's size: the only index
+    that gives a chat's messages in seq order.
+    """
+    chat = message_views.c.chat_id == bindparam("chat_id")
     return (
         select(
             message_views.c.id,
@@ -18,12 +22,8 @@ def newest_messages(dialect: str, last: Any, name: str) -> Subquery:
             message_views.c.text,
             message_views.c.created_at,
         )
-        .where(
-            keyset.up_to(
-                dialect, message_views.c.chat_id, message_views.c.id, bindparam("chat_id"), last
-            )
-        )
-        .order_by(message_views.c.chat_id.desc(), message_views.c.id.desc())
+        .where(chat if last is None else chat & (message_views.c.seq <= last))
+        .order_by(message_views.c.seq.desc())
         .limit(bindparam("limit"))
         .subquery(name)
     )

@@ -193,6 +193,32 @@ def test_history_pages_only_the_chat_it_names(
     assert in_chat_order(walk_back(client, chat["id"], limit=4)) == mine
 
 
+def test_a_cursor_by_message_id_from_before_the_upgrade_still_pages(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    """Cursors used to name a message by id; a client may still hold one. It starts the same
+    page as today's cursor of that message, and the walk goes on with today's cursors."""
+    other = create_chat(client, "other")
+    posted: list[Json] = []
+    for n in range(5):  # interleaved: a message's id is not its seq
+        posted += post_many(container, chat["id"], 3, start=3 * n)
+        post_many(container, other["id"], 2, start=100 + n)
+    assert [m["id"] for m in posted] != [m["seq"] for m in posted]
+
+    for index, message in enumerate(posted):
+        by_id = history(client, chat["id"], limit=4, before=id_cursor(chat["id"], message["id"]))
+        by_seq = history(
+            client, chat["id"], limit=4, before=history_cursor(chat["id"], message["seq"])
+        )
+        assert by_id == by_seq
+        assert by_id["messages"] == posted[max(0, index - 4) : index]
+        if "next_before" in by_id:
+            assert decode_cursor(by_id["next_before"])["k"] == "history"
+
+    pages = walk_back(client, chat["id"], limit=4, before=id_cursor(chat["id"], posted[-1]["id"]))
+    assert in_chat_order(pages) == posted[:-1]
+
+
 # --- GET /chats/{chat_id} leads into the history ---------------------------------------------
 
 
@@ -284,6 +310,12 @@ def test_a_cursor_of_a_deleted_chat_is_404(
     response = client.get(history_path(chat["id"]), params={"before": first["next_before"]})
     assert_detail_error(response, 404)
     assert_detail_error(client.get(history_path(chat["id"])), 404)
+    # A cursor by message id, as made before the upgrade: the chat is gone, not the cursor bad.
+    oldest_shown = first["messages"][0]["id"]
+    response = client.get(
+        history_path(chat["id"]), params={"before": id_cursor(chat["id"], oldest_shown)}
+    )
+    assert_detail_error(response, 404)
 
 
 def test_other_chats_page_on_when_one_is_deleted(
@@ -328,12 +360,52 @@ def test_an_invalid_limit_is_422(client: httpx.Client, chat: Json, limit: str) -
     assert_validation_error(response, "query", "limit")
 
 
-def history_cursor(chat: Any, message: Any = 1, **extra: Any) -> str:
+def history_cursor(chat: Any, seq: Any = 1, **extra: Any) -> str:
     """A history cursor of today's shape, with the values given (tests only)."""
+    return b64json({"k": "history", "chat": chat, "seq": seq, **extra})
+
+
+def id_cursor(chat: Any, message: Any = 1, **extra: Any) -> str:
+    """A history cursor as the service made them before they named a seq: by message id."""
     return b64json({"k": "messages", "chat": chat, "id": message, **extra})
 
 
 CursorFor = Callable[[int], str]
+CursorMaker = Callable[..., str]
+
+
+def bad_fields(kind: str, make: CursorMaker, place: str) -> list[Any]:
+    """Cursors of one kind that are well formed but for one field's value."""
+    bad_chats: list[tuple[str, Callable[[int], Any]]] = [
+        ("another", lambda chat_id: chat_id + 1),
+        ("null", lambda chat_id: None),
+        ("string", str),
+        ("float", float),
+        ("list", lambda chat_id: [chat_id]),
+        ("negative", lambda chat_id: -chat_id),
+    ]
+    bad_places: list[tuple[str, Any]] = [
+        ("null", None),
+        ("float", 1.0),
+        ("fraction", 2.5),
+        ("bool", True),
+        ("zero", 0),
+        ("negative", -5),
+        ("beyond-64-bits", 2**63),
+        ("huge", 10**30),
+        ("string", "5"),
+        ("object", {"id": 5}),
+    ]
+    return [
+        pytest.param(
+            lambda chat_id, chat_of=chat_of: make(chat_of(chat_id)), id=f"{kind}-chat-{name}"
+        )
+        for name, chat_of in bad_chats
+    ] + [
+        pytest.param(lambda chat_id, value=value: make(chat_id, value), id=f"{kind}-{place}-{name}")
+        for name, value in bad_places
+    ]
+
 
 BAD_BEFORE: list[Any] = [
     pytest.param(lambda chat_id: "", id="empty"),
@@ -345,6 +417,7 @@ BAD_BEFORE: list[Any] = [
     pytest.param(lambda chat_id: "\x00", id="nul"),
     pytest.param(lambda chat_id: "A" * (MAX_CURSOR_LENGTH + 1), id="over-long"),
     pytest.param(lambda chat_id: history_cursor(chat_id, pad="x" * 300), id="over-long-json"),
+    pytest.param(lambda chat_id: id_cursor(chat_id, pad="x" * 300), id="over-long-json-by-id"),
     pytest.param(lambda chat_id: b64(random.Random(3).randbytes(33)), id="random-bytes"),
     pytest.param(lambda chat_id: b64(b"before the war"), id="base64-of-text"),
     pytest.param(lambda chat_id: b64(b"\xc3\x28\xa0\xa1"), id="base64-of-non-utf8"),
@@ -352,9 +425,13 @@ BAD_BEFORE: list[Any] = [
     pytest.param(lambda chat_id: b64json([chat_id, 1]), id="json-list"),
     pytest.param(lambda chat_id: b64json(7), id="json-number"),
     pytest.param(lambda chat_id: b64json({}), id="json-empty-object"),
-    pytest.param(lambda chat_id: b64json({"chat": chat_id, "id": 1}), id="no-kind"),
+    pytest.param(lambda chat_id: b64json({"chat": chat_id, "seq": 1}), id="no-kind"),
     pytest.param(
-        lambda chat_id: b64json({"k": "Messages", "chat": chat_id, "id": 1}), id="kind-wrong-case"
+        lambda chat_id: b64json({"k": "History", "chat": chat_id, "seq": 1}), id="kind-wrong-case"
+    ),
+    pytest.param(
+        lambda chat_id: b64json({"k": "Messages", "chat": chat_id, "id": 1}),
+        id="kind-wrong-case-by-id",
     ),
     pytest.param(
         lambda chat_id: b64json({"k": "chats", "chat": chat_id, "id": 1}), id="kind-of-list"
@@ -363,22 +440,17 @@ BAD_BEFORE: list[Any] = [
         lambda chat_id: b64json({"k": "chats", "at": "2031-03-04T05:06:07+00:00", "id": 1}),
         id="chat-list-cursor",
     ),
-    pytest.param(lambda chat_id: history_cursor(chat_id + 1), id="another-chat"),
-    pytest.param(lambda chat_id: history_cursor(None), id="chat-null"),
-    pytest.param(lambda chat_id: history_cursor(str(chat_id)), id="chat-string"),
-    pytest.param(lambda chat_id: history_cursor(float(chat_id)), id="chat-float"),
-    pytest.param(lambda chat_id: history_cursor([chat_id]), id="chat-list"),
-    pytest.param(lambda chat_id: history_cursor(-chat_id), id="chat-negative"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, None), id="id-null"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, 1.0), id="id-float"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, 2.5), id="id-fraction"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, True), id="id-bool"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, 0), id="id-zero"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, -5), id="id-negative"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, 2**63), id="id-beyond-64-bits"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, 10**30), id="id-huge"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, "5"), id="id-string"),
-    pytest.param(lambda chat_id: history_cursor(chat_id, {"id": 5}), id="id-object"),
+    # Each kind names its place with its own field.
+    pytest.param(
+        lambda chat_id: b64json({"k": "history", "chat": chat_id, "id": 1}), id="seq-kind-with-id"
+    ),
+    pytest.param(
+        lambda chat_id: b64json({"k": "messages", "chat": chat_id, "seq": 1}), id="id-kind-with-seq"
+    ),
+    # Well formed, but no message of the chat has that id (the chat's ids are far smaller).
+    pytest.param(lambda chat_id: id_cursor(chat_id, 2**62), id="id-of-no-message"),
+    *bad_fields("seq-kind", history_cursor, "seq"),
+    *bad_fields("id-kind", id_cursor, "id"),
 ]
 
 
@@ -409,11 +481,14 @@ def test_the_before_check_is_not_vacuous(
     first = history(client, chat["id"], limit=2)
     payload = decode_cursor(first["next_before"])
     assert isinstance(payload, dict)
-    assert set(payload) == {"k", "chat", "id"}, payload
+    assert set(payload) == {"k", "chat", "seq"}, payload
 
-    again = history(client, chat["id"], limit=2, before=history_cursor(chat["id"], payload["id"]))
+    again = history(client, chat["id"], limit=2, before=history_cursor(chat["id"], payload["seq"]))
 
     assert again["messages"] == posted[1:3]
+    # The same place as a cursor made before the upgrade names it, by the message's id.
+    by_id = id_cursor(chat["id"], posted[payload["seq"] - 1]["id"])
+    assert history(client, chat["id"], limit=2, before=by_id) == again
 
 
 def test_a_cursor_of_one_chat_is_refused_by_another(
@@ -431,6 +506,25 @@ def test_a_cursor_of_one_chat_is_refused_by_another(
         assert_validation_error(response, "query", "before")
     response = client.get(history_path(chat["id"]), params={"before": theirs})
     assert_validation_error(response, "query", "before")
+
+
+def test_a_cursor_by_id_of_another_chat_s_message_is_422(
+    client: httpx.Client, container: Container, chat: Json
+) -> None:
+    """An id cursor names its place by a message of the chat: one of another chat's messages
+    is no place in this one, whatever chat the cursor claims."""
+    other = create_chat(client, "other")
+    post_many(container, chat["id"], 5)
+    theirs = post_many(container, other["id"], 5)
+
+    response = client.get(
+        history_path(chat["id"]), params={"before": id_cursor(chat["id"], theirs[2]["id"])}
+    )
+
+    assert_validation_error(response, "query", "before")
+    # The same id in a cursor that claims the other chat is that chat's place.
+    page = history(client, other["id"], before=id_cursor(other["id"], theirs[2]["id"]))
+    assert page["messages"] == theirs[:2]
 
 
 def test_a_chat_list_cursor_from_the_service_is_refused_as_before(

@@ -108,13 +108,17 @@ def test_upgrade_creates_the_cascading_foreign_key(empty_url: str, plain_engine:
     assert inspect(plain_engine).get_foreign_keys("chat_views") == []
 
 
-def test_upgrade_creates_the_index_on_chat_id_and_id(empty_url: str, plain_engine: Engine) -> None:
+def test_upgrade_indexes_messages_on_chat_id_and_seq_alone(
+    empty_url: str, plain_engine: Engine
+) -> None:
+    """Every read of a chat's messages orders by seq; the cascade from chats needs chat_id
+    first. One index serves both (0005 dropped the one on chat_id and id)."""
     migrations.upgrade(empty_url)
 
     indexes = inspect(plain_engine).get_indexes("messages")
-    columns = {tuple(index["column_names"]): index["name"] for index in indexes}
-    assert ("chat_id", "id") in columns, indexes
-    assert columns[("chat_id", "id")] == "ix_messages_chat_id_id"
+    assert {index["name"]: tuple(index["column_names"]) for index in indexes} == {
+        "ix_messages_chat_id_seq": ("chat_id", "seq")
+    }, indexes
 
 
 def test_upgrade_is_idempotent(empty_url: str, plain_engine: Engine) -> None:
@@ -159,7 +163,7 @@ def test_the_drift_check_does_see_a_difference(empty_url: str, plain_engine: Eng
     """The check above is not vacuous: a missing index is reported as drift."""
     migrations.upgrade(empty_url)
     with plain_engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_messages_chat_id_id"))
+        connection.execute(text("DROP INDEX ix_messages_chat_id_seq"))
 
     diff = schema_diff(plain_engine)
     assert any(entry[0] == "add_index" for entry in diff), diff
@@ -343,7 +347,7 @@ def test_0003_fills_last_activity_and_preview_as_a_rebuild_would(
     migrations.upgrade(empty_url)
 
     assert migrations.is_at_head(engine)
-    assert chat_view_columns(engine) == COLUMNS_0004  # head: 0004 followed
+    assert chat_view_columns(engine) == COLUMNS_0004  # head: 0004 (and 0005) followed
     assert LIST_INDEX in chat_view_indexes(engine)
     upgraded = chat_views_snapshot(engine)
     assert len(upgraded) == len(ids)
@@ -740,3 +744,48 @@ def test_0004_the_database_refuses_a_seq_twice_in_a_chat(
     with engine.connect() as connection:
         assert count(connection, "SELECT count(*) FROM messages") == 2
         assert count(connection, "SELECT count(*) FROM messages WHERE chat_id = :id", id=first) == 1
+
+
+# --- 0005: no index on (chat_id, id) ----------------------------------------------------------
+
+ID_INDEX = "ix_messages_chat_id_id"
+
+
+def message_indexes(engine: Engine) -> dict[str, list[str]]:
+    return {
+        str(index["name"]): [str(name) for name in index["column_names"]]
+        for index in inspect(engine).get_indexes("messages")
+    }
+
+
+def test_0005_drops_the_chat_id_id_index_and_its_downgrade_restores_it(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url, "0004")
+    engine = app_container.write_engine()
+    assert message_indexes(engine) == {ID_INDEX: ["chat_id", "id"], SEQ_INDEX: ["chat_id", "seq"]}
+    with engine.begin() as connection:
+        chat_id = insert_chat(connection, "before 0005")
+        for n in range(5):
+            insert_message(connection, chat_id, f"m{n}")
+    messages_0004 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    assert not migrations.is_at_head(engine)  # the service refuses it until migrated
+
+    migrations.upgrade(empty_url)
+
+    assert migrations.is_at_head(engine)
+    assert message_indexes(engine) == {SEQ_INDEX: ["chat_id", "seq"]}
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0004
+    assert schema_diff(engine) == []
+
+    migrations.downgrade(empty_url, "0004")
+
+    assert not migrations.is_at_head(engine)
+    assert message_indexes(engine) == {ID_INDEX: ["chat_id", "id"], SEQ_INDEX: ["chat_id", "seq"]}
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0004
+
+    migrations.upgrade(empty_url)
+
+    assert migrations.is_at_head(engine)
+    assert message_indexes(engine) == {SEQ_INDEX: ["chat_id", "seq"]}
+    assert schema_diff(engine) == []

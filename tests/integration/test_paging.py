@@ -127,6 +127,40 @@ def test_get_history_returns_frozen_pages(container: Container) -> None:
         older.chat_id = 5  # type: ignore[misc]
 
 
+def id_cursor(chat_id: int, message_id: int) -> str:
+    """A history cursor as the service made them before they named a seq: by message id."""
+    return b64json({"k": "messages", "chat": chat_id, "id": message_id})
+
+
+def test_a_cursor_by_message_id_still_pages_as_one_by_seq(container: Container) -> None:
+    create = container.create_chat()
+    post = container.post_message()
+    one = create(CreateChat(title="one")).chat_id
+    two = create(CreateChat(title="two")).chat_id
+    for n in range(8):  # interleaved: a message's id is not its seq
+        post(PostMessage(chat_id=one, text=f"one {n}"))
+        post(PostMessage(chat_id=two, text=f"two {n}"))
+    stored = stored_messages(container.write_engine(), one)
+    assert [m.seq for m in stored] == list(range(1, 9))
+    assert [m.id for m in stored] != [m.seq for m in stored]
+    history = container.get_history()
+
+    for message in stored:
+        by_seq = encode_history(HistoryPosition(one, message.seq))
+        page = history(GetHistory(chat_id=one, before=by_seq, limit=3))
+        assert page == history(GetHistory(chat_id=one, before=id_cursor(one, message.id), limit=3))
+        older = [m for m in stored if m.seq < message.seq]
+        assert [m.id for m in page.messages] == [m.id for m in older[-3:]]
+        # Its next page continues with a cursor of today's kind.
+        assert (page.next_before is None) == (len(older) <= 3)
+        if page.next_before is not None:
+            assert page.next_before == encode_history(HistoryPosition(one, older[-3].seq))
+
+    container.delete_chat()(DeleteChat(chat_id=one))
+    with pytest.raises(ChatNotFound):  # the chat is gone, as with a cursor by seq
+        history(GetHistory(chat_id=one, before=id_cursor(one, stored[4].id)))
+
+
 @pytest.mark.parametrize("limit", [0, 101, -1, True])
 def test_the_handlers_refuse_an_invalid_limit(container: Container, limit: int) -> None:
     chat_id = container.create_chat()(CreateChat(title="x")).chat_id
@@ -152,7 +186,17 @@ def test_the_handlers_refuse_foreign_cursors(container: Container) -> None:
     assert list_cursor is not None
     assert history_cursor is not None
 
-    for wrong in (list_cursor, "garbage", b64json({"k": "messages", "chat": one})):
+    of_two = container.get_history()(GetHistory(chat_id=two, limit=3)).messages[0]
+    for wrong in (
+        list_cursor,
+        "garbage",
+        b64json({"k": "history", "chat": one}),
+        b64json({"k": "messages", "chat": one}),
+        b64json({"k": "history", "chat": one, "id": 1}),  # a seq cursor names a seq
+        b64json({"k": "messages", "chat": one, "seq": 1}),  # an id cursor names an id
+        # An id cursor naming a message of another chat: no place in this one.
+        b64json({"k": "messages", "chat": one, "id": of_two.id}),
+    ):
         with pytest.raises(InvalidInput) as refused:
             container.get_history()(GetHistory(chat_id=one, before=wrong))
         assert refused.value.field == "before"
@@ -165,6 +209,7 @@ def test_the_handlers_refuse_foreign_cursors(container: Container) -> None:
         assert refused.value.field == "cursor"
 
 
+@pytest.mark.parametrize(("kind", "place"), [("history", "seq"), ("messages", "id")])
 @pytest.mark.parametrize(
     ("chat_id", "chat_in_cursor"),
     [
@@ -174,9 +219,9 @@ def test_the_handlers_refuse_foreign_cursors(container: Container) -> None:
     ],
 )
 def test_a_history_cursor_must_name_its_chat_with_an_integer(
-    container: Container, chat_id: int, chat_in_cursor: object
+    container: Container, chat_id: int, chat_in_cursor: object, kind: str, place: str
 ) -> None:
-    cursor = b64json({"k": "messages", "chat": chat_in_cursor, "id": 5})
+    cursor = b64json({"k": kind, "chat": chat_in_cursor, place: 5})
 
     with pytest.raises(InvalidInput):
         container.get_history()(GetHistory(chat_id=chat_id, before=cursor))
@@ -547,6 +592,13 @@ def fill(engine: Engine) -> list[int]:
                 for n in range(MESSAGES_PER_BUSY_CHAT)
             ],
         )
+        # As the posts would have left it: a post to a long chat continues its seqs.
+        connection.execute(
+            text(
+                "UPDATE chats SET last_seq = "
+                "(SELECT COALESCE(MAX(seq), 0) FROM messages WHERE messages.chat_id = chats.id)"
+            )
+        )
     rebuild_read_models(engine)
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
@@ -593,17 +645,24 @@ def lineage(
         yield from lineage(child, (*ancestors, plan))
 
 
-def assert_postgres_keyset_scan(plan: Json, relation: str, index: str, condition: str) -> Json:
-    """One backward scan of `index` whose rows go straight into the LIMIT: no sort of the
-    whole relation, no sequential scan."""
+def assert_postgres_keyset_scan(
+    plan: Json, relation: str, index: str, condition: str, backward: bool = True
+) -> Json:
+    """One scan of `index` (backward, unless told) whose rows go straight into the LIMIT: no
+    sort of the whole relation, no sequential scan. Any other read of the relation looks
+    one row up by its primary key (a cursor's row)."""
     scans = [
         (node, above) for node, above in lineage(plan) if node.get("Relation Name") == relation
     ]
-    assert len(scans) == 1, plan
-    node, above = scans[0]
+    keyset = [(node, above) for node, above in scans if node.get("Index Name") == index]
+    assert len(keyset) == 1, plan
+    for other, _ in scans:
+        if other is not keyset[0][0]:
+            assert other["Node Type"] in ("Index Scan", "Index Only Scan"), plan
+            assert other["Index Name"] == f"pk_{relation}", plan
+    node, above = keyset[0]
     assert node["Node Type"] in ("Index Scan", "Index Only Scan"), plan
-    assert node["Index Name"] == index, plan
-    assert node["Scan Direction"] == "Backward", plan
+    assert node["Scan Direction"] == ("Backward" if backward else "Forward"), plan
     assert condition in node.get("Index Cond", ""), plan
     assert above, plan
     assert above[-1]["Node Type"] == "Limit", plan
@@ -618,44 +677,106 @@ def sqlite_plan(engine: Engine, statement: Statement) -> list[tuple[int, int, st
         return [(int(row[0]), int(row[1]), str(row[3])) for row in rows]
 
 
+SEQ_INDEX = "ix_messages_chat_id_seq"
+
+
+def assert_sqlite_seq_search(rows: list[tuple[int, int, str]], condition: str) -> None:
+    """The chat's messages are searched in the (chat_id, seq) index and read in its order: no
+    sort of them. Any other read of messages looks one row up by id (a cursor's message)."""
+    scans = [row for row in rows if " messages " in f"{row[2]} "]
+    searches = [row for row in scans if f" USING INDEX {SEQ_INDEX} " in row[2]]
+    assert len(searches) == 1, rows
+    _, parent, detail = searches[0]
+    assert detail == f"SEARCH messages USING INDEX {SEQ_INDEX} {condition}", rows
+    assert not [row for row in rows if row[1] == parent and "TEMP B-TREE" in row[2]], rows
+    for row in scans:
+        if row is not searches[0]:
+            assert row[2] == "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)", rows
+
+
 def test_a_history_page_is_an_index_range_scan(container: Container) -> None:
     busy = fill(container.write_engine())
     chat_id = busy[BUSY_CHATS // 2]
     stored = stored_messages(container.write_engine(), chat_id)
     assert len(stored) == MESSAGES_PER_BUSY_CHAT
-    middle = encode_history(HistoryPosition(chat_id, stored[750].id))
-    deep = encode_history(HistoryPosition(chat_id, stored[100].id))  # far back in the chat
+    middle = encode_history(HistoryPosition(chat_id, stored[750].seq))
+    deep = encode_history(HistoryPosition(chat_id, stored[100].seq))  # far back in the chat
+    # Cursors as the service made them before they named a seq: resolved by the message's id.
+    middle_by_id = id_cursor(chat_id, stored[750].id)
+    deep_by_id = id_cursor(chat_id, stored[100].id)
     history = container.get_history()
     engine = container.read_engine()
 
-    newest = statements_of(engine, lambda: history(GetHistory(chat_id=chat_id, limit=100)))
-    halfway = statements_of(engine, lambda: history(GetHistory(chat_id=chat_id, before=middle)))
-    old = statements_of(engine, lambda: history(GetHistory(chat_id=chat_id, before=deep)))
+    def statement_of(before: str | None, limit: int = 20) -> Statement:
+        query = GetHistory(chat_id=chat_id, before=before, limit=limit)
+        (statement,) = statements_of(engine, partial(history, query))  # one per page
+        return statement
 
     page = history(GetHistory(chat_id=chat_id, before=deep))
     assert [m.id for m in page.messages] == [m.id for m in stored[80:100]]
-    assert len(newest) == len(halfway) == len(old) == 1  # one statement per page
-    # PostgreSQL is given a range over the whole (chat_id, id) key (infrastructure/keyset.py).
+    assert history(GetHistory(chat_id=chat_id, before=deep_by_id)) == page
     pages = (
-        (newest[0], "ROW(chat_id, id) <=", "(chat_id=? AND id<?)"),
-        (halfway[0], "ROW(chat_id, id) <=", "(chat_id=? AND id<?)"),
-        (old[0], "ROW(chat_id, id) <=", "(chat_id=? AND id<?)"),
+        (statement_of(None, limit=100), "(chat_id=? AND seq<?)"),
+        (statement_of(middle), "(chat_id=? AND seq<?)"),
+        (statement_of(deep), "(chat_id=? AND seq<?)"),
+        (statement_of(middle_by_id), "(chat_id=? AND seq<?)"),
+        (statement_of(deep_by_id), "(chat_id=? AND seq<?)"),
     )
-    for statement, postgres_condition, sqlite_condition in pages:
+    for statement, sqlite_condition in pages:
         if engine.dialect.name == "postgresql":
             tree = postgres_plan(engine, statement)
-            index = "ix_messages_chat_id_id"
-            assert_postgres_keyset_scan(tree, "messages", index, postgres_condition)
+            assert_postgres_keyset_scan(tree, "messages", SEQ_INDEX, "seq <=")
         else:
-            rows = sqlite_plan(engine, statement)
-            scans = [row for row in rows if " messages " in f"{row[2]} "]
-            assert len(scans) == 1, rows
-            _, parent, detail = scans[0]
-            assert detail == (
-                f"SEARCH messages USING INDEX ix_messages_chat_id_id {sqlite_condition}"
-            ), rows
-            # The page is read in index order: no sort inside the page's subquery.
-            assert not [row for row in rows if row[1] == parent and "TEMP B-TREE" in row[2]], rows
+            assert_sqlite_seq_search(sqlite_plan(engine, statement), sqlite_condition)
+
+
+def test_a_chat_s_last_messages_are_an_index_range_scan(container: Container) -> None:
+    busy = fill(container.write_engine())
+    handler = container.get_chat()
+    engine = container.read_engine()
+
+    for chat_id, limit in ((busy[0], 20), (busy[-1], 100)):
+        query = GetChat(chat_id=chat_id, limit=limit)
+        (statement,) = statements_of(engine, partial(handler, query))
+        assert [m.seq for m in handler(query).messages] == list(
+            range(MESSAGES_PER_BUSY_CHAT - limit + 1, MESSAGES_PER_BUSY_CHAT + 1)
+        )
+        if engine.dialect.name == "postgresql":
+            tree = postgres_plan(engine, statement)
+            assert_postgres_keyset_scan(tree, "messages", SEQ_INDEX, "chat_id =")
+        else:
+            assert_sqlite_seq_search(sqlite_plan(engine, statement), "(chat_id=?)")
+
+
+def test_a_post_looks_up_the_previous_message_by_its_seq(container: Container) -> None:
+    busy = fill(container.write_engine())
+    engine = container.write_engine()
+    post = container.post_message()
+
+    sent = statements_of(engine, lambda: post(PostMessage(chat_id=busy[0], text="one more")))
+
+    lookups = [
+        statement
+        for statement in sent
+        if statement[0].lstrip().upper().startswith("SELECT") and "FROM messages" in statement[0]
+    ]
+    assert len(lookups) == 1, sent
+    (lookup,) = lookups
+    assert stored_messages(engine, busy[0])[-1].seq == MESSAGES_PER_BUSY_CHAT + 1
+    if engine.dialect.name == "postgresql":
+        tree = postgres_plan(engine, lookup)
+        scans = [node for node, _ in lineage(tree) if node.get("Relation Name") == "messages"]
+        assert len(scans) == 1, tree
+        assert scans[0]["Node Type"] in ("Index Scan", "Index Only Scan"), tree
+        assert scans[0]["Index Name"] == SEQ_INDEX, tree
+        assert "seq =" in scans[0]["Index Cond"], tree
+        for node, _ in lineage(tree):
+            assert node["Node Type"] not in ("Sort", "Incremental Sort", "Seq Scan"), tree
+    else:
+        rows = sqlite_plan(engine, lookup)
+        assert [row[2] for row in rows] == [
+            f"SEARCH messages USING INDEX {SEQ_INDEX} (chat_id=? AND seq=?)"
+        ], rows
 
 
 def test_a_list_page_is_an_index_range_scan(container: Container) -> None:
