@@ -18,6 +18,7 @@ from api.cors import cors
 from api.errors import install_error_handlers
 from api.request_log import RequestLog
 from api.routing import serve_like_the_api
+from api.send_deadlines import SendDeadlines
 from api.shared_reads import SharedReads
 from infrastructure.container import Container
 
@@ -51,10 +52,12 @@ def create_app(container: Container | None = None) -> FastAPI:
         publisher = container.hint_publisher()
         await publisher.start()
         purging = asyncio.create_task(purge_expired_keys(container))
+        app.state.send_deadlines.start()
         yield
         purging.cancel()
         with suppress(asyncio.CancelledError):
             await purging
+        await app.state.send_deadlines.stop()
         await publisher.stop()  # stops listening, sends the hints still queued
         container.shutdown_resources()  # closes the engines' pooled connections
 
@@ -73,6 +76,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = container
     app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
+    app.state.send_deadlines = SendDeadlines(settings.stream_send_timeout)
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)

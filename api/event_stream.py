@@ -1,9 +1,11 @@
 """The response of an event stream: sse-starlette's EventSourceResponse, ended cleanly.
 
-sse-starlette sends the events, a heartbeat comment every `ping` seconds, gives up on a
-subscriber whose sends wait longer than `send_timeout` (one that stopped reading: it is
-disconnected rather than buffered for without bound), ends open streams when uvicorn shuts
-down, and answers HEAD without starting the stream. What this adds:
+sse-starlette sends the events, a heartbeat comment every `ping` seconds, ends open streams
+when uvicorn shuts down, and answers HEAD without starting the stream. What this adds:
+
+- a subscriber whose send waits longer than the deadline (one that stopped reading) is
+  disconnected rather than buffered for without bound, by the process's SendDeadlines
+  rather than a timer per send (see api/send_deadlines.py);
 
 - the stream's subscription to hints is closed however the response ends, including HEAD,
   where the events are never read and a close in their generator would never run;
@@ -13,13 +15,14 @@ down, and answers HEAD without starting the stream. What this adds:
 """
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import anyio
 from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
 
+from api.send_deadlines import SendClock, SendDeadlines
 from infrastructure.hints import Subscription
 
 log = logging.getLogger("chatapi")
@@ -31,7 +34,7 @@ class EventStream(EventSourceResponse):
         events: AsyncIterator[bytes],
         subscription: Subscription,
         heartbeat: float,
-        send_timeout: float,
+        deadlines: SendDeadlines,
     ) -> None:
         super().__init__(
             events,
@@ -39,9 +42,18 @@ class EventStream(EventSourceResponse):
             # fan-out proxy share one stream between clients if it wants to.
             headers={"Cache-Control": "no-cache"},
             ping=heartbeat,
-            send_timeout=send_timeout,
         )
         self._subscription = subscription
+        self._deadlines = deadlines
+        self._clock = SendClock()
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        # Every send of the stream, events and heartbeats: timed by the deadlines' task.
+        self._clock.began = time.monotonic()
+        try:
+            await send(message)
+        finally:
+            self._clock.began = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         finished = False
@@ -52,21 +64,24 @@ class EventStream(EventSourceResponse):
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 finished = True
 
+        self._deadlines.watch(self._clock)
         try:
-            await super().__call__(scope, receive, send_and_note)
-        except SendTimeoutError:
+            with self._clock.scope:
+                await super().__call__(scope, receive, send_and_note)
+        finally:
+            self._deadlines.forget(self._clock)
+            self._subscription.close()
+        if self._clock.expired:
             # The socket cannot take more, so the body cannot be finished either: uvicorn
             # closes the connection (and says the response was not completed).
             log.warning(
                 "event stream of chat %d: a send waited %s s on a subscriber that stopped "
                 "reading; disconnected",
                 self._subscription.chat_id,
-                self.send_timeout,
+                self._deadlines.timeout,
             )
             return
-        finally:
-            self._subscription.close()
         if not finished:
             # Ended by shutdown (or the client left, which makes this a no-op): the last chunk.
-            with anyio.move_on_after(self.send_timeout):
+            with anyio.move_on_after(self._deadlines.timeout):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

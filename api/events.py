@@ -319,5 +319,5 @@ async def stream_events(
         chat_events(read, subscription, publisher, heartbeat, first, start),
         subscription,
         heartbeat=heartbeat,
-        send_timeout=settings.stream_send_timeout,
+        deadlines=request.app.state.send_deadlines,
     )

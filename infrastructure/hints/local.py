@@ -30,7 +30,10 @@ class Subscription:
         self.chat_id = chat_id
         self._hints = hints
         # Stays set until the next wait: a hint that comes while the stream is reading is kept.
-        self._woken = asyncio.Event()
+        self._woken = False
+        # The wait in progress. A bare future and a timer, not asyncio.Event and
+        # asyncio.timeout: a wait per stream per message, with 1,000 streams open.
+        self._waiter: asyncio.Future[None] | None = None
         # When the latest wake-up came (time.monotonic()): a read started since then sees
         # every commit whose hint had arrived by then.
         self.woken_at = 0.0
@@ -40,13 +43,18 @@ class Subscription:
 
     async def wait(self, timeout: float) -> bool:
         """True when woken (now or since the last wait), False after `timeout` seconds."""
-        if not self._woken.is_set():
+        if not self._woken:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _end_wait, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._woken.wait()
-            except TimeoutError:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if not self._woken:
                 return False
-        self._woken.clear()
+        self._woken = False
         return True
 
     def wake(self, arrivals: Arrivals = None) -> None:
@@ -56,7 +64,9 @@ class Subscription:
             self._arrived = None
         else:
             arrived.extend(arrivals)
-        self._woken.set()
+        self._woken = True
+        if self._waiter is not None:
+            _end_wait(self._waiter)
 
     def take(self, after: int) -> list[MessagePosted] | None:
         """The messages that follow seq `after`, if this process's commits handed all of
@@ -92,6 +102,11 @@ class Subscription:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _end_wait(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class LocalHints:
