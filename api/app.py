@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api import chats, events, health
+from api.admission import Admission, Busy, busy_handler
 from api.body_limit import BodyLimit
 from api.cors import cors
 from api.errors import install_error_handlers
@@ -77,6 +78,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
     app.state.send_deadlines = SendDeadlines(settings.stream_send_timeout)
+    app.state.admission = Admission(
+        settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
+    )
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)
@@ -90,6 +94,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         *app.router.routes,
     ]
     install_error_handlers(app, retry_after=settings.retry_after, routes=routes)
+    app.add_exception_handler(Busy, busy_handler(settings.retry_after))  # a deadline missed
     # The last added runs first: every request is logged, even one refused for its size,
     # and CORS headers go on every answer, a 413 included, so a page can read why.
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)

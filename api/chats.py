@@ -2,7 +2,7 @@
 
 Endpoints are `async def` and run the (blocking, database-bound) handler in the threadpool
 themselves: one threadpool hop per request, where a `def` endpoint or a synchronous
-dependency would add more.
+dependency would add more; every wait on the way has a deadline (api/admission.py).
 """
 
 from collections.abc import Callable
@@ -10,8 +10,8 @@ from typing import Annotated, TypeVar
 
 from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import StringConstraints, TypeAdapter, WithJsonSchema
-from starlette.concurrency import run_in_threadpool
 
+from api.admission import Admission
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
@@ -150,25 +150,30 @@ Result = TypeVar("Result")
 
 
 async def handle(
-    request: Request, handler: Callable[[Argument], Result], argument: Argument
+    request: Request,
+    handler: Callable[[Argument], Result],
+    argument: Argument,
+    chat_id: int | None = None,
 ) -> Result:
     """Run a handler in the threadpool, once the database's schema is known to be migrated.
 
     Until then (a fresh process, or a schema found changed), the check runs first, in the
     same thread hop; after, it costs a flag test. Here rather than in a dependency, which
     would run before FastAPI reports an invalid request: a 422 needs no database.
+    `chat_id`: the handler writes to that chat, and waits for its turn (api/admission.py).
     """
     app = container(request)
+    admission: Admission = request.app.state.admission
     schema = app.schema_check()
     if schema.verified:
-        return await run_in_threadpool(handler, argument)
+        return await admission.run(handler, argument, chat_id=chat_id)
     engine = app.read_engine()
 
-    def checked() -> Result:
+    def checked(argument: Argument) -> Result:
         schema.ensure(engine)
         return handler(argument)
 
-    return await run_in_threadpool(checked)
+    return await admission.run(checked, argument, chat_id=chat_id)
 
 
 @router.get(
@@ -260,7 +265,7 @@ async def post_message(
     """
     handler = container(request).post_message()
     command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
-    posted = await handle(request, handler, command)
+    posted = await handle(request, handler, command, chat_id=chat_id)
     announce_created(
         response, f"/chats/{posted.chat_id}/messages/{posted.message_id}", posted.replayed
     )
@@ -350,4 +355,4 @@ async def get_message(chat_id: ChatId, message_id: MessageId, request: Request) 
 async def delete_chat(chat_id: ChatId, request: Request) -> None:
     """Delete a chat; the database deletes its messages with it."""
     handler = container(request).delete_chat()
-    await handle(request, handler, DeleteChat(chat_id=chat_id))
+    await handle(request, handler, DeleteChat(chat_id=chat_id), chat_id=chat_id)

@@ -18,9 +18,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, ResumePointAhead
+from infrastructure.failures import is_unavailable
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated, is_missing_schema_error
 
 log = logging.getLogger("chatapi")
+
+INTERNAL_ERROR = "internal server error"
+
+
+def internal_error(request_id: str | None) -> JSONResponse:
+    """A bug's answer: nothing of it but the id that finds its traceback in the logs."""
+    return JSONResponse({"detail": INTERNAL_ERROR, "request_id": request_id}, status_code=500)
 
 
 def field_location(request: Request, field: str) -> list[str]:
@@ -133,13 +141,20 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
         )
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        # Only a lost connection is the database being unavailable; anything else is a bug.
+        # The database's state (a lost connection, a read-only standby, a shutdown) is a 503;
+        # anything else is a bug.
         assert isinstance(exc, DBAPIError)
-        if exc.connection_invalidated:
-            return await database_unavailable(request, exc)
         if is_missing_schema_error(exc):
             return await schema_not_migrated(request, exc)
+        if is_unavailable(exc):
+            return await database_unavailable(request, exc)
         raise exc
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's last resort, for a bug that no middleware of ours answered: with the
+        # access log off (no request ids then). Starlette raises it again, for the server's
+        # log to show its traceback.
+        return internal_error(None)
 
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(HTTPException, http_error)
@@ -151,3 +166,4 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(Exception, unexpected)

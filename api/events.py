@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sse_starlette import ServerSentEvent
 from starlette.responses import Response
 
+from api.admission import Busy
 from api.chats import ChatId, container, handle
 from api.event_stream import EventStream
 from api.params import DecimalInteger
@@ -58,7 +59,7 @@ PAGE_SIZE = MAX_LIMIT
 # The database is down or its schema is not there: the stream keeps its place and reads
 # again, rather than ending and sending a browser into a reconnect that a 503 would end for
 # good (EventSource gives up on any answer but a 200 stream).
-UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, SchemaNotMigrated)
+UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, SchemaNotMigrated, Busy)
 
 STREAMS_BUSY_DETAIL = "too many open event streams on this server"
 

@@ -4,8 +4,8 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
+from api.admission import Admission
 from api.routing import SlashAgnosticRouter
 from api.schemas import UNAVAILABLE
 from infrastructure import migrations
@@ -44,8 +44,12 @@ async def live() -> Health:
 async def ready(request: Request) -> Health:
     """Checks that the database is reachable and migrated; 503 with `Retry-After` if not."""
     container: Container = request.app.state.container
-    # A database that cannot be reached raises here and becomes the usual 503.
-    at_head = await run_in_threadpool(migrations.is_at_head, container.read_engine())
+    admission: Admission = request.app.state.admission
+    # A database that cannot be reached raises here and becomes the usual 503; one that
+    # does not answer within READY_TIMEOUT, a 503 too.
+    at_head = await admission.run(
+        migrations.is_at_head, container.read_engine(), timeout=container.settings().ready_timeout
+    )
     if not at_head:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

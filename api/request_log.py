@@ -3,6 +3,10 @@
 The id comes from the client's `X-Request-ID` when it is a sane token, so a request can be
 followed from a proxy or client into these logs; otherwise one is generated. Either way it
 is returned in the response's `X-Request-ID`.
+
+A bug is answered here with a JSON 500 that carries the id, and its traceback is logged
+once, with the id. A client that left before its answer could be sent is no bug: its line
+says 499 (nginx's "client closed request"), with no traceback.
 """
 
 import json
@@ -13,22 +17,37 @@ import uuid
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import internal_error
 from api.routing import documented_path
 
 log = logging.getLogger("chatapi.requests")
+server_log = logging.getLogger("chatapi")
 
 HEADER = "x-request-id"
 # Anything else (too long, spaces, control characters) could forge or break log lines.
 ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+CLIENT_CLOSED_REQUEST = 499
 
 
 def request_id(scope: Scope) -> str:
     given = Headers(scope=scope).get(HEADER, "")
     return given if ACCEPTED_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def is_closed_connection(exc: BaseException) -> bool:
+    """Whether `exc`, raised by the server's `send`, says the client's connection is closed.
+
+    The ASGI specification asks for an OSError. uvicorn on uvloop raises uvloop's
+    RuntimeError instead when it answers a pipelined request after the client closed the
+    connection (it marks only the newest request of the connection as disconnected).
+    """
+    return isinstance(exc, OSError) or (
+        isinstance(exc, RuntimeError) and str(exc).endswith("the handler is closed")
+    )
 
 
 class RequestLog:
@@ -45,25 +64,36 @@ class RequestLog:
         rid = request_id(scope)
         root_path = scope.get("root_path", "")  # before a Mount extends it
         started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
+        # The app returns without answering only when the client has gone (in the middle of
+        # sending its body, say).
+        status = CLIENT_CLOSED_REQUEST
         answered = False
+        gone = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, answered
+            nonlocal status, answered, gone
             if message["type"] == "http.response.start":
                 status = message["status"]
                 answered = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
-            await send(message)
+            try:
+                await send(message)
+            except Exception as exc:
+                gone = is_closed_connection(exc)
+                raise
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except ClientDisconnect:
+            pass  # it left while its body was read: there is nobody to answer
+        except Exception as exc:
+            if gone:
+                raise  # for the server to close the connection (cli/log_filters.py words it)
+            # Handled here, not raised further: Starlette's error middleware, outside this one,
+            # would answer without the id, and the server would log the traceback again.
+            server_log.error("unexpected error, request_id %s", rid, exc_info=exc)
             if not answered:
-                # Starlette's error middleware, outside this one, would answer a bug with a
-                # 500 that has no request id; the same 500 with the id ties it to this log line.
-                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send_with_id)
-            raise
+                await internal_error(rid)(scope, receive, send_with_id)
         finally:
             log.info(
                 json.dumps(
@@ -71,7 +101,7 @@ class RequestLog:
                         "request_id": rid,
                         "method": scope["method"],
                         "path": path_template(scope, root_path, self.routes),
-                        "status": status,
+                        "status": CLIENT_CLOSED_REQUEST if gone else status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     }
                 )

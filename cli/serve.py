@@ -3,7 +3,9 @@ start-up on the schema."""
 
 import logging
 import logging.config
+import os
 import signal
+import threading
 from types import FrameType
 from typing import Any
 
@@ -15,8 +17,12 @@ from infrastructure.schema import NOT_MIGRATED
 
 log = logging.getLogger("chatapi")
 
+# After SIGTERM and uvicorn's shutdown, how long the process waits for its threads to end.
+EXIT_WAIT_SECONDS = 3.0
+
 # uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
-# already, so they go to stdout as they are, in place of uvicorn's access log.
+# already, so they go to stdout as they are, in place of uvicorn's access log. On stderr, a
+# warning repeated (an outage) is written once per 10 s with a count of those held back.
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -24,8 +30,16 @@ LOG_CONFIG: dict[str, Any] = {
         "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
         "plain": {"format": "%(message)s"},
     },
+    "filters": {
+        "repeats": {"()": "cli.log_filters.RepeatLimit"},
+        "closed_connections": {"()": "cli.log_filters.ClosedConnections"},
+    },
     "handlers": {
-        "default": {"class": "logging.StreamHandler", "formatter": "default"},
+        "default": {
+            "class": "logging.StreamHandler",
+            "formatter": "default",
+            "filters": ["repeats"],
+        },
         "requests": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
@@ -34,6 +48,7 @@ LOG_CONFIG: dict[str, Any] = {
     },
     "loggers": {
         "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"filters": ["closed_connections"]},
         "chatapi": {"handlers": ["default"], "level": "INFO", "propagate": False},
         "chatapi.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
     },
@@ -67,10 +82,25 @@ def serve(container: Container) -> None:
         port=settings.port,
         access_log=False,
         log_config=LOG_CONFIG,
+        # Exposed directly (no proxy in front), a process still holds only so many
+        # connections and requests: beyond, 503. A request body that never ends does not
+        # hold up a shutdown for longer than the grace period.
+        limit_concurrency=settings.limit_concurrency,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        # The client's address and scheme from X-Forwarded-For/-Proto, believed only when
+        # the connection comes from the proxy (deploy/nginx.conf sets them).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
 def _exit_stopped(signum: int, frame: FrameType | None) -> None:
+    # uvicorn has shut the app down by now. A handler thread still blocked on a database that
+    # does not answer (frozen, or cut off) cannot be interrupted, and the interpreter waits
+    # for every such thread before it exits: past a few seconds, exit without them.
+    watchdog = threading.Timer(EXIT_WAIT_SECONDS, os._exit, args=(0,))
+    watchdog.daemon = True
+    watchdog.start()
     raise SystemExit(0)
 
 

@@ -5,13 +5,17 @@ Scripts use it the same way the API does:
     container.post_message()(PostMessage(chat_id=1, text="hi"))
 """
 
+from collections.abc import Callable
+
 from dependency_injector import containers, providers
 
-from commands.create_chat import CreateChatHandler
-from commands.delete_chat import DeleteChatHandler
-from commands.post_message import PostMessageHandler
+from commands.create_chat import CreateChat, CreateChatHandler, CreateChatResult
+from commands.delete_chat import DeleteChat, DeleteChatHandler
+from commands.post_message import PostMessage, PostMessageHandler, PostMessageResult
+from domain.events import ChatDeleted
 from infrastructure import database, idempotency
 from infrastructure.clock import utc_now
+from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
 from infrastructure.schema import SchemaCheck
@@ -52,9 +56,18 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=settings.provided.idempotency_ttl,
     )
 
-    create_chat = providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
-    post_message = providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock)
-    delete_chat = providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
+    # Each command runs again, whole, when PostgreSQL rolls it back over a deadlock or a
+    # serialization failure (infrastructure/failures.py): for the API, the CLI and scripts.
+    create_chat: providers.Factory[Callable[[CreateChat], CreateChatResult]] = providers.Factory(
+        retrying, providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
+    )
+    post_message: providers.Factory[Callable[[PostMessage], PostMessageResult]] = providers.Factory(
+        retrying,
+        providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock),
+    )
+    delete_chat: providers.Factory[Callable[[DeleteChat], ChatDeleted]] = providers.Factory(
+        retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
+    )
 
     get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
     list_chats = providers.Factory(ListChatsHandler, read_engine=read_engine)

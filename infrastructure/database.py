@@ -5,10 +5,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from infrastructure.failures import READ_ONLY_SQL_TRANSACTION
 from infrastructure.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -58,13 +59,24 @@ def _create_engine(settings: Settings, **options: Any) -> Engine:
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
             # A query may not run (or wait on a lock) forever: it fails, and the client gets 503.
-            "options": f"-c statement_timeout={int(settings.db_statement_timeout * 1000)}",
+            # A wait for a lock (a post behind a chat's row lock held by a stuck transaction)
+            # gives up sooner, rolled back, before the request's own deadline.
+            "options": (
+                f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
+                f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
+            ),
             # Notice a server that vanished without closing the connection (host down, cable
             # cut) within about 20 s, instead of waiting on the socket for hours.
             "keepalives": 1,
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 2,
+            # The same bound for a query sent into a dead network: keepalives only probe an
+            # idle socket, and unacknowledged data would be retransmitted for 15 minutes.
+            # Neither notices a server that is frozen (SIGSTOP) or hung: its kernel still
+            # acknowledges. Then the request's deadline bounds the client's wait (api/
+            # admission.py), and the thread waits on until the server answers.
+            "tcp_user_timeout": 20_000,
         },
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -72,7 +84,16 @@ def _create_engine(settings: Settings, **options: Any) -> Engine:
         **options,
     )
     event.listen(engine, "checkout", _replace_if_closed_by_server)
+    event.listen(engine, "handle_error", _reconnect_if_read_only)
     return engine
+
+
+def _reconnect_if_read_only(context: ExceptionContext) -> None:
+    """Take a read-only transaction for a lost connection: the server has become a standby
+    (a failover), so every pooled connection to it is discarded, and the next ones reach
+    whichever server DATABASE_URL leads to by then. The request itself gets 503."""
+    if getattr(context.original_exception, "pgcode", None) == READ_ONLY_SQL_TRANSACTION:
+        context.is_disconnect = True
 
 
 def _replace_if_closed_by_server(dbapi_connection: Any, _: ConnectionPoolEntry, __: Any) -> None:

@@ -1,9 +1,10 @@
 """Configuration, read from the environment when the container is built."""
 
+import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -47,6 +48,23 @@ def web_origin(value: str) -> str:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     kept_port = "" if port in (None, DEFAULT_PORTS[parts.scheme]) else f":{port}"
     return f"{parts.scheme}://{host}{kept_port}"
+
+
+def trusted_proxies(value: str) -> str:
+    """`value` as uvicorn's `forwarded_allow_ips` takes it, or ValueError: `*` alone, or IP
+    addresses and networks (`10.0.0.0/8`), comma-separated; empty trusts no one.
+
+    uvicorn itself takes anything else for a name that never matches, without a word.
+    """
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if entries == ["*"]:
+        return "*"
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+        except ValueError:
+            raise ValueError(f"not an IP address or network (or * alone): {entry!r}") from None
+    return ",".join(entries)
 
 
 class Settings(BaseSettings):
@@ -115,6 +133,48 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between heartbeat comments on a quiet event stream.",
     )
+    limit_concurrency: int = Field(
+        default=2048,
+        ge=1,
+        description=(
+            "Connections (idle keep-alive ones and event streams included) and requests a "
+            "process holds at once; beyond, uvicorn answers 503. Above MAX_STREAMS."
+        ),
+    )
+    graceful_shutdown_timeout: int = Field(
+        default=10,
+        ge=1,
+        description="Seconds after SIGTERM for open requests to finish; then they are cut.",
+    )
+    thread_wait_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Seconds a request may wait for a handler thread (and a write for its chat's "
+            "turn) before it gets 503."
+        ),
+    )
+    request_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request may take in all before it gets 503.",
+    )
+    ready_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds /health/ready may take before it answers 503."
+    )
+    lock_timeout: float = Field(
+        default=4.0,
+        gt=0,
+        description="Seconds a PostgreSQL statement may wait for a lock (a chat's row); then 503.",
+    )
+    chat_writes_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Posts and deletes of one chat running at once per process; the others wait "
+            "for their turn without holding a handler thread."
+        ),
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description=(
@@ -122,6 +182,23 @@ class Settings(BaseSettings):
             "the API, or *; empty, no CORS headers at all."
         ),
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description=(
+            "Addresses (or networks, or *) of the proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto uvicorn believes; uvicorn's own default."
+        ),
+    )
+
+    @field_validator("limit_concurrency")
+    @classmethod
+    def _room_beside_streams(cls, value: int, info: ValidationInfo) -> int:
+        streams = info.data.get("max_streams")
+        if streams is not None and value <= streams:
+            raise ValueError(
+                f"must be above MAX_STREAMS ({streams}): each event stream holds a connection"
+            )
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -135,6 +212,11 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(web_origin(origin) for origin in value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        return trusted_proxies(value)
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from domain.events import ChatDeleted, DomainEvent, MessagePosted
 from infrastructure import idempotency
+from infrastructure.caller import ensure_awaited
 from infrastructure.clock import Clock
 from infrastructure.hints import Publisher
 from infrastructure.idempotency import Result
@@ -92,6 +93,7 @@ class UnitOfWork:
     def commit(self) -> None:
         for event in self._events:
             project(self.connection, event)
+        ensure_awaited()  # a request answered 503 meanwhile: roll back, keep nothing
         self.connection.commit()
         # After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock
         # across its flush, and a stream woken earlier would read before the change is there.

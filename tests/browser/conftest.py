@@ -69,14 +69,14 @@ def find_chromium() -> str | None:
     return next((path for name in BINARIES if (path := shutil.which(name))), None)
 
 
-def install_chromium() -> None:
-    """Install Debian's chromium package, as root or through password-less sudo."""
+def install_debian_package(package: str) -> None:
+    """Install a Debian package, as root or through password-less sudo."""
     if shutil.which("apt-get") is None:
-        raise CommandFailed("apt-get is not available to install Debian's chromium package")
+        raise CommandFailed(f"apt-get is not available to install Debian's {package} package")
     prefix: list[str] = []
     if os.geteuid() != 0:
         if shutil.which("sudo") is None:
-            raise CommandFailed("not root and no sudo, so chromium cannot be installed")
+            raise CommandFailed(f"not root and no sudo, so {package} cannot be installed")
         prefix = ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if prefix:
@@ -84,7 +84,7 @@ def install_chromium() -> None:
     deadline = time.monotonic() + INSTALL_TIMEOUT
     for command in (
         ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        ["apt-get", "install", "-y", "--no-install-recommends", package],
     ):
         run([*prefix, *command], timeout=max(deadline - time.monotonic(), 1), env=env)
 
@@ -102,7 +102,7 @@ def chromium() -> str:
     binary = find_chromium()
     if binary is None:
         try:
-            install_chromium()
+            install_debian_package("chromium")
         except CommandFailed as error:
             unavailable(f"installing Debian's chromium package failed: {error}")
         binary = find_chromium()

@@ -1,8 +1,10 @@
 """docker-compose.yml: valid by the Compose specification, and the start-up order it promises.
 
-db is up and healthy -> migrate applies the migrations and exits 0 -> api starts.
+db is up and healthy -> migrate applies the migrations and exits 0 -> api starts -> once it
+is healthy, proxy (nginx, deploy/nginx.conf) starts in front of it, the one published port.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +15,12 @@ from sqlalchemy.engine import make_url
 
 from infrastructure.settings import Settings
 from tests.deploy import compose as c
+from tests.deploy import nginx_conf
 from tests.deploy.image import COMPOSE_FILE, REPO, Image
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 POSTGRES_DATA = "/var/lib/postgresql/data"  # where the postgres:15 image keeps its cluster
+NGINX_IN_IMAGE = "/etc/nginx/nginx.conf"  # the main configuration file of the nginx image
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -77,16 +81,63 @@ def test_api_starts_only_after_the_migration_succeeded(compose: dict[str, Any]) 
     assert c.depends_on(api).get("migrate") == "service_completed_successfully"
 
 
-def test_api_publishes_8000_to_the_port_the_image_serves_on(
+def test_the_proxy_publishes_8000_to_the_port_nginx_listens_on(compose: dict[str, Any]) -> None:
+    ports = c.published_ports(c.service(compose, "proxy"))
+    assert ports == {8000: 80}, ports
+    assert nginx_conf.values("listen", nginx_conf.block("server")) == ["80"]
+
+
+def test_the_api_is_reached_only_through_the_proxy(compose: dict[str, Any], image: Image) -> None:
+    api = c.service(compose, "api")
+    assert not api.get("ports"), api["ports"]
+    environment = {**image.environment(), **c.environment(api)}
+    # Reached from the proxy's container: not bound to its own loopback.
+    assert environment["HOST"] == "0.0.0.0", environment["HOST"]
+
+
+def test_the_proxys_upstream_is_the_api_on_the_port_it_serves_on(
     compose: dict[str, Any], image: Image
 ) -> None:
+    servers = nginx_conf.values("server", nginx_conf.block("upstream chatapi"))
+    assert len(servers) == 1, servers
+    host, _, port = servers[0].partition(":")
+    environment = {**image.environment(), **c.environment(c.service(compose, host))}
+    assert int(port) == int(environment["PORT"]), (servers, environment["PORT"])
+
+
+def test_the_proxy_is_the_official_nginx_image_at_a_pinned_version(
+    compose: dict[str, Any],
+) -> None:
+    image = c.service(compose, "proxy").get("image", "")
+    assert re.fullmatch(r"nginx:\d+\.\d+(\.\d+)?(-alpine)?", image), image
+
+
+def test_the_proxy_runs_deploy_nginx_conf_read_only(compose: dict[str, Any]) -> None:
+    proxy = c.service(compose, "proxy")
+    source = c.volume_mounts(proxy).get(NGINX_IN_IMAGE)
+    assert source is not None, proxy.get("volumes")
+    assert (COMPOSE_FILE.parent / source).resolve() == nginx_conf.NGINX_CONF
+    assert f"{source}:{NGINX_IN_IMAGE}:ro" in proxy["volumes"], proxy["volumes"]
+
+
+def test_the_proxy_starts_once_the_api_is_healthy_and_restarts_with_it(
+    compose: dict[str, Any],
+) -> None:
+    """nginx resolves `api` once, at start: a recreated api must restart it."""
+    proxy = c.service(compose, "proxy")
+    assert c.depends_on(proxy).get("api") == "service_healthy"
+    assert proxy["depends_on"]["api"].get("restart") is True, proxy["depends_on"]
+
+
+def test_the_api_believes_forwarded_headers_only_from_the_proxy(
+    compose: dict[str, Any],
+) -> None:
+    """`*` (whoever connects) is the proxy only while the api publishes no port."""
     api = c.service(compose, "api")
-    ports = c.published_ports(api)
-    assert 8000 in ports, ports
-    environment = {**image.environment(), **c.environment(api)}
-    assert ports[8000] == int(environment["PORT"]), (ports, environment["PORT"])
-    # A server bound to the container's loopback cannot be reached through a published port.
-    assert environment["HOST"] == "0.0.0.0", environment["HOST"]
+    trusted = c.environment(api)["FORWARDED_ALLOW_IPS"]
+    assert Settings(forwarded_allow_ips=trusted).forwarded_allow_ips == trusted
+    if trusted == "*":
+        assert not api.get("ports"), api["ports"]
 
 
 def test_api_has_a_healthcheck(compose: dict[str, Any]) -> None:

@@ -121,3 +121,55 @@ def test_a_cors_origin_that_is_not_an_origin_is_refused(
     monkeypatch.setenv("CORS_ORIGINS", given)
     with pytest.raises(ValidationError, match="cors_origins"):
         Settings()
+
+
+DEADLINES = (
+    "LIMIT_CONCURRENCY",
+    "GRACEFUL_SHUTDOWN_TIMEOUT",
+    "THREAD_WAIT_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "READY_TIMEOUT",
+    "LOCK_TIMEOUT",
+    "CHAT_WRITES_IN_FLIGHT",
+)
+
+
+def test_deadline_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*DEADLINES, "MAX_STREAMS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.limit_concurrency, settings.graceful_shutdown_timeout) == (2048, 10)
+    assert (settings.thread_wait_timeout, settings.request_timeout) == (2.0, 10.0)
+    assert (settings.ready_timeout, settings.lock_timeout) == (2.0, 4.0)
+    assert settings.chat_writes_in_flight == 2
+    # The second write of a chat in flight may wait for the lock twice; both waits and the
+    # wait for its turn fit in the request's deadline.
+    waits = settings.thread_wait_timeout + settings.chat_writes_in_flight * settings.lock_timeout
+    assert waits <= settings.request_timeout
+
+
+def test_deadline_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = dict(zip(DEADLINES, ("3000", "5", "0.5", "3", "1", "0.25", "1"), strict=True))
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.limit_concurrency, settings.graceful_shutdown_timeout) == (3000, 5)
+    assert (settings.thread_wait_timeout, settings.request_timeout) == (0.5, 3.0)
+    assert (settings.ready_timeout, settings.lock_timeout) == (1.0, 0.25)
+    assert settings.chat_writes_in_flight == 1
+
+
+@pytest.mark.parametrize("name", DEADLINES)
+def test_a_deadline_of_zero_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "0")
+    with pytest.raises(ValidationError, match=name.lower()):
+        Settings()
+
+
+def test_limit_concurrency_must_leave_room_beside_the_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_STREAMS", "1000")
+    monkeypatch.setenv("LIMIT_CONCURRENCY", "1000")
+    with pytest.raises(ValidationError, match="limit_concurrency"):
+        Settings()
