@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from devtools.postgres_cluster import NO_BINARIES, find_bindir, started_cluster
+from devtools.postgres_cluster import (
+    NO_BINARIES,
+    PostgresCluster,
+    find_bindir,
+    started_cluster,
+    started_standby,
+)
 from infrastructure import migrations
 from infrastructure.container import Container
 from tests.support.servers import LiveServer, container_for, new_client
@@ -32,11 +38,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str | None]:
-    """A PostgreSQL server URL for its maintenance database, or None when there is none."""
-    given = os.environ.get("TEST_DATABASE_URL")
-    if given:
-        yield given
+def postgres_cluster() -> Iterator[PostgresCluster | None]:
+    """The throwaway cluster started here, or None (TEST_DATABASE_URL given, or no binaries)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
         return
     bindir = find_bindir()
     if bindir is None:
@@ -47,7 +52,35 @@ def postgres_server() -> Iterator[str | None]:
         yield None
         return
     with started_cluster(bindir) as cluster:
-        yield cluster.url
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster: PostgresCluster | None) -> str | None:
+    """A PostgreSQL server URL for its maintenance database, or None when there is none."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        return given
+    return None if postgres_cluster is None else postgres_cluster.url
+
+
+def _standby_of(primary: PostgresCluster | None) -> Iterator[PostgresCluster]:
+    if primary is None:
+        pytest.skip("a standby needs the throwaway cluster started by the suite")
+    with started_standby(primary) as standby:
+        yield standby
+
+
+@pytest.fixture(scope="session")
+def standby(postgres_cluster: PostgresCluster | None) -> Iterator[PostgresCluster]:
+    """A hot standby of the suite's cluster, streaming, that replays as soon as it receives."""
+    yield from _standby_of(postgres_cluster)
+
+
+@pytest.fixture(scope="session")
+def delayed_standby(postgres_cluster: PostgresCluster | None) -> Iterator[PostgresCluster]:
+    """A second hot standby, whose apply delay a test sets (`set_apply_delay`) and resets."""
+    yield from _standby_of(postgres_cluster)
 
 
 def create_database(server_url: str, name: str) -> str:
