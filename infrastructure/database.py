@@ -21,7 +21,7 @@ def is_sqlite(url: str | URL) -> bool:
 
 def write_engine(settings: Settings) -> Iterator[Engine]:
     """The engine command handlers write through, one transaction per unit of work."""
-    engine = _create_engine(settings)
+    engine = _create_engine(settings, settings.database_url)
     if engine.dialect.name == "sqlite":
         # Take the database write lock at BEGIN, so that a post reads the chat's latest
         # message and writes its own as one serialised step, and busy waits happen up front.
@@ -34,15 +34,20 @@ def write_engine(settings: Settings) -> Iterator[Engine]:
 
 
 def read_engine(settings: Settings) -> Iterator[Engine]:
-    """The engine queries read through: each query is a single autocommit statement."""
+    """The engine queries read through: each query is a single autocommit statement.
+
+    It connects to READ_DATABASE_URL (a replica) when one is set, else to the primary.
+    """
     # Autocommit leaves nothing to roll back when a connection goes back to the pool.
-    engine = _create_engine(settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    engine = _create_engine(
+        settings, settings.read_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+    )
     yield engine
     engine.dispose()
 
 
-def _create_engine(settings: Settings, **options: Any) -> Engine:
-    url = make_url(settings.database_url)
+def _create_engine(settings: Settings, database_url: str, **options: Any) -> Engine:
+    url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url,

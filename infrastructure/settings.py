@@ -67,10 +67,33 @@ def trusted_proxies(value: str) -> str:
     return ",".join(entries)
 
 
+def database_url(value: str) -> str:
+    """`value` with the driver it is served by, or ValueError for a URL of no known database."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {value!r}") from None
+    # Plain postgresql:// would let SQLAlchemy pick psycopg 3, which is not installed.
+    driver = DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ValueError(
+            "must be a postgresql+psycopg2:// (or postgresql://) "
+            f"or sqlite:// URL, not {url.drivername}://"
+        )
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
 class Settings(BaseSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL; postgresql+psycopg2://user:pass@host/db in production.",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description=(
+            "Where queries read: a PostgreSQL streaming replica of DATABASE_URL's database. "
+            "Unset, reads go to DATABASE_URL itself."
+        ),
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -218,18 +241,17 @@ class Settings(BaseSettings):
     def _valid_proxies(cls, value: str) -> str:
         return trusted_proxies(value)
 
+    @property
+    def read_url(self) -> str:
+        """The URL queries read from: READ_DATABASE_URL, else DATABASE_URL."""
+        return self.read_database_url or self.database_url
+
+    @field_validator("read_database_url")
+    @classmethod
+    def _known_read_database(cls, value: str | None) -> str | None:
+        return database_url(value) if value else None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise ValueError(f"not a database URL: {value!r}") from None
-        # Plain postgresql:// would let SQLAlchemy pick psycopg 3, which is not installed.
-        driver = DRIVERS.get(url.drivername)
-        if driver is None:
-            raise ValueError(
-                "DATABASE_URL must be a postgresql+psycopg2:// (or postgresql://) "
-                f"or sqlite:// URL, not {url.drivername}://"
-            )
-        return url.set(drivername=driver).render_as_string(hide_password=False)
+        return database_url(value)

@@ -4,19 +4,14 @@ import time
 import uuid
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from devtools.postgres_cluster import PostgresCluster
 from tests.conftest import EmptyDatabases
 from tests.support.database import inspector
+from tests.support.replicas import on
 
 REPLICATION_BOUND_SECONDS = 10.0
-
-
-def on(server: PostgresCluster, database_url: str) -> str:
-    """`database_url`'s database, on `server`."""
-    return make_url(database_url).set(port=server.port).render_as_string(hide_password=False)
 
 
 def wait_for_row(url: str, table: str, value: str, timeout: float) -> float:

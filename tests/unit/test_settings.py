@@ -173,3 +173,19 @@ def test_limit_concurrency_must_leave_room_beside_the_streams(
     monkeypatch.setenv("LIMIT_CONCURRENCY", "1000")
     with pytest.raises(ValidationError, match="limit_concurrency"):
         Settings()
+
+
+def test_reads_go_to_the_database_unless_a_read_database_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@primary/chat")
+    monkeypatch.delenv("READ_DATABASE_URL", raising=False)
+    assert Settings().read_url == "postgresql+psycopg2://u:p@primary/chat"
+    monkeypatch.setenv("READ_DATABASE_URL", "postgresql://u:p@replica/chat")
+    assert Settings().read_url == "postgresql+psycopg2://u:p@replica/chat"
+
+
+def test_a_read_database_of_no_known_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READ_DATABASE_URL", "mysql://u@replica/chat")
+    with pytest.raises(ValidationError):
+        Settings()
