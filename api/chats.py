@@ -16,6 +16,7 @@ from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
     CONFLICT,
+    CONSISTENCY_TOKEN_HEADER,
     MESSAGE_NOT_FOUND,
     NOT_FOUND,
     REPLAYED_HEADER,
@@ -41,6 +42,8 @@ from domain.rules import (
     MAX_ID,
     MAX_LIMIT,
 )
+from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
+from infrastructure.consistency import PATTERN as CONSISTENCY_PATTERN
 from infrastructure.container import Container
 from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
@@ -133,16 +136,38 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+TokenText = Annotated[str, StringConstraints(pattern=CONSISTENCY_PATTERN)]
+ConsistencyToken = Annotated[
+    TokenText | None,
+    WithJsonSchema({**TypeAdapter(TokenText).json_schema(), "examples": ["0/3000148"]}),
+    Header(
+        description=(
+            "The `Consistency-Token` of a write's response: this read then shows that write "
+            "(and every one before it), even when reads are served by replicas; it may wait "
+            "briefly for one. Without it, a read served by a replica may be slightly stale."
+        ),
+    ),
+]
+
 
 def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
-def announce_created(response: Response, location: str, replayed: bool) -> None:
-    """Where the new resource is, and whether this answer only repeats an earlier one."""
+def announce_created(
+    response: Response, location: str, replayed: bool, consistency_token: str | None
+) -> None:
+    """Where the new resource is, whether this answer only repeats an earlier one, and the
+    token a read brings back to see it."""
     response.headers["Location"] = location
     if replayed:
         response.headers[REPLAYED_HEADER] = "true"
+    announce_position(response, consistency_token)
+
+
+def announce_position(response: Response, consistency_token: str | None) -> None:
+    if consistency_token is not None:
+        response.headers[CONSISTENCY_HEADER] = consistency_token
 
 
 Argument = TypeVar("Argument")
@@ -183,7 +208,10 @@ async def handle(
     response_description="One page of chats, most recent activity first.",
 )
 async def list_chats(
-    request: Request, limit: PageSize = DEFAULT_LIMIT, cursor: ChatCursor = None
+    request: Request,
+    limit: PageSize = DEFAULT_LIMIT,
+    cursor: ChatCursor = None,
+    consistency_token: ConsistencyToken = None,
 ) -> ChatListResponse:
     """List chats, the one with the newest message (or, if empty, the newest chat) first.
 
@@ -192,7 +220,7 @@ async def list_chats(
     did not move; a chat that gets a new message moves to the front of the list.
     """
     handler = container(request).list_chats()
-    page = await handle(request, handler, ListChats(limit=limit, cursor=cursor))
+    page = await handle(request, handler, ListChats(limit, cursor, consistency_token))
     return ChatListResponse.model_validate(page)
 
 
@@ -224,7 +252,9 @@ async def create_chat(
     handler = container(request).create_chat()
     command = CreateChat(title=body.title, idempotency_key=idempotency_key)
     created = await handle(request, handler, command)
-    announce_created(response, f"/chats/{created.chat_id}", created.replayed)
+    announce_created(
+        response, f"/chats/{created.chat_id}", created.replayed, created.consistency_token
+    )
     return ChatResponse.from_event(created)
 
 
@@ -266,9 +296,8 @@ async def post_message(
     handler = container(request).post_message()
     command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
     posted = await handle(request, handler, command, chat_id=chat_id)
-    announce_created(
-        response, f"/chats/{posted.chat_id}/messages/{posted.message_id}", posted.replayed
-    )
+    location = f"/chats/{posted.chat_id}/messages/{posted.message_id}"
+    announce_created(response, location, posted.replayed, posted.consistency_token)
     return MessageResponse.from_event(posted)
 
 
@@ -280,11 +309,15 @@ async def post_message(
     responses=NOT_FOUND,
 )
 async def get_chat(
-    chat_id: ChatId, request: Request, limit: Limit = DEFAULT_LIMIT
+    chat_id: ChatId,
+    request: Request,
+    limit: Limit = DEFAULT_LIMIT,
+    consistency_token: ConsistencyToken = None,
 ) -> ChatDetailResponse:
     """Read a chat with its newest `limit` messages, in the order a chat window shows them."""
     handler = container(request).get_chat()
-    chat = await handle(request, handler, GetChat(chat_id=chat_id, limit=limit))
+    query = GetChat(chat_id, limit, consistency_token)
+    chat = await handle(request, handler, query)
     return ChatDetailResponse.model_validate(chat)
 
 
@@ -303,6 +336,7 @@ async def get_history(
     before: HistoryCursor = None,
     after: ResumeAfter = None,
     limit: PageSize = DEFAULT_LIMIT,
+    consistency_token: ConsistencyToken = None,
 ) -> HistoryResponse:
     """Page back from the newest message with `before`, or forward from a seq with `after`.
 
@@ -323,10 +357,10 @@ async def get_history(
         if before is not None:
             raise InvalidInput("after", "before and after cannot be used together")
         forward = container(request).get_messages_after()
-        query = GetMessagesAfter(chat_id=chat_id, after=after, limit=limit)
+        query = GetMessagesAfter(chat_id, after, limit, consistency_token)
         return HistoryResponse.model_validate(await handle(request, forward, query))
     handler = container(request).get_history()
-    page = await handle(request, handler, GetHistory(chat_id=chat_id, before=before, limit=limit))
+    page = await handle(request, handler, GetHistory(chat_id, before, limit, consistency_token))
     return HistoryResponse.model_validate(page)
 
 
@@ -337,10 +371,16 @@ async def get_history(
     response_description="The message, as its `POST` returned it.",
     responses=MESSAGE_NOT_FOUND,
 )
-async def get_message(chat_id: ChatId, message_id: MessageId, request: Request) -> MessageResponse:
+async def get_message(
+    chat_id: ChatId,
+    message_id: MessageId,
+    request: Request,
+    consistency_token: ConsistencyToken = None,
+) -> MessageResponse:
     """Read one message: where the `Location` of a posted message leads."""
     handler = container(request).get_message()
-    message = await handle(request, handler, GetMessage(chat_id=chat_id, message_id=message_id))
+    query = GetMessage(chat_id, message_id, consistency_token)
+    message = await handle(request, handler, query)
     return MessageResponse.model_validate(message)
 
 
@@ -350,9 +390,13 @@ async def get_message(chat_id: ChatId, message_id: MessageId, request: Request) 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a chat and all of its messages",
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={
+        204: {"description": "The chat is deleted.", "headers": CONSISTENCY_TOKEN_HEADER},
+        **NOT_FOUND,
+    },
 )
-async def delete_chat(chat_id: ChatId, request: Request) -> None:
+async def delete_chat(chat_id: ChatId, request: Request, response: Response) -> None:
     """Delete a chat; the database deletes its messages with it."""
     handler = container(request).delete_chat()
-    await handle(request, handler, DeleteChat(chat_id=chat_id), chat_id=chat_id)
+    deleted = await handle(request, handler, DeleteChat(chat_id=chat_id), chat_id=chat_id)
+    announce_position(response, deleted.consistency_token)

@@ -8,6 +8,8 @@ from pydantic.config import JsonDict
 
 from domain.events import ChatCreated, MessagePosted
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
+from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
+from infrastructure.consistency import PATTERN as CONSISTENCY_PATTERN
 
 EXAMPLE_TIME = "2026-11-22T14:10:49.829140Z"
 # One example message, shown wherever a message appears in /docs.
@@ -291,8 +293,23 @@ UNAVAILABLE: Responses = {
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
+CONSISTENCY_TOKEN_HEADER: dict[str, Any] = {
+    CONSISTENCY_HEADER: {
+        "description": (
+            "The database's position after this write, opaque. Send it back as the "
+            "`Consistency-Token` header of a read and that read shows this write, even when "
+            "reads are served by replicas. Absent on SQLite, where every read shows it."
+        ),
+        "required": False,
+        "schema": {"type": "string", "pattern": CONSISTENCY_PATTERN},
+        "example": "0/3000148",
+    }
+}
+
+
 def created_headers(what: str, example: str) -> dict[str, Any]:
-    """The headers of a 201: where the new resource is, and whether this is a replay."""
+    """The headers of a 201: where the new resource is, whether this is a replay, and the
+    token a read brings back to see it."""
     return {
         "Location": {
             "description": f"The URL of {what}, relative to this server.",
@@ -309,4 +326,5 @@ def created_headers(what: str, example: str) -> dict[str, Any]:
             "schema": {"type": "string", "enum": ["true"]},
             "example": "true",
         },
+        **CONSISTENCY_TOKEN_HEADER,
     }

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import insert
 
@@ -25,6 +25,9 @@ class CreateChatResult(ChatCreated):
 
     # Not part of equality: a replay is the same chat, delivered again.
     replayed: bool = field(default=False, compare=False)
+    # A read that brings it back sees this chat, even from a replica (infrastructure/
+    # consistency.py); None on SQLite.
+    consistency_token: str | None = field(default=None, compare=False)
 
 
 class CreateChatHandler:
@@ -44,7 +47,7 @@ class CreateChatHandler:
                 lambda: self._create(uow, title),
             )
             uow.commit()
-        return created
+            return replace(created, consistency_token=uow.consistency_token())
 
     def _create(self, uow: UnitOfWork, title: str) -> CreateChatResult:
         created_at = self._clock()

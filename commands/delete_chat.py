@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete
 
@@ -15,13 +15,20 @@ class DeleteChat:
     chat_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteChatResult(ChatDeleted):
+    """The chat deleted, and the token a read brings back to see it gone."""
+
+    consistency_token: str | None = field(default=None, compare=False)
+
+
 class DeleteChatHandler:
     """Deletes a chat; the database's ON DELETE CASCADE removes its messages."""
 
     def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
         self._uow = uow
 
-    def __call__(self, command: DeleteChat) -> ChatDeleted:
+    def __call__(self, command: DeleteChat) -> DeleteChatResult:
         if not is_possible_id(command.chat_id):
             raise ChatNotFound(command.chat_id)
         with self._uow() as uow:
@@ -33,4 +40,4 @@ class DeleteChatHandler:
             event = ChatDeleted(chat_id=command.chat_id)
             uow.record(event)
             uow.commit()
-        return event
+            return DeleteChatResult(command.chat_id, uow.consistency_token())

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import BigInteger, bindparam, insert, select, update
 
@@ -41,6 +41,9 @@ class PostMessageResult(MessagePosted):
 
     # Not part of equality: a replay is the same message, delivered again.
     replayed: bool = field(default=False, compare=False)
+    # A read that brings it back sees this message, even from a replica (infrastructure/
+    # consistency.py); None on SQLite.
+    consistency_token: str | None = field(default=None, compare=False)
 
 
 class PostMessageHandler:
@@ -77,7 +80,7 @@ class PostMessageHandler:
             )
             if not posted.replayed:  # a replay rolls back: its seq was never used
                 uow.commit()
-        return posted
+            return replace(posted, consistency_token=uow.consistency_token())
 
     def _post(self, uow: UnitOfWork, chat_id: int, seq: int, text: str) -> PostMessageResult:
         # A statement of its own, after the lock: it sees every post committed before.

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dependency_injector import containers, providers
 
 from commands.create_chat import CreateChat, CreateChatHandler, CreateChatResult
-from commands.delete_chat import DeleteChat, DeleteChatHandler
+from commands.delete_chat import DeleteChat, DeleteChatHandler, DeleteChatResult
 from commands.post_message import PostMessage, PostMessageHandler, PostMessageResult
-from domain.events import ChatDeleted
 from infrastructure import database, idempotency
 from infrastructure.clock import utc_now
 from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
+from infrastructure.read_targets import ReadTargets
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
@@ -65,15 +65,23 @@ class Container(containers.DeclarativeContainer):
         retrying,
         providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock),
     )
-    delete_chat: providers.Factory[Callable[[DeleteChat], ChatDeleted]] = providers.Factory(
+    delete_chat: providers.Factory[Callable[[DeleteChat], DeleteChatResult]] = providers.Factory(
         retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
     )
 
-    get_chat = providers.Factory(GetChatHandler, read_engine=read_engine)
-    list_chats = providers.Factory(ListChatsHandler, read_engine=read_engine)
-    get_history = providers.Factory(GetHistoryHandler, read_engine=read_engine)
-    get_message = providers.Factory(GetMessageHandler, read_engine=read_engine)
-    get_messages_after = providers.Factory(GetMessagesAfterHandler, read_engine=read_engine)
+    # Where each query reads: the replica, or the primary for a token it has not replayed.
+    read_targets = providers.Factory(
+        ReadTargets,
+        replica=read_engine,
+        primary=write_engine,
+        replica_wait=settings.provided.replica_wait,
+        has_replica=settings.provided.has_replica,
+    )
+    get_chat = providers.Factory(GetChatHandler, reads=read_targets)
+    list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
+    get_history = providers.Factory(GetHistoryHandler, reads=read_targets)
+    get_message = providers.Factory(GetMessageHandler, reads=read_targets)
+    get_messages_after = providers.Factory(GetMessagesAfterHandler, reads=read_targets)
 
     # Blocking waits for one chat's hints (chat_hints(chat_id)), for scripts and worker loops:
     # each holds a LISTEN connection of its own on PostgreSQL while it is open.

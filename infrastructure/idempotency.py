@@ -46,8 +46,9 @@ FIRST_USE = select(keys.c.fingerprint, keys.c.result).where(THIS_KEY)
 REMEMBER = update(keys).where(THIS_KEY).values(result=bindparam("first_result"))
 PURGE = delete(keys).where(keys.c.created_at < bindparam("expired_before"))
 
-# What is stored is the first result itself; whether it is being replayed is said on the way out.
-NOT_STORED = {"replayed"}
+# What is stored is the first result itself; whether it is being replayed, and the position a
+# read must wait for, are said on the way out.
+NOT_STORED = {"replayed", "consistency_token"}
 
 # Building a TypeAdapter compiles a schema: once per result type, not per request.
 _adapters: dict[type[Any], TypeAdapter[Any]] = {}

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
             "Unset, reads go to DATABASE_URL itself."
         ),
     )
+    replica_wait: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "Seconds a read that brings a Consistency-Token waits for the replica to replay "
+            "it; then it reads from DATABASE_URL."
+        ),
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_size: int = Field(default=64 * 1024, ge=1, description="Largest request body, bytes.")
@@ -245,6 +253,11 @@ class Settings(BaseSettings):
     def read_url(self) -> str:
         """The URL queries read from: READ_DATABASE_URL, else DATABASE_URL."""
         return self.read_database_url or self.database_url
+
+    @property
+    def has_replica(self) -> bool:
+        """Whether queries read from a server of their own (PostgreSQL only)."""
+        return self.read_database_url is not None and self.read_url != self.database_url
 
     @field_validator("read_database_url")
     @classmethod

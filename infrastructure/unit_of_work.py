@@ -11,6 +11,7 @@ from domain.events import ChatDeleted, DomainEvent, MessagePosted
 from infrastructure import idempotency
 from infrastructure.caller import ensure_awaited
 from infrastructure.clock import Clock
+from infrastructure.consistency import POSITION_AFTER_COMMIT
 from infrastructure.hints import Publisher
 from infrastructure.idempotency import Result
 from infrastructure.projections import project
@@ -89,6 +90,20 @@ class UnitOfWork:
         result = run()
         idempotency.remember(self.connection, scope, key, result)
         return result
+
+    def consistency_token(self) -> str | None:
+        """The primary's WAL position now (None on SQLite): once committed, or once a replay
+        has found its first result, a replica that has replayed it shows this command's work.
+
+        Ends the transaction: anything not committed by now is abandoned (a replay's). The
+        SELECT costs one round trip: in autocommit, it opens no transaction to roll back.
+        """
+        if self.connection.dialect.name != "postgresql":
+            return None
+        if self.connection.in_transaction():
+            self.connection.rollback()
+        autocommit = self.connection.execution_options(isolation_level="AUTOCOMMIT")
+        return str(autocommit.exec_driver_sql(POSITION_AFTER_COMMIT).scalar_one())
 
     def commit(self) -> None:
         for event in self._events:

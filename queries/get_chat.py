@@ -2,11 +2,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, select, true
+from sqlalchemy import Select, bindparam, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import DEFAULT_LIMIT, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views
+from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
 from queries.dtos import MessageDTO
 from queries.newest_messages import newest_messages
@@ -16,6 +17,8 @@ from queries.newest_messages import newest_messages
 class GetChat:
     chat_id: int
     limit: int = DEFAULT_LIMIT
+    # A write's token: the read shows that write, even from a replica (read_targets.py).
+    consistency_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +62,14 @@ CHAT_WITH_LAST_MESSAGES = chat_with_last_messages()
 class GetChatHandler:
     """A chat with its last messages, read from the chat view and the message view only."""
 
-    def __init__(self, read_engine: Engine) -> None:
-        self._engine = read_engine
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
 
     def __call__(self, query: GetChat) -> ChatDetailDTO:
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        with self._engine.connect() as connection:
+        with self._reads.connect(query.consistency_token) as connection:
             rows = connection.execute(
                 CHAT_WITH_LAST_MESSAGES, {"chat_id": query.chat_id, "limit": limit}
             ).all()

@@ -1,11 +1,12 @@
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, select, true
+from sqlalchemy import Select, bindparam, select, true
 
 from domain.errors import ChatNotFound, InvalidInput
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views, message_views
+from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
 from queries.dtos import MessageDTO, message_of
 from queries.newest_messages import newest_messages
@@ -16,6 +17,8 @@ class GetHistory:
     chat_id: int
     before: str | None = None  # a `next_before` cursor; None for the newest page
     limit: int = DEFAULT_LIMIT
+    # A write's token: the read shows that write, even from a replica (read_targets.py).
+    consistency_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,8 @@ class GetHistoryHandler:
     the same statement, by the primary key.
     """
 
-    def __init__(self, read_engine: Engine) -> None:
-        self._engine = read_engine
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
 
     def __call__(self, query: GetHistory) -> HistoryDTO:
         limit = validate_limit(query.limit)
@@ -85,7 +88,7 @@ class GetHistoryHandler:
             params["message_id"] = position.message_id
         else:
             params["last"] = MAX_ID if position is None else position.seq - 1
-        with self._engine.connect() as connection:
+        with self._reads.connect(query.consistency_token) as connection:
             rows = connection.execute(statement, params).all()
         if not rows:
             raise ChatNotFound(query.chat_id)

@@ -1,10 +1,11 @@
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 
 from domain.errors import ChatNotFound, MessageNotFound
 from domain.rules import is_possible_id
 from infrastructure.read_models import chat_views, message_views
+from infrastructure.read_targets import ReadTargets
 from queries.dtos import MessageDTO, message_of
 
 
@@ -12,6 +13,8 @@ from queries.dtos import MessageDTO, message_of
 class GetMessage:
     chat_id: int
     message_id: int
+    # A write's token: the read shows that write, even from a replica (read_targets.py).
+    consistency_token: str | None = None
 
 
 # The chat's view row with the message, if the chat has it: one snapshot tells which is
@@ -36,15 +39,15 @@ MESSAGE_IN_CHAT = (
 class GetMessageHandler:
     """One message of a chat: where a posted message's `Location` leads."""
 
-    def __init__(self, read_engine: Engine) -> None:
-        self._engine = read_engine
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
 
     def __call__(self, query: GetMessage) -> MessageDTO:
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
         # An id no row can have finds no message, but the chat may still be missing.
         message_id = query.message_id if is_possible_id(query.message_id) else 0
-        with self._engine.connect() as connection:
+        with self._reads.connect(query.consistency_token) as connection:
             row = connection.execute(
                 MESSAGE_IN_CHAT, {"chat_id": query.chat_id, "message_id": message_id}
             ).first()

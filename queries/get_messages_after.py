@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 
 from domain.errors import ChatNotFound, InvalidInput, ResumePointAhead
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views, message_views
+from infrastructure.read_targets import ReadTargets
 from queries.dtos import MessageDTO, message_of
 
 
@@ -15,6 +16,8 @@ class GetMessagesAfter:
     chat_id: int
     after: int  # a seq; 0 for the chat's first message on
     limit: int = DEFAULT_LIMIT
+    # A write's token: the read shows that write, even from a replica (read_targets.py).
+    consistency_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +60,15 @@ def validate_after(after: int) -> int:
 
 
 class GetMessagesAfterHandler:
-    def __init__(self, read_engine: Engine) -> None:
-        self._engine = read_engine
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
 
     def __call__(self, query: GetMessagesAfter) -> MessagesAfterDTO:
         after = validate_after(query.after)
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        with self._engine.connect() as connection:
+        with self._reads.connect(query.consistency_token) as connection:
             rows = connection.execute(
                 PAGE_AFTER, {"chat_id": query.chat_id, "after": after, "limit": limit}
             ).all()

@@ -2,10 +2,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 
 from domain.rules import DEFAULT_LIMIT, validate_limit
 from infrastructure.read_models import chat_views
+from infrastructure.read_targets import ReadTargets
 from infrastructure.types import UTCDateTime
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
 
@@ -14,6 +15,8 @@ from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
 class ListChats:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None  # a `next_cursor` from the previous page
+    # A write's token: the read shows that write, even from a replica (read_targets.py).
+    consistency_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +65,8 @@ class ListChatsHandler:
     while someone pages is seen exactly once, whatever else is written meanwhile.
     """
 
-    def __init__(self, read_engine: Engine) -> None:
-        self._engine = read_engine
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
 
     def __call__(self, query: ListChats) -> ChatListDTO:
         limit = validate_limit(query.limit)
@@ -72,7 +75,7 @@ class ListChatsHandler:
             after = decode_chat_list(query.cursor)
             statement = NEXT_PAGE
             params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
-        with self._engine.connect() as connection:
+        with self._reads.connect(query.consistency_token) as connection:
             rows = connection.execute(statement, params).all()
         chats = tuple(
             ChatSummaryDTO(

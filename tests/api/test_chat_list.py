@@ -552,7 +552,7 @@ def test_the_list_operation_is_documented(spec: Json) -> None:
     assert operation["summary"]
     assert "cursor" in operation["description"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
-    assert set(parameters) == {"limit", "cursor"}
+    assert set(parameters) == {"limit", "cursor", "consistency-token"}
 
     limit = parameters["limit"]
     assert limit["in"] == "query"

@@ -554,7 +554,7 @@ def test_the_history_operation_is_documented(spec: Json) -> None:
     assert operation["summary"]
     assert "before" in operation["description"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
-    assert set(parameters) == {"chat_id", "before", "after", "limit"}
+    assert set(parameters) == {"chat_id", "before", "after", "limit", "consistency-token"}
     assert parameters["chat_id"]["in"] == "path"
     assert parameters["chat_id"]["schema"]["type"] == "integer"
 

@@ -1,0 +1,30 @@
+"""The consistency token: the primary's WAL position after a write, as clients hold it.
+
+It is PostgreSQL's own text form of an LSN (`16/B374D848`); clients treat it as opaque.
+A read that brings it back is served by a replica only once the replica has replayed that
+position (infrastructure/read_targets.py). SQLite has no token: writes return none, and a
+token sent to it is checked for its form, then ignored.
+"""
+
+import re
+
+from domain.errors import InvalidInput
+
+HEADER = "Consistency-Token"
+PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+_FORM = re.compile(PATTERN)
+
+# After the commit, on the connection that made it. The insert position, not the write
+# position (pg_current_wal_lsn): with synchronous_commit off the commit record may not be
+# written yet, and a replica at the write position could still miss it.
+POSITION_AFTER_COMMIT = "SELECT pg_current_wal_insert_lsn()::text"
+# True once this server shows everything up to the token; a primary (not in recovery) has
+# no replay position and always does.
+HAS_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %(token)s::pg_lsn, true)"
+
+
+def checked(token: str | None) -> str | None:
+    """`token` if it has a token's form (or is None), else InvalidInput (a 422)."""
+    if token is not None and not _FORM.match(token):
+        raise InvalidInput(HEADER, "not a consistency token (as a write's response gave it)")
+    return token

@@ -1,0 +1,60 @@
+"""The Consistency-Token header: every write says where the database stood after it."""
+
+import re
+
+import httpx
+import pytest
+
+from tests.api.helpers import Json, assert_validation_error
+
+# PostgreSQL's text form of a WAL position; the service promises only that it is opaque.
+LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
+
+
+def tokens(client: httpx.Client, chat: Json) -> list[str | None]:
+    """The token of a create, a post and a delete, in that order (None where absent)."""
+    created = client.post("/chats/", json={"title": "t"})
+    posted = client.post(f"/chats/{chat['id']}/messages/", json={"text": "hello"})
+    deleted = client.delete(f"/chats/{created.json()['id']}")
+    assert (created.status_code, posted.status_code, deleted.status_code) == (201, 201, 204)
+    return [answer.headers.get("Consistency-Token") for answer in (created, posted, deleted)]
+
+
+def test_every_write_returns_a_token_on_postgresql(
+    client: httpx.Client, chat: Json, backend: str
+) -> None:
+    found = tokens(client, chat)
+    if backend == "sqlite":
+        assert found == [None, None, None]
+        return
+    assert all(token is not None and LSN.fullmatch(token) for token in found), found
+
+
+def test_a_replayed_post_returns_a_token_too(
+    client: httpx.Client, chat: Json, backend: str
+) -> None:
+    path = f"/chats/{chat['id']}/messages/"
+    headers = {"Idempotency-Key": "k-1"}
+    client.post(path, json={"text": "once"}, headers=headers)
+    again = client.post(path, json={"text": "once"}, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert (again.headers.get("Consistency-Token") is None) == (backend == "sqlite")
+
+
+def test_a_read_with_the_token_of_a_write_shows_it(client: httpx.Client, chat: Json) -> None:
+    posted = client.post(f"/chats/{chat['id']}/messages/", json={"text": "seen"})
+    token = posted.headers.get("Consistency-Token", "0/0")  # SQLite gives none: any will do
+    read = client.get(f"/chats/{chat['id']}", headers={"Consistency-Token": token})
+    assert read.status_code == 200, read.text
+    assert [message["text"] for message in read.json()["messages"]] == ["seen"]
+
+
+@pytest.mark.parametrize("token", ["", "abc", "0/", "/1", "0/1/2", "G/0", "123456789/0", "0x1/0"])
+@pytest.mark.parametrize(
+    "path", ["/chats/{id}", "/chats/", "/chats/{id}/messages/", "/chats/{id}/messages/?after=0"]
+)
+def test_a_malformed_token_is_a_422(
+    client: httpx.Client, chat: Json, token: str, path: str
+) -> None:
+    read = client.get(path.format(id=chat["id"]), headers={"Consistency-Token": token})
+    assert_validation_error(read, "header", "consistency-token")

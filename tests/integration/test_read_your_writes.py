@@ -1,0 +1,134 @@
+"""Reads on a hot standby keep read-your-writes through the Consistency-Token.
+
+The standby's apply delay holds every write back for seconds: a read without the token is
+stale (which shows these tests can fail), a read with it shows the write all the same.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from commands.create_chat import CreateChat
+from devtools.postgres_cluster import PostgresCluster
+from infrastructure import migrations
+from infrastructure.container import Container
+from queries.get_chat import GetChat
+from tests.conftest import EmptyDatabases
+from tests.support.replicas import caught_up, on
+from tests.support.servers import container_for, new_client, served
+
+APPLY_DELAY_MS = 3000
+REPLICA_WAIT = 0.5
+IN_RECOVERY = text("SELECT pg_is_in_recovery()")
+
+
+@contextmanager
+def reading_from(
+    databases: EmptyDatabases, standby: PostgresCluster, **settings: Any
+) -> Iterator[Container]:
+    """A container over a new database whose reads go to `standby`."""
+    url = databases.new("postgresql")
+    migrations.upgrade(url)
+    caught_up(url, standby)
+    container = container_for(
+        url, read_database_url=on(standby, url), replica_wait=REPLICA_WAIT, **settings
+    )
+    try:
+        yield container
+    finally:
+        container.shutdown_resources()
+
+
+@contextmanager
+def delayed(standby: PostgresCluster) -> Iterator[PostgresCluster]:
+    standby.set_apply_delay(APPLY_DELAY_MS)
+    try:
+        yield standby
+    finally:
+        standby.set_apply_delay(0)
+
+
+@pytest.fixture
+def lagging(databases: EmptyDatabases, delayed_standby: PostgresCluster) -> Iterator[Container]:
+    """Reads on a standby that applies each write 3 s after the primary committed it."""
+    with (
+        reading_from(databases, delayed_standby, access_log=False) as container,
+        delayed(delayed_standby),
+    ):
+        yield container
+
+
+@pytest.fixture
+def lagging_client(lagging: Container) -> Iterator[httpx.Client]:
+    with served(lagging) as base_url, new_client(base_url) as client:
+        yield client
+
+
+def test_a_read_with_the_token_shows_the_write_a_read_without_it_does_not(
+    lagging_client: httpx.Client,
+) -> None:
+    created = lagging_client.post("/chats/", json={"title": "t"})
+    chat_id = created.json()["id"]
+    posted = lagging_client.post(f"/chats/{chat_id}/messages/", json={"text": "hello"})
+    assert (created.status_code, posted.status_code) == (201, 201)
+    token = posted.headers["Consistency-Token"]
+
+    stale = lagging_client.get(f"/chats/{chat_id}")
+    assert stale.status_code == 404  # the standby has not applied the chat yet
+
+    fresh = lagging_client.get(f"/chats/{chat_id}", headers={"Consistency-Token": token})
+    assert fresh.status_code == 200, fresh.text
+    assert [message["text"] for message in fresh.json()["messages"]] == ["hello"]
+    page = lagging_client.get(
+        f"/chats/{chat_id}/messages/?after=0", headers={"Consistency-Token": token}
+    )
+    assert [message["text"] for message in page.json()["messages"]] == ["hello"]
+
+
+def test_a_deleted_chat_is_gone_for_a_read_with_the_delete_token(
+    lagging_client: httpx.Client,
+) -> None:
+    chat_id = lagging_client.post("/chats/", json={"title": "t"}).json()["id"]
+    deadline = time.monotonic() + APPLY_DELAY_MS / 1000 + 5
+    while lagging_client.get(f"/chats/{chat_id}").status_code != 200:  # the standby has it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    deleted = lagging_client.delete(f"/chats/{chat_id}")
+    assert deleted.status_code == 204
+    assert lagging_client.get(f"/chats/{chat_id}").status_code == 200  # stale
+    token = deleted.headers["Consistency-Token"]
+    gone = lagging_client.get(f"/chats/{chat_id}", headers={"Consistency-Token": token})
+    assert gone.status_code == 404
+
+
+def test_a_malformed_token_is_a_422_with_a_replica(lagging_client: httpx.Client) -> None:
+    read = lagging_client.get("/chats/1", headers={"Consistency-Token": "not-a-token"})
+    assert read.status_code == 422
+
+
+def test_the_read_waits_its_bound_then_runs_on_the_primary(lagging: Container) -> None:
+    chat = lagging.create_chat()(CreateChat(title="t"))
+    reads = lagging.read_targets()
+    with reads.connect(chat.consistency_token) as connection:
+        assert connection.execute(IN_RECOVERY).scalar_one() is False
+    # Scripts get the same through the container.
+    shown = lagging.get_chat()(GetChat(chat.chat_id, consistency_token=chat.consistency_token))
+    assert shown.title == "t"
+
+
+def test_a_standby_that_has_the_write_serves_the_read(
+    databases: EmptyDatabases, standby: PostgresCluster
+) -> None:
+    with reading_from(databases, standby) as container:
+        chat = container.create_chat()(CreateChat(title="t"))
+        with container.read_targets().connect(chat.consistency_token) as connection:
+            assert connection.execute(IN_RECOVERY).scalar_one() is True
+        shown = container.get_chat()(
+            GetChat(chat.chat_id, consistency_token=chat.consistency_token)
+        )
+        assert shown.title == "t"
