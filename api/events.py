@@ -288,7 +288,7 @@ async def stream_events(
             status_code=503,
             headers={"Retry-After": str(settings.retry_after)},
         )
-    handler = app.get_messages_after()
+    handler = app.stream_messages_after()  # on the primary, where the hints come from
 
     shared: SharedReads[EncodedPage] = request.app.state.shared_reads
 

@@ -82,6 +82,17 @@ class Container(containers.DeclarativeContainer):
     get_history = providers.Factory(GetHistoryHandler, reads=read_targets)
     get_message = providers.Factory(GetMessageHandler, reads=read_targets)
     get_messages_after = providers.Factory(GetMessagesAfterHandler, reads=read_targets)
+    # Event streams read on the primary: the hints that wake them come from its commits,
+    # which a replica may not have replayed yet (a stream would wait for the next hint).
+    stream_reads = providers.Factory(
+        ReadTargets,
+        replica=read_engine,
+        primary=write_engine,
+        replica_wait=settings.provided.replica_wait,
+        has_replica=settings.provided.has_replica,
+        primary_only=True,
+    )
+    stream_messages_after = providers.Factory(GetMessagesAfterHandler, reads=stream_reads)
 
     # Blocking waits for one chat's hints (chat_hints(chat_id)), for scripts and worker loops:
     # each holds a LISTEN connection of its own on PostgreSQL while it is open.

@@ -15,12 +15,20 @@ POLL_SECONDS = 0.01
 
 class ReadTargets:
     def __init__(
-        self, replica: Engine, primary: Engine, replica_wait: float, has_replica: bool
+        self,
+        replica: Engine,
+        primary: Engine,
+        replica_wait: float,
+        has_replica: bool,
+        primary_only: bool = False,
     ) -> None:
+        """`primary_only`: every read on the primary, as event streams read (their hints
+        come from the primary's commits, which a replica may not have replayed yet)."""
         self._replica = replica
         self._primary = primary
         self._wait = replica_wait
         self._has_replica = has_replica
+        self._primary_only = primary_only
 
     @contextmanager
     def connect(self, consistency_token: str | None = None) -> Iterator[Connection]:
@@ -30,14 +38,15 @@ class ReadTargets:
         Without a replica (or on SQLite) the token is checked for its form, then ignored.
         """
         token = checked(consistency_token)
-        if token is None or not self._has_replica:
+        if not self._has_replica or (token is None and not self._primary_only):
             with self._replica.connect() as connection:
                 yield connection
             return
-        with self._replica.connect() as connection:
-            if self._replayed(connection, token):
-                yield connection
-                return
+        if not self._primary_only:
+            with self._replica.connect() as connection:
+                if token is not None and self._replayed(connection, token):
+                    yield connection
+                    return
         with self._primary.connect() as connection:
             # Autocommit, as on the read engine: nothing to roll back afterwards.
             yield connection.execution_options(isolation_level="AUTOCOMMIT")

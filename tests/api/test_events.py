@@ -201,7 +201,7 @@ def test_a_message_committed_while_subscribing_arrives_exactly_once(
 ) -> None:
     """The stream subscribes, then reads its backlog: a message committed between the two,
     or while the read runs, is in the read or woken by its hint; either way sent once."""
-    real = container.get_messages_after()
+    real = container.stream_messages_after()
     reads: list[GetMessagesAfter] = []
     between: list[Json] = []
 
@@ -215,7 +215,7 @@ def test_a_message_committed_while_subscribing_arrives_exactly_once(
         return page
 
     with (
-        container.get_messages_after.override(providers.Object(racing_read)),
+        container.stream_messages_after.override(providers.Object(racing_read)),
         open_events(client, events_path(chat["id"]), after=0) as events,
     ):
         assert reads[0] == GetMessagesAfter(chat_id=chat["id"], after=0, limit=100)

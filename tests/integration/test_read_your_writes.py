@@ -21,6 +21,7 @@ from queries.get_chat import GetChat
 from tests.conftest import EmptyDatabases
 from tests.support.replicas import caught_up, on
 from tests.support.servers import container_for, new_client, served
+from tests.support.sse import open_events
 
 APPLY_DELAY_MS = 3000
 REPLICA_WAIT = 0.5
@@ -132,3 +133,14 @@ def test_a_standby_that_has_the_write_serves_the_read(
             GetChat(chat.chat_id, consistency_token=chat.consistency_token)
         )
         assert shown.title == "t"
+
+
+def test_event_streams_read_on_the_primary(lagging_client: httpx.Client) -> None:
+    """A stream opened on a chat the standby has not applied yet, resumed from its start:
+    a stream has no token to bring, so it reads where its hints come from."""
+    chat_id = lagging_client.post("/chats/", json={"title": "t"}).json()["id"]
+    posted = lagging_client.post(f"/chats/{chat_id}/messages/", json={"text": "live"})
+    started = time.monotonic()
+    with open_events(lagging_client, f"/chats/{chat_id}/events", after=0) as events:
+        assert events.next().json() == posted.json()
+    assert time.monotonic() - started < APPLY_DELAY_MS / 1000
