@@ -17,7 +17,7 @@ from infrastructure.clock import utc_now
 from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
-from infrastructure.read_targets import ReadTargets
+from infrastructure.read_targets import ReadTargets, ReplicaSkip
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
@@ -69,13 +69,16 @@ class Container(containers.DeclarativeContainer):
         retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
     )
 
-    # Where each query reads: the replica, or the primary for a token it has not replayed.
+    # Where each query reads: the replica, or the primary for a token it has not replayed
+    # and while the replica cannot be reached.
+    replica_skip = providers.Singleton(ReplicaSkip)
     read_targets = providers.Factory(
         ReadTargets,
         replica=read_engine,
         primary=write_engine,
         replica_wait=settings.provided.replica_wait,
         has_replica=settings.provided.has_replica,
+        skip=replica_skip,
     )
     get_chat = providers.Factory(GetChatHandler, reads=read_targets)
     list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
@@ -90,6 +93,7 @@ class Container(containers.DeclarativeContainer):
         primary=write_engine,
         replica_wait=settings.provided.replica_wait,
         has_replica=settings.provided.has_replica,
+        skip=replica_skip,
         primary_only=True,
     )
     stream_messages_after = providers.Factory(GetMessagesAfterHandler, reads=stream_reads)

@@ -1,16 +1,38 @@
 """Which server a query reads from: the read engine's (a replica, with READ_DATABASE_URL),
 unless the query brings a consistency token that replica has not replayed; then, after
-waiting up to REPLICA_WAIT for it, the primary."""
+waiting up to REPLICA_WAIT for it, the primary. A replica that cannot be reached is skipped
+for a while: its reads go to the primary meanwhile."""
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from infrastructure.consistency import HAS_REPLAYED, checked
 
+log = logging.getLogger("chatapi")
+
 POLL_SECONDS = 0.01
+SKIP_SECONDS = 5.0
+
+
+class ReplicaSkip:
+    """Since when, and until when, the replica is not tried: one per process."""
+
+    def __init__(self, seconds: float = SKIP_SECONDS) -> None:
+        self._seconds = seconds
+        self._until = 0.0
+
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+    def start(self, reason: Exception) -> None:
+        if not self.active():
+            log.warning("replica unreachable, reading from the primary: %s", reason)
+        self._until = time.monotonic() + self._seconds
 
 
 class ReadTargets:
@@ -20,6 +42,7 @@ class ReadTargets:
         primary: Engine,
         replica_wait: float,
         has_replica: bool,
+        skip: ReplicaSkip,
         primary_only: bool = False,
     ) -> None:
         """`primary_only`: every read on the primary, as event streams read (their hints
@@ -28,6 +51,7 @@ class ReadTargets:
         self._primary = primary
         self._wait = replica_wait
         self._has_replica = has_replica
+        self._skip = skip
         self._primary_only = primary_only
 
     @contextmanager
@@ -38,18 +62,28 @@ class ReadTargets:
         Without a replica (or on SQLite) the token is checked for its form, then ignored.
         """
         token = checked(consistency_token)
-        if not self._has_replica or (token is None and not self._primary_only):
+        if not self._has_replica:
             with self._replica.connect() as connection:
                 yield connection
             return
-        if not self._primary_only:
-            with self._replica.connect() as connection:
-                if token is not None and self._replayed(connection, token):
-                    yield connection
+        replica = None if self._primary_only else self._replica_connection()
+        if replica is not None:
+            with replica:
+                if token is None or self._replayed(replica, token):
+                    yield replica
                     return
         with self._primary.connect() as connection:
             # Autocommit, as on the read engine: nothing to roll back afterwards.
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _replica_connection(self) -> Connection | None:
+        if self._skip.active():
+            return None
+        try:
+            return self._replica.connect()
+        except DBAPIError as exc:
+            self._skip.start(exc)
+            return None
 
     def _replayed(self, connection: Connection, token: str) -> bool:
         deadline = time.monotonic() + self._wait
