@@ -61,3 +61,26 @@ def test_reads_survive_the_replica_stopping_and_use_it_again_once_back(
             assert time.monotonic() < deadline, "the replica is not used again"
             time.sleep(0.1)
         assert client.get(path, headers=token).status_code == 200
+
+
+def test_ready_reports_the_replica_and_stays_ready_while_it_is_down(
+    databases: EmptyDatabases, own_standby: PostgresCluster
+) -> None:
+    url = databases.new("postgresql")
+    migrations.upgrade(url)
+    caught_up(url, own_standby)
+    container = container_for(url, read_database_url=on(own_standby, url), access_log=False)
+    with served(container) as base_url, new_client(base_url) as client:
+        up = client.get("/health/ready")
+        assert up.status_code == 200, up.text
+        (target,) = up.json()["read_targets"]
+        assert target["up"] is True
+        assert 0 <= target["replay_lag_seconds"] < 5
+
+        own_standby.stop()
+        down = client.get("/health/ready")
+        assert down.status_code == 200, down.text
+        assert down.json() == {
+            "status": "ready",
+            "read_targets": [{"target": "replica", "up": False}],
+        }
