@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations up to the latest")
     sub.add_parser("healthcheck", help="exit 0 when the server on $PORT is ready, 1 if not")
     key_help = "makes a retry safe: the same key and input give the first result again"
+    token_help = (
+        "a write's consistency_token (printed on stderr): the read shows that write, even "
+        "from a replica (READ_DATABASE_URL)"
+    )
     create = sub.add_parser("create-chat", help="create a chat")
     create.add_argument("title")
     create.add_argument("--idempotency-key", help=key_help)
@@ -73,9 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="show a chat with its last messages")
     show.add_argument("chat_id", type=int)
     show.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    show.add_argument("--consistency-token", help=token_help)
     listing = sub.add_parser("list", help="list chats by last activity, newest first")
     listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     listing.add_argument("--cursor", help="the next_cursor of the previous page")
+    listing.add_argument("--consistency-token", help=token_help)
     after_help = "a seq: the messages after it (0: from the first); a next_after"
     history = sub.add_parser(
         "history", help="page back (--before) or forward (--after) through a chat's messages"
@@ -84,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--before", help="a next_before cursor; omit for the newest page")
     history.add_argument("--after", help=after_help)
     history.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    history.add_argument("--consistency-token", help=token_help)
     follow_help = "print a chat's messages as JSON lines as they come, until it is deleted"
     following = sub.add_parser("follow", help=follow_help)
     following.add_argument("chat_id", type=int)
@@ -103,6 +110,12 @@ def _print(result: BaseModel | dict[str, Any]) -> None:
         print(result.model_dump_json())
     else:
         print(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+
+
+def _announce(consistency_token: str | None) -> None:
+    """A write's token, on stderr beside the body on stdout (PostgreSQL only)."""
+    if consistency_token is not None:
+        print(json.dumps({"consistency_token": consistency_token}), file=sys.stderr)
 
 
 def _fail(message: str, code: int) -> int:
@@ -129,6 +142,7 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             created = container.create_chat()(
                 CreateChat(title=args.title, idempotency_key=args.idempotency_key)
             )
+            _announce(created.consistency_token)
             return ChatResponse.from_event(created)
         case "post":
             posted = container.post_message()(
@@ -136,28 +150,31 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
                     chat_id=args.chat_id, text=args.text, idempotency_key=args.idempotency_key
                 )
             )
+            _announce(posted.consistency_token)
             return MessageResponse.from_event(posted)
         case "show":
-            chat = container.get_chat()(GetChat(chat_id=args.chat_id, limit=args.limit))
+            token = args.consistency_token
+            chat = container.get_chat()(GetChat(args.chat_id, args.limit, token))
             return ChatDetailResponse.model_validate(chat)
         case "list":
-            page = container.list_chats()(ListChats(limit=args.limit, cursor=args.cursor))
+            listing = ListChats(args.limit, args.cursor, args.consistency_token)
+            page = container.list_chats()(listing)
             return ChatListResponse.model_validate(page)
         case "history" if args.after is not None:
             if args.before is not None:
                 raise InvalidInput("after", "before and after cannot be used together")
             forward = GetMessagesAfter(
-                chat_id=args.chat_id, after=_seq(args.after), limit=args.limit
+                args.chat_id, _seq(args.after), args.limit, args.consistency_token
             )
             return HistoryResponse.model_validate(container.get_messages_after()(forward))
         case "history":
-            query = GetHistory(chat_id=args.chat_id, before=args.before, limit=args.limit)
+            query = GetHistory(args.chat_id, args.before, args.limit, args.consistency_token)
             return HistoryResponse.model_validate(container.get_history()(query))
         case "follow":
             follow(container, args.chat_id, _seq(args.after))
             return None  # it printed each event as it came
         case "delete":
-            container.delete_chat()(DeleteChat(chat_id=args.chat_id))
+            _announce(container.delete_chat()(DeleteChat(chat_id=args.chat_id)).consistency_token)
             return None  # as HTTP's 204: nothing to show
         case "purge-idempotency-keys":
             return {"purged": container.purge_idempotency_keys()}

@@ -592,3 +592,19 @@ def test_show_list_and_history_print_what_http_returns(
     more = same(("list", "--limit", "2"), "/chats/?limit=2")["next_cursor"]
     last = same(("list", "--limit", "2", "--cursor", more), f"/chats/?limit=2&cursor={more}")
     assert "next_cursor" not in last
+
+
+def test_a_write_prints_its_consistency_token_and_a_read_takes_it(
+    migrated_url: str, backend: str
+) -> None:
+    created = chatapi(migrated_url, "create-chat", "t")
+    chat_id = str(succeeded(created)["id"])
+    if backend == "sqlite":
+        assert created.stderr == ""  # no token on SQLite
+        token = "0/0"
+    else:
+        token = json.loads(created.stderr)["consistency_token"]
+    shown = succeeded(chatapi(migrated_url, "show", chat_id, "--consistency-token", token))
+    assert shown["title"] == "t"
+    malformed = chatapi(migrated_url, "show", chat_id, "--consistency-token", "nonsense")
+    assert "consistency token" in failed(malformed)
