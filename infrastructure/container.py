@@ -38,8 +38,10 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Object(utc_now)
     # Live delivery's hints: one Publisher per process; closing it sends its last hints.
     hint_publisher = providers.Resource(open_publisher, settings)
-    # Whether the database has been found migrated; the API checks it before serving.
+    # Whether the database has been found migrated; the API checks it before serving, on
+    # the primary when reads go to a replica (one that is down must not stop the service).
     schema_check = providers.Singleton(SchemaCheck)
+    schema_engine = providers.Callable(database.schema_engine, settings, write_engine, read_engine)
 
     unit_of_work = providers.Factory(
         UnitOfWork,

@@ -46,6 +46,12 @@ def read_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+def schema_engine(settings: Settings, write: Engine, read: Engine) -> Engine:
+    """Where the schema is checked: the read engine, or the primary's when reads go to a
+    replica, so that a replica that is down does not stop the service."""
+    return write if settings.has_replica else read
+
+
 def _create_engine(settings: Settings, database_url: str, **options: Any) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":

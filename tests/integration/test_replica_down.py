@@ -84,3 +84,19 @@ def test_ready_reports_the_replica_and_stays_ready_while_it_is_down(
             "status": "ready",
             "read_targets": [{"target": "replica", "up": False}],
         }
+
+
+def test_a_service_started_while_its_replica_is_down_serves_from_the_primary(
+    databases: EmptyDatabases, own_standby: PostgresCluster
+) -> None:
+    url = databases.new("postgresql")
+    migrations.upgrade(url)
+    caught_up(url, own_standby)
+    own_standby.stop()
+    container = container_for(url, read_database_url=on(own_standby, url), access_log=False)
+    with served(container) as base_url, new_client(base_url) as client:
+        created = client.post("/chats/", json={"title": "t"})
+        assert created.status_code == 201, created.text
+        read = client.get(f"/chats/{created.json()['id']}")
+        assert read.status_code == 200, read.text
+        assert client.get("/health/ready").status_code == 200
