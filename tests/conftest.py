@@ -24,10 +24,13 @@ from devtools.postgres_cluster import (
 )
 from infrastructure import migrations
 from infrastructure.container import Container
+from infrastructure.database import is_sqlite
+from tests.support.replicas import caught_up, on
 from tests.support.servers import LiveServer, container_for, new_client
 
 BACKENDS = ["postgresql", "sqlite"]
 REQUIRE_POSTGRES = os.environ.get("CHATAPI_REQUIRE_POSTGRES") == "1"
+READS_ON_STANDBY = os.environ.get("CHATAPI_TEST_READS_ON_STANDBY") == "1"
 _postgres_missing: list[str] = []
 
 
@@ -132,8 +135,15 @@ def database_url(backend: str, databases: EmptyDatabases) -> str:
 
 
 @pytest.fixture(scope="session")
-def session_container(database_url: str) -> Iterator[Container]:
-    container = container_for(database_url)
+def session_container(database_url: str, request: pytest.FixtureRequest) -> Iterator[Container]:
+    """With CHATAPI_TEST_READS_ON_STANDBY=1, PostgreSQL's reads go to a hot standby (and the
+    test clients send back the newest Consistency-Token, as a well-behaved client does)."""
+    if READS_ON_STANDBY and not is_sqlite(database_url):
+        standby: PostgresCluster = request.getfixturevalue("standby")
+        caught_up(database_url, standby)
+        container = container_for(database_url, read_database_url=on(standby, database_url))
+    else:
+        container = container_for(database_url)
     yield container
     container.shutdown_resources()
 
