@@ -83,3 +83,44 @@ def volume_mounts(service: Service) -> dict[str, str]:
             source, _, rest = str(entry).partition(":")
             mounts[rest.split(":")[0]] = source
     return mounts
+
+
+# Sequences that a later file replaces instead of adding to (Compose's merge rules).
+_REPLACED = {"command", "entrypoint", "test"}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`, as `docker compose -f base -f override` merges them: mappings
+    key by key, `environment` and `depends_on` in their long forms, `volumes` of a service by
+    mount target; `command`, `entrypoint` and `healthcheck.test` replaced, other sequences
+    appended; anything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge_value(key, base[key], value) if key in base else value
+    return merged
+
+
+def _merge_value(key: str, base: Any, override: Any) -> Any:
+    if key == "environment":
+        return {**environment({key: base}), **environment({key: override})}
+    if key == "depends_on":
+        return merge(_long_depends_on(base), _long_depends_on(override))
+    if isinstance(base, dict) and isinstance(override, dict):
+        return merge(base, override)
+    if key == "volumes" and isinstance(base, list) and isinstance(override, list):
+        by_target = {_mount_target(entry): entry for entry in base}
+        by_target.update({_mount_target(entry): entry for entry in override})
+        return list(by_target.values())
+    if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED:
+        return [*base, *(entry for entry in override if entry not in base)]
+    return override
+
+
+def _long_depends_on(given: Any) -> dict[str, Any]:
+    if isinstance(given, list):
+        return {name: {"condition": "service_started"} for name in given}
+    return {name: dict(spec or {}) for name, spec in given.items()}
+
+
+def _mount_target(entry: Any) -> str:
+    return next(iter(volume_mounts({"volumes": [entry]})))

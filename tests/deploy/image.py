@@ -17,6 +17,9 @@ from tests.deploy.dockerfile import Stage
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+# Over COMPOSE_FILE (`docker compose -f docker-compose.yml -f deploy/compose.replica.yml`):
+# the api's reads on a hot standby.
+REPLICA_COMPOSE_FILE = REPO / "deploy" / "compose.replica.yml"
 DOCKERIGNORE = REPO / ".dockerignore"
 VENV_IN_IMAGE = "/opt/venv"
 HOST_VENV_BIN = Path(sys.executable).parent

@@ -1,0 +1,34 @@
+#!/bin/sh
+# The primary's side of streaming replication, for the hot standby of
+# deploy/compose.replica.yml: a role that may replicate ($REPLICATION_USER, with
+# $REPLICATION_PASSWORD) and a pg_hba.conf line letting it in from the compose network.
+#
+# docker-compose.yml mounts it in the db service's /docker-entrypoint-initdb.d/, so the
+# postgres image runs it once, when it creates the cluster in an empty volume. On a volume
+# made before then, run it once by hand (it can run again, changing nothing):
+#   docker compose exec -u postgres db sh /docker-entrypoint-initdb.d/replication.sh
+#
+# The image's own pg_hba.conf line, `host all all all scram-sha-256`, lets in no standby:
+# `all` in the database column does not match replication connections. `samenet` is any
+# address of the subnets the server's own interfaces are on: in the container, the compose
+# network (db publishes no port).
+#
+# POSIX sh. The image sources a .sh that is not executable instead of running it, so there
+# is no `exit` and no `set -u` here, which would end or change its entrypoint.
+set -e
+
+psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
+    --set replication_user="$REPLICATION_USER" \
+    --set replication_password="$REPLICATION_PASSWORD" <<'EOSQL'
+SELECT format('CREATE ROLE %I', :'replication_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'replication_user') \gexec
+ALTER ROLE :"replication_user" WITH LOGIN REPLICATION PASSWORD :'replication_password';
+EOSQL
+
+replication_hba="host replication $REPLICATION_USER samenet scram-sha-256"
+if ! grep -qxF "$replication_hba" "$PGDATA/pg_hba.conf"; then
+    printf '%s\n' "$replication_hba" >>"$PGDATA/pg_hba.conf"
+fi
+# Read at once by a running server; at the image's first start, by the one it starts next.
+psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
+    --quiet --tuples-only --command 'SELECT pg_reload_conf()' >/dev/null
