@@ -97,8 +97,9 @@ class BenchConfig:
     )
     only: str = choice(
         "BENCH_ONLY",
-        ("all", "streams"),
-        "`streams`: only the event-stream scenarios, merged into the saved docs/benchmarks.json",
+        ("all", "streams", "replicas"),
+        "`streams` or `replicas`: only the event-stream or the replica scenarios, merged into "
+        "the saved docs/benchmarks.json",
     )
     streams: int = number("BENCH_STREAMS", 1000, "event streams held open by the stream client")
     stream_chats: int = number(
@@ -112,6 +113,11 @@ class BenchConfig:
     )
     idle_seconds: int = number(
         "BENCH_IDLE_SECONDS", 30, "seconds of idle server CPU measured, without and with streams"
+    )
+    fresh_reads: int = number(
+        "BENCH_FRESH_READS",
+        1000,
+        "POSTs timed, each followed by a GET with its Consistency-Token, per read target",
     )
 
     @classmethod

@@ -1,9 +1,9 @@
 """A throwaway PostgreSQL cluster at its default, durable settings, for the benchmark.
 
 devtools.postgres_cluster makes the cluster (initdb in a temporary directory, as the
-`postgres` user when run as root); the test suite then starts it with fsync off, which
-would flatter every write here, so this module starts it with the stock postgresql.conf
-instead, optionally pinned to some CPUs.
+`postgres` user when run as root) and its standbys (pg_basebackup -R); the test suite then
+starts them with fsync off, which would flatter every write here, so this module starts them
+with the stock postgresql.conf instead, optionally pinned to some CPUs.
 """
 
 import subprocess
@@ -30,6 +30,20 @@ REPORTED_SETTINGS = (
     "max_connections",
     "autovacuum",
 )
+# What decides how a streaming standby keeps up, and how fast a read with a token is
+# served there; reported for the primary and the standby side by side.
+REPLICATION_SETTINGS = (
+    "synchronous_commit",
+    "synchronous_standby_names",
+    "wal_writer_delay",
+    "hot_standby",
+    "hot_standby_feedback",
+    "max_standby_streaming_delay",
+    "wal_receiver_status_interval",
+    "recovery_min_apply_delay",
+    "shared_buffers",
+    "max_connections",
+)
 
 
 def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
@@ -41,8 +55,30 @@ def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
     if bindir is None:
         raise BenchError(NO_BINARIES)
     cluster = PostgresCluster.create(bindir)
+    _start(cluster, cpus, log_file)
+    return cluster
+
+
+def start_standby(primary: PostgresCluster, cpus: str | None, log_file: Path) -> PostgresCluster:
+    """A hot standby of the running `primary`, streaming its WAL, started at default
+    durability on its copy of the primary's stock postgresql.conf; remove() it when done."""
+    try:
+        standby = PostgresCluster.create_standby(primary)
+    except subprocess.CalledProcessError as exc:
+        raise BenchError(f"pg_basebackup failed: {exc.stderr.decode(errors='replace')}") from exc
+    _start(standby, cpus, log_file)
+    try:
+        standby.wait_streaming()
+    except BaseException:
+        standby.remove()
+        raise
+    return standby
+
+
+def _start(cluster: PostgresCluster, cpus: str | None, log_file: Path) -> None:
+    """The cluster's postmaster, on its own port and socket directory; removed on failure."""
     command = [
-        str(bindir / "postgres"),
+        str(cluster.bindir / "postgres"),
         "-D",
         str(cluster.root / "data"),
         "-p",
@@ -62,20 +98,19 @@ def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
     except BaseException:
         cluster.remove()
         raise
-    return cluster
 
 
 def postmaster_pid(cluster: PostgresCluster) -> int:
     return int((cluster.root / "data" / "postmaster.pid").read_text().split()[0])
 
 
-def settings(engine: Engine) -> dict[str, str]:
+def settings(engine: Engine, names: tuple[str, ...] = REPORTED_SETTINGS) -> dict[str, str]:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
                 "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(:names) ORDER BY name"
             ),
-            {"names": list(REPORTED_SETTINGS)},
+            {"names": list(names)},
         ).all()
     return {row.name: _with_unit(row.setting, row.unit) for row in rows}
 

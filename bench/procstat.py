@@ -92,9 +92,10 @@ class CpuUsage:
     other_pct: float  # everything else on the machine: should be about 0
     steal_pct: float  # taken by the hypervisor from this virtual machine
     clients_pct: float = 0.0  # the clients holding event streams open during the run
+    standby_pct: float = 0.0  # a streaming standby's postmaster and all its processes
 
 
-Snapshot = tuple[float, float, float, float, float, float]
+Snapshot = tuple[float, float, float, float, float, float, float]
 
 
 class CpuMeter:
@@ -103,6 +104,7 @@ class CpuMeter:
     `server_tree` counts the server's child processes too (uvicorn with WORKERS > 1 is a
     supervisor and its workers). `client_pids` are further load generators that run beside
     wrk (the stream client): their CPU is theirs, not `other` load that voids a run.
+    `standby_pid` is a streaming standby's postmaster: PostgreSQL too, counted apart.
     """
 
     def __init__(self, server_pid: int, postmaster_pid: int, server_tree: bool = False) -> None:
@@ -110,6 +112,7 @@ class CpuMeter:
         self.postmaster_pid = postmaster_pid
         self.server_tree = server_tree
         self.client_pids: list[int] = []
+        self.standby_pid: int | None = None
 
     def _clients(self) -> float:
         total = 0.0
@@ -125,18 +128,21 @@ class CpuMeter:
         read = tree_cpu_seconds if self.server_tree else cpu_seconds
         server = read(self.server_pid)
         postgres = tree_cpu_seconds(self.postmaster_pid)
-        return time.monotonic(), server, postgres, self._clients(), busy, steal
+        standby = tree_cpu_seconds(self.standby_pid) if self.standby_pid else 0.0
+        return time.monotonic(), server, postgres, self._clients(), standby, busy, steal
 
     def usage(self, start: Snapshot, wrk_s: float) -> CpuUsage:
         end = self.snapshot()
-        wall, server, pg, clients, busy, steal = (b - a for a, b in zip(start, end, strict=True))
+        deltas = (b - a for a, b in zip(start, end, strict=True))
+        wall, server, pg, clients, standby, busy, steal = deltas
         return CpuUsage(
             server_pct=100 * server / wall,
             postgres_pct=100 * pg / wall,
             wrk_pct=100 * wrk_s / wall,
-            other_pct=max(0.0, 100 * (busy - server - pg - clients - wrk_s) / wall),
+            other_pct=max(0.0, 100 * (busy - server - pg - clients - standby - wrk_s) / wall),
             steal_pct=100 * steal / wall,
             clients_pct=100 * clients / wall,
+            standby_pct=100 * standby / wall,
         )
 
 

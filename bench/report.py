@@ -33,7 +33,8 @@ from bench.paging import (
     PAGE_LIMIT,
     WALK_LIMIT,
 )
-from bench.results import Profile, Results, Streams, load, save
+from bench.replicas import WARM_ROUNDS
+from bench.results import Profile, ReadsOn, Replicas, Results, Streams, load, save
 from bench.scenarios import DELETE_LEAD_S, DELETE_TAIL_S, DISTURBED_PCT
 from bench.streams import WORKERS_1, WORKERS_2
 from bench.targets import Target, evaluate
@@ -467,6 +468,152 @@ def _streams(results: Results) -> str:
     )
 
 
+def _replicas_when(replicas: Replicas) -> str:
+    if replicas.alone:
+        same = "by a `BENCH_ONLY=replicas` run; the other sections are from the run above"
+    else:
+        same = "in the same run as the sections above, after them"
+    commit = replicas.code["commit"]
+    changed = " plus uncommitted changes" if replicas.code["uncommitted"] else ""
+    return f"Measured on {replicas.started_at} (commit `{commit}`{changed}), {same}."
+
+
+def _replica_runs(replicas: Replicas) -> tuple[tuple[str, ReadsOn], ...]:
+    return (
+        ("the primary (`READ_DATABASE_URL` unset)", replicas.primary),
+        ("the standby (`READ_DATABASE_URL`)", replicas.standby),
+    )
+
+
+def _replica_throughput(replicas: Replicas) -> str:
+    base = replicas.primary.get.result.rps
+    rows = []
+    for label, reads in _replica_runs(replicas):
+        r, cpu = reads.get.result, reads.get.cpu
+        rows.append(
+            [
+                label,
+                f"{r.rps:,.0f}",
+                f"{r.rps / base:.2f}",
+                _ms(r.p50_ms),
+                _ms(r.p99_ms),
+                *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.standby_pct)),
+                _pct(cpu.wrk_pct),
+                _pct(cpu.other_pct),
+            ]
+        )
+    headings = ["GET limit=20, reads on", "requests/s", "against the primary", "p50", "p99"]
+    cpu_headings = ["CPU: server", "PostgreSQL primary", "standby", "wrk", "other"]
+    ratio = replicas.standby.get.result.rps / base
+    return "\n\n".join(
+        [
+            "**Throughput.** `GET /chats/{id}?limit=20` with wrk as in the GET benchmark above "
+            "(no token sent), on a service reading from the primary, then on one reading from "
+            "the standby.",
+            table([*headings, *cpu_headings], "lrrrrrrrrr", rows),
+            f"Reads on the standby against reads on the primary: **{ratio:.2f}x**.",
+        ]
+    )
+
+
+def _replica_fresh(replicas: Replicas) -> str:
+    rows = []
+    for label, reads in _replica_runs(replicas):
+        f = reads.fresh
+        rows.append(
+            [
+                label,
+                _ms(f.post.p50_ms),
+                _ms(f.post.p99_ms),
+                *(_ms(v) for v in (f.with_token.p50_ms, f.with_token.p90_ms)),
+                *(_ms(v) for v in (f.with_token.p99_ms, f.with_token.max_ms)),
+                f"{f.waited_out:,}",
+                _ms(f.without_token.p50_ms),
+                _ms(f.without_token.p99_ms),
+            ]
+        )
+    headings = ["reads on", "POST p50", "POST p99", "GET with its token: p50", "p90", "p99"]
+    more = ["max", f"≥ {replicas.replica_wait_s:g} s", "GET without: p50", "p99"]
+    primary, standby = replicas.primary.fresh, replicas.standby.fresh
+    stale = primary.stale + standby.stale
+    shown = (
+        "Every read with its token showed its POST."
+        if stale == 0
+        else f"**{stale:,} reads with their token did not show their POST** (a bug)."
+    )
+    cpu = ", ".join(
+        f"{name} {_pct(getattr(primary.cpu, field))} / {_pct(getattr(standby.cpu, field))}"
+        for name, field in (
+            ("server", "server_pct"),
+            ("PostgreSQL primary", "postgres_pct"),
+            ("standby", "standby_pct"),
+            ("the client", "wrk_pct"),
+            ("other", "other_pct"),
+        )
+    )
+    return "\n\n".join(
+        [
+            f"**A read right after a write.** {standby.with_token.samples:,} rounds on each "
+            "service, from one client (this harness, on one keep-alive connection), in turn "
+            f"over chats 1..{CHAT_COUNT:,}: `POST /chats/{{id}}/messages/`, then "
+            "`GET /chats/{id}?limit=20` with the POST's `Consistency-Token`, then the same GET "
+            f"again at once without a token; each timed by the client, after {WARM_ROUNDS} "
+            "untimed rounds. A read with its token that the standby had not replayed "
+            f"within `REPLICA_WAIT` ({replicas.replica_wait_s:g} s) is served by the primary "
+            "after that wait: the `≥` column counts the reads that took that long.",
+            table([*headings, *more], "lrrrrrrrrr", rows),
+            f"What the token costs a read on the standby, against the same read on the "
+            f"primary: p50 **{standby.with_token.p50_ms - primary.with_token.p50_ms:+.2f} ms**,"
+            f" p99 **{standby.with_token.p99_ms - primary.with_token.p99_ms:+.2f} ms**. "
+            f"{shown} CPU over the timed rounds, in % of one core, reads on the primary / on "
+            f"the standby: {cpu}.",
+        ]
+    )
+
+
+def _replica_settings(replicas: Replicas) -> str:
+    names = list(dict.fromkeys([*replicas.primary_settings, *replicas.standby_settings]))
+
+    def value(settings: dict[str, str], name: str) -> str:
+        found = settings.get(name)
+        return "n/a" if found is None else f"`{found}`" if found else "(empty)"
+
+    rows = [
+        [
+            f"`{name}`",
+            value(replicas.primary_settings, name),
+            value(replicas.standby_settings, name),
+        ]
+        for name in names
+    ]
+    return table(["setting", "primary", "standby"], "lll", rows)
+
+
+def _replicas(results: Results) -> str:
+    replicas = results.replicas
+    if replicas is None:
+        return ""
+    pins = results.pinning
+    where = f"on CPU {pins['postgres']}, beside the primary" if pins["server"] else "unpinned"
+    return _section(
+        "Reads from a streaming replica",
+        _replicas_when(replicas),
+        "A hot standby of the run's cluster, made with `pg_basebackup -R -X stream` "
+        f"({replicas.database_mb:,.0f} MB; streaming {replicas.base_backup_s:.1f} s after the "
+        f"copy started) and started on the stock `postgresql.conf`, {where}: a standby on "
+        "the same CPUs adds no capacity here, so what these runs show is what reading from "
+        f"it costs. Replication as the primary reports it: {replicas.replication}. Two "
+        "services of their own (`chatapi serve`, one worker, pinned as above), one after the "
+        "other: the first reading from the primary, the second with `READ_DATABASE_URL` the "
+        f"standby and `REPLICA_WAIT={replicas.replica_wait_s:g}`. The scenarios took "
+        f"{replicas.total_s:.0f} s in all, the copy included.",
+        _replica_throughput(replicas),
+        _replica_fresh(replicas),
+        "Settings, primary and standby:",
+        _replica_settings(replicas),
+    )
+
+
 def _profile(p: Profile) -> str:
     summary = p.summary
     packages = ", ".join(f"{name} {pct:.0f}%" for name, pct in summary.by_package)
@@ -534,6 +681,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         big_delete=_big_delete(results),
         soak=_soak(results),
         streams=_streams(results),
+        replicas=_replicas(results),
         profiles=_profiles(results),
         observations="\n".join(f"- {note}" for note in observations.notes(results)),
         knobs=_knobs(),

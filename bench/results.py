@@ -137,6 +137,57 @@ class Streams:
 
 
 @dataclass
+class Latency:
+    """One kind of request in a sequential loop, each timed by the client."""
+
+    samples: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class FreshReads:
+    """From one client, in turn over the chats: a POST of a message, a GET of its chat with
+    the POST's Consistency-Token, and the same GET again at once without one."""
+
+    post: Latency
+    with_token: Latency
+    without_token: Latency
+    waited_out: int  # reads with the token that took REPLICA_WAIT or more: fell back
+    stale: int  # reads with the token that did not show their POST: should be 0
+    cpu: CpuUsage  # over the timed rounds; wrk_pct: the client (this harness)
+
+
+@dataclass
+class ReadsOn:
+    """A service whose reads go to one server: its GET throughput, then its fresh reads."""
+
+    get: Measurement
+    fresh: FreshReads
+
+
+@dataclass
+class Replicas:
+    """Reads from a streaming standby against reads from the primary, in one run of their
+    own (a run with BENCH_ONLY=replicas adds them to the results of an earlier full run)."""
+
+    started_at: str
+    code: dict[str, Any]
+    alone: bool  # run with BENCH_ONLY=replicas, then put in an earlier full run's results
+    database_mb: float  # what pg_basebackup copied
+    base_backup_s: float  # from pg_basebackup's start until the standby was streaming
+    replication: str  # the primary's pg_stat_replication: state and sync_state
+    replica_wait_s: float  # REPLICA_WAIT of the service reading from the standby
+    primary_settings: dict[str, str]
+    standby_settings: dict[str, str]
+    primary: ReadsOn  # READ_DATABASE_URL unset
+    standby: ReadsOn  # READ_DATABASE_URL the standby
+    total_s: float  # the scenarios in all, the base backup included
+
+
+@dataclass
 class Results:
     started_at: str
     config: dict[str, Any]
@@ -156,6 +207,7 @@ class Results:
     profiles: list[Profile] = field(default_factory=list)
     total_s: float = 0.0
     streams: Streams | None = None
+    replicas: Replicas | None = None
 
 
 def save(results: Results, path: Path, **beside: object) -> None:

@@ -2,12 +2,14 @@
 
     .venv/bin/python -m bench.run
     BENCH_ONLY=streams .venv/bin/python -m bench.run   # the event-stream scenarios only
+    BENCH_ONLY=replicas .venv/bin/python -m bench.run  # the replica scenarios only
 
 Starts a throwaway PostgreSQL cluster, loads the dataset, starts `chatapi serve` and the
-floor, drives each endpoint with wrk, runs the event-stream scenarios (bench/streams.py), and
-writes the report. A streams-only run puts its numbers in place of the stream scenarios' in
-the saved docs/benchmarks.json and keeps the rest. Everything it starts is stopped and
-removed at the end, on failure and on Ctrl-C too.
+floor, drives each endpoint with wrk, runs the event-stream scenarios (bench/streams.py) and
+the replica scenarios (bench/replicas.py), and writes the report. A streams-only or
+replicas-only run puts its numbers in place of those scenarios' in the saved
+docs/benchmarks.json and keeps the rest. Everything it starts is stopped and removed at the
+end, on failure and on Ctrl-C too.
 """
 
 import dataclasses
@@ -27,6 +29,7 @@ from sqlalchemy import Engine, create_engine
 
 from bench import dataset, machine, paging, postgres, procstat, profile, report, server, wrk
 from bench.config import BenchConfig, BenchError, Pinning
+from bench.replicas import ReplicaBench
 from bench.results import Profile, Results, Streams, load
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.streams import PROFILE_NAMES, StreamBench
@@ -45,11 +48,11 @@ def _cpus(spec: str) -> set[int]:
     return {int(cpu) for cpu in spec.split(",")}
 
 
-def _saved() -> Results:
-    """The results of the last full run, which a streams-only run adds to."""
+def _saved(only: str) -> Results:
+    """The results of the last full run, which a streams-only or replicas-only run adds to."""
     saved = DOCS / "benchmarks.json"
     if not saved.exists():
-        raise BenchError(f"BENCH_ONLY=streams adds to {saved}: run the whole `make bench` first")
+        raise BenchError(f"BENCH_ONLY={only} adds to {saved}: run the whole `make bench` first")
     return load(saved)
 
 
@@ -126,6 +129,12 @@ def stream_bench(config: BenchConfig, stage: Stage) -> StreamBench:
     )
 
 
+def replica_bench(config: BenchConfig, stage: Stage) -> ReplicaBench:
+    return ReplicaBench(
+        config, stage.setup, stage.cluster, stage.pinning, stage.pool, stage.quiet, stage.work
+    )
+
+
 def bench(config: BenchConfig, stack: ExitStack) -> Results:
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -169,6 +178,9 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
     service.stop()  # the stream scenarios start servers of their own
     results.streams, stream_profiles = stream_bench(config, stage).run()
     results.profiles += stream_profiles
+    # Last: its base backup copies the database as the other scenarios left it, and no
+    # other scenario pays for the standby's replay of their writes.
+    results.replicas = replica_bench(config, stage).run()
     results.config["delete_pool_grown_by"] = pool.grown_by
     results.config["runs_repeated"] = runner.repeated
     results.config["quiet_waited_s"] = round(config.quiet_wait - quiet.left, 1)
@@ -180,6 +192,12 @@ def streams_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Resul
     """The stream scenarios alone (BENCH_ONLY=streams), in place of the saved run's."""
     stage = prepare(config, stack)
     return merged(saved, *stream_bench(config, stage).run())
+
+
+def replicas_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Results:
+    """The replica scenarios alone (BENCH_ONLY=replicas), in place of the saved run's."""
+    stage = prepare(config, stack)
+    return dataclasses.replace(saved, replicas=replica_bench(config, stage).run())
 
 
 def merged(saved: Results, streams: Streams, profiles: list[Profile]) -> Results:
@@ -233,7 +251,9 @@ def main() -> int:
         config = BenchConfig.from_env()
         with ExitStack() as stack:
             if config.only == "streams":
-                results = streams_only(config, stack, _saved())
+                results = streams_only(config, stack, _saved(config.only))
+            elif config.only == "replicas":
+                results = replicas_only(config, stack, _saved(config.only))
             else:
                 results = bench(config, stack)
         targets = evaluate(results)

@@ -104,10 +104,11 @@ class Bench:
         cpu = meter.usage(start, result.wrk_cpu_s)
         connects = (self._sessions() - sessions) / result.duration_s
         check(name, result)
+        standby = f", standby {cpu.standby_pct:.0f}%" if meter.standby_pid else ""
         log(
             f"{label:<48} {result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
             f"p99 {result.p99_ms:7.2f} ms  (CPU: server {cpu.server_pct:.0f}%, "
-            f"postgres {cpu.postgres_pct:.0f}%, wrk {cpu.wrk_pct:.0f}%, "
+            f"postgres {cpu.postgres_pct:.0f}%{standby}, wrk {cpu.wrk_pct:.0f}%, "
             f"other {cpu.other_pct:.0f}%; {connects:.0f} connections/s to PostgreSQL)"
         )
         return Measurement(
