@@ -12,7 +12,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: install install-dev run test lint typecheck pytest fuzz bench lock clean
+.PHONY: install install-dev run test lint typecheck pytest pytest-standby fuzz bench lock clean
 
 # Order-only (after `|`): bin/python is a symlink whose date is the system Python's.
 $(BIN)/python:
@@ -37,8 +37,9 @@ run: install
 	$(BIN)/chatapi migrate
 	$(BIN)/chatapi serve
 
-## make test: lint, type-check, and the whole suite against PostgreSQL and SQLite
-test: lint typecheck pytest
+## make test: lint, type-check, the whole suite against PostgreSQL and SQLite, then the
+## contract and paging tests again with every read on a hot standby
+test: lint typecheck pytest pytest-standby
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -49,6 +50,9 @@ typecheck: install-dev
 
 pytest: install-dev
 	$(BIN)/pytest
+
+pytest-standby: install-dev
+	CHATAPI_TEST_READS_ON_STANDBY=1 $(BIN)/pytest -k "not sqlite" tests/api tests/integration/test_paging.py
 
 ## make fuzz: Schemathesis (every check, stateful too) against the app served as `make run`
 ## serves it, on a throwaway PostgreSQL, for several minutes; fails on any finding

@@ -192,7 +192,7 @@ async def handle(
     schema = app.schema_check()
     if schema.verified:
         return await admission.run(handler, argument, chat_id=chat_id)
-    engine = app.schema_engine()
+    engine = app.read_engine()
 
     def checked(argument: Argument) -> Result:
         schema.ensure(engine)

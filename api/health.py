@@ -1,26 +1,27 @@
 """Liveness and readiness, for orchestrators and the container's HEALTHCHECK."""
 
+import asyncio
 from typing import Literal
 
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from api.admission import Admission
+from api.admission import Admission, Busy
 from api.routing import SlashAgnosticRouter
 from api.schemas import UNAVAILABLE
 from infrastructure import migrations
 from infrastructure.container import Container
-from infrastructure.replica_status import ReplicaStatus, replica_status
+from infrastructure.replicas import Replica, ReplicaStatus
 from infrastructure.schema import NOT_MIGRATED
 
 router = SlashAgnosticRouter(prefix="/health", tags=["health"])
 
 
 class ReadTarget(BaseModel):
-    target: Literal["replica"]
-    up: bool
+    target: str = Field(description="The replica: host:port/database.")
+    up: bool = Field(description="Whether it answers and is not left aside (down or behind).")
     replay_lag_seconds: float | None = Field(
-        description="Seconds the replica's replay is behind; absent when it is down."
+        default=None, description="Seconds its replay is behind; absent when it is not up."
     )
 
 
@@ -29,8 +30,8 @@ class Health(BaseModel):
     read_targets: list[ReadTarget] | None = Field(
         default=None,
         description=(
-            "With READ_DATABASE_URL only: the replica. The service stays ready while it is "
-            "down (its reads go to the primary)."
+            "With READ_DATABASE_URL only: each replica. The service stays ready while they "
+            "are down (their reads go to the others, or to the primary)."
         ),
     )
 
@@ -65,27 +66,35 @@ async def ready(request: Request) -> Health:
     admission: Admission = request.app.state.admission
     settings = container.settings()
     # A database that cannot be reached raises here and becomes the usual 503; one that
-    # does not answer within READY_TIMEOUT, a 503 too. With a replica, the primary is
-    # checked: a replica that is down only sends its reads to the primary.
-    engine = container.write_engine() if settings.has_replica else container.read_engine()
-    at_head = await admission.run(migrations.is_at_head, engine, timeout=settings.ready_timeout)
+    # does not answer within READY_TIMEOUT, a 503 too. The primary decides: replicas that
+    # are down only send their reads elsewhere.
+    at_head = await admission.run(
+        migrations.is_at_head, container.read_engine(), timeout=settings.ready_timeout
+    )
     if not at_head:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=NOT_MIGRATED,
             headers={"Retry-After": str(container.settings().retry_after)},
         )
-    if not settings.has_replica:
+    replicas = container.replicas()
+    if not replicas:
         return Health(status="ready")
-    skip = container.replica_skip()
-    replica = (
-        ReplicaStatus(up=False, replay_lag_seconds=None)  # found down lately: not tried
-        if skip.active()
-        else await admission.run(
-            replica_status, container.read_engine(), timeout=settings.ready_timeout
-        )
+    targets = await asyncio.gather(
+        *(status_within(admission, replica, settings.ready_timeout) for replica in replicas.members)
     )
-    target = ReadTarget(
-        target="replica", up=replica.up, replay_lag_seconds=replica.replay_lag_seconds
+    return Health(
+        status="ready",
+        read_targets=[
+            ReadTarget(target=t.name, up=t.up, replay_lag_seconds=t.replay_lag_seconds)
+            for t in targets
+        ],
     )
-    return Health(status="ready", read_targets=[target])
+
+
+async def status_within(admission: Admission, replica: Replica, timeout: float) -> ReplicaStatus:
+    """The replica's status; down if it does not answer within `timeout`."""
+    try:
+        return await admission.run(Replica.status, replica, timeout=timeout)
+    except Busy:
+        return ReplicaStatus(replica.name, up=False, replay_lag_seconds=None)

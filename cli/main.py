@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in DATABASE_COMMANDS:
             # Up front, as the API does: a missing or older schema fails some commands with
             # a driver error naming a table, and would let others run on the wrong schema.
-            container.schema_check().ensure(container.schema_engine())
+            container.schema_check().ensure(container.read_engine())
         result = _run(args, container)
     except SchemaNotMigrated:
         return _fail(NOT_MIGRATED, EXIT_DATABASE)

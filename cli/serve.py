@@ -115,7 +115,7 @@ def _warn_unless_migrated(container: Container) -> None:
     no restart, whatever order things were started in.
     """
     try:
-        at_head = migrations.is_at_head(container.schema_engine())
+        at_head = migrations.is_at_head(container.read_engine())
     except DATABASE_ERRORS as exc:
         log.warning("database unavailable, serving 503 until it answers: %s", first_line(exc))
         return

@@ -14,10 +14,17 @@ HEADER = "Consistency-Token"
 PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
 _FORM = re.compile(PATTERN)
 
-# After the commit, on the connection that made it. The insert position, not the write
-# position (pg_current_wal_lsn): with synchronous_commit off the commit record may not be
-# written yet, and a replica at the write position could still miss it.
-POSITION_AFTER_COMMIT = "SELECT pg_current_wal_insert_lsn()::text"
+# After the commit, on the connection that made it: a position at or past the end of its
+# commit record, and one a replica will get. A synchronous commit (on, local, remote_*) has
+# flushed its record before returning, so the flush position is past it, and flushed WAL is
+# what standbys are sent. An asynchronous one (off) may not be flushed yet: the insert
+# position is past it, but so may be other sessions' records that no commit has flushed, which
+# a replica only gets at the next flush (the WAL writer's, within wal_writer_delay): reads
+# with such tokens may wait that long, or REPLICA_WAIT, then read from the primary.
+POSITION_AFTER_COMMIT = (
+    "SELECT (CASE current_setting('synchronous_commit') WHEN 'off' "
+    "THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END)::text"
+)
 # True once this server shows everything up to the token; a primary (not in recovery) has
 # no replay position and always does.
 HAS_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %(token)s::pg_lsn, true)"

@@ -17,7 +17,7 @@ from infrastructure.clock import utc_now
 from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
-from infrastructure.read_targets import ReadTargets, ReplicaSkip
+from infrastructure.read_targets import ReadTargets
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
@@ -38,10 +38,9 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Object(utc_now)
     # Live delivery's hints: one Publisher per process; closing it sends its last hints.
     hint_publisher = providers.Resource(open_publisher, settings)
-    # Whether the database has been found migrated; the API checks it before serving, on
-    # the primary when reads go to a replica (one that is down must not stop the service).
+    # Whether the database has been found migrated; the API checks it (on the primary)
+    # before serving.
     schema_check = providers.Singleton(SchemaCheck)
-    schema_engine = providers.Callable(database.schema_engine, settings, write_engine, read_engine)
 
     unit_of_work = providers.Factory(
         UnitOfWork,
@@ -71,16 +70,14 @@ class Container(containers.DeclarativeContainer):
         retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
     )
 
-    # Where each query reads: the replica, or the primary for a token it has not replayed
-    # and while the replica cannot be reached.
-    replica_skip = providers.Singleton(ReplicaSkip)
+    # Where each query reads: a replica (READ_DATABASE_URL), or the primary for a token
+    # no replica has replayed in time and while none can be used.
+    replicas = providers.Resource(database.replicas, settings)
     read_targets = providers.Factory(
         ReadTargets,
-        replica=read_engine,
-        primary=write_engine,
+        replicas=replicas,
+        primary=read_engine,
         replica_wait=settings.provided.replica_wait,
-        has_replica=settings.provided.has_replica,
-        skip=replica_skip,
     )
     get_chat = providers.Factory(GetChatHandler, reads=read_targets)
     list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
@@ -91,11 +88,9 @@ class Container(containers.DeclarativeContainer):
     # which a replica may not have replayed yet (a stream would wait for the next hint).
     stream_reads = providers.Factory(
         ReadTargets,
-        replica=read_engine,
-        primary=write_engine,
+        replicas=replicas,
+        primary=read_engine,
         replica_wait=settings.provided.replica_wait,
-        has_replica=settings.provided.has_replica,
-        skip=replica_skip,
         primary_only=True,
     )
     stream_messages_after = providers.Factory(GetMessagesAfterHandler, reads=stream_reads)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from infrastructure.failures import READ_ONLY_SQL_TRANSACTION
+from infrastructure.replicas import SET_ASIDE_SECONDS, Replicas
 from infrastructure.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -17,6 +18,10 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+# Reads are single autocommit statements: nothing to roll back when a connection goes back.
+READ_OPTIONS: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
 
 
 def write_engine(settings: Settings) -> Iterator[Engine]:
@@ -34,22 +39,21 @@ def write_engine(settings: Settings) -> Iterator[Engine]:
 
 
 def read_engine(settings: Settings) -> Iterator[Engine]:
-    """The engine queries read through: each query is a single autocommit statement.
-
-    It connects to READ_DATABASE_URL (a replica) when one is set, else to the primary.
-    """
-    # Autocommit leaves nothing to roll back when a connection goes back to the pool.
-    engine = _create_engine(
-        settings, settings.read_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
-    )
+    """The engine queries read through on DATABASE_URL: each query is a single autocommit
+    statement. With replicas, it serves the reads they cannot (infrastructure/read_targets)."""
+    engine = _create_engine(settings, settings.database_url, **READ_OPTIONS)
     yield engine
     engine.dispose()
 
 
-def schema_engine(settings: Settings, write: Engine, read: Engine) -> Engine:
-    """Where the schema is checked: the read engine, or the primary's when reads go to a
-    replica, so that a replica that is down does not stop the service."""
-    return write if settings.has_replica else read
+def replicas(
+    settings: Settings, set_aside_seconds: float = SET_ASIDE_SECONDS
+) -> Iterator[Replicas]:
+    """An engine per replica of READ_DATABASE_URL, read through as the read engine is."""
+    engines = [_create_engine(settings, url, **READ_OPTIONS) for url in settings.replica_urls]
+    replicas = Replicas(engines, settings.replica_max_lag, set_aside_seconds)
+    yield replicas
+    replicas.dispose()
 
 
 def _create_engine(settings: Settings, database_url: str, **options: Any) -> Engine:

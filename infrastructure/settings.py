@@ -1,6 +1,7 @@
 """Configuration, read from the environment when the container is built."""
 
 import ipaddress
+import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -83,6 +84,31 @@ def database_url(value: str) -> str:
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
+# Where one URL of a comma-separated list starts: at its scheme.
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+# The libpq multi-host form: scheme://[user[:password]@]host1[:port],host2[:port]/database?...
+_MULTI_HOST = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^@/]*@)?(?P<hosts>[^/?]*)(?P<rest>.*)$")
+
+
+def replica_urls(value: str) -> tuple[str, ...]:
+    """One database URL per replica in `value`: URLs separated by commas, or one URL in
+    libpq's multi-host form (`postgresql://u:p@replica1:5432,replica2:5432/chatapi`), or
+    both; ValueError for anything that is not a database URL."""
+    urls: list[str] = []
+    for url in _NEXT_URL.split(value.strip()):
+        parts = _MULTI_HOST.match(url.strip())
+        if parts is None or "," not in parts["hosts"]:
+            urls.append(database_url(url.strip()))
+            continue
+        for host in parts["hosts"].split(","):
+            urls.append(
+                database_url(f"{parts['scheme']}{parts['user'] or ''}{host.strip()}{parts['rest']}")
+            )
+    if any(url.startswith("sqlite") for url in urls):
+        raise ValueError("replicas are PostgreSQL servers: an SQLite file has none")
+    return tuple(dict.fromkeys(urls))
+
+
 class Settings(BaseSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -91,8 +117,17 @@ class Settings(BaseSettings):
     read_database_url: str | None = Field(
         default=None,
         description=(
-            "Where queries read: a PostgreSQL streaming replica of DATABASE_URL's database. "
-            "Unset, reads go to DATABASE_URL itself."
+            "Where queries read: PostgreSQL streaming replicas of DATABASE_URL's database, "
+            "comma-separated URLs or one URL in libpq's multi-host form; reads take them in "
+            "turn. Unset (or empty), reads go to DATABASE_URL itself."
+        ),
+    )
+    replica_max_lag: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a replica's replay may be behind; one further behind is left aside "
+            "(reads go to another replica, or DATABASE_URL) until it catches up."
         ),
     )
     replica_wait: float = Field(
@@ -250,19 +285,21 @@ class Settings(BaseSettings):
         return trusted_proxies(value)
 
     @property
-    def read_url(self) -> str:
-        """The URL queries read from: READ_DATABASE_URL, else DATABASE_URL."""
-        return self.read_database_url or self.database_url
-
-    @property
-    def has_replica(self) -> bool:
-        """Whether queries read from a server of their own (PostgreSQL only)."""
-        return self.read_database_url is not None and self.read_url != self.database_url
+    def replica_urls(self) -> tuple[str, ...]:
+        """The replicas queries read from (none: they read from DATABASE_URL)."""
+        if not self.read_database_url:
+            return ()
+        urls = replica_urls(self.read_database_url)
+        return tuple(url for url in urls if url != self.database_url)
 
     @field_validator("read_database_url")
     @classmethod
-    def _known_read_database(cls, value: str | None) -> str | None:
-        return database_url(value) if value else None
+    def _known_read_databases(cls, value: str | None) -> str | None:
+        """Kept as given once every URL in it is found valid; empty means unset."""
+        if not value or not value.strip():
+            return None
+        replica_urls(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

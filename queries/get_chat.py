@@ -69,10 +69,11 @@ class GetChatHandler:
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        with self._reads.connect(query.consistency_token) as connection:
-            rows = connection.execute(
-                CHAT_WITH_LAST_MESSAGES, {"chat_id": query.chat_id, "limit": limit}
-            ).all()
+        rows = self._reads.rows(
+            query.consistency_token,
+            CHAT_WITH_LAST_MESSAGES,
+            {"chat_id": query.chat_id, "limit": limit},
+        )
         if not rows:
             raise ChatNotFound(query.chat_id)
         chat = rows[0]

@@ -88,8 +88,7 @@ class GetHistoryHandler:
             params["message_id"] = position.message_id
         else:
             params["last"] = MAX_ID if position is None else position.seq - 1
-        with self._reads.connect(query.consistency_token) as connection:
-            rows = connection.execute(statement, params).all()
+        rows = self._reads.rows(query.consistency_token, statement, params)
         if not rows:
             raise ChatNotFound(query.chat_id)
         if isinstance(position, HistoryPositionById) and rows[0].cursor_seq is None:

@@ -47,12 +47,14 @@ class GetMessageHandler:
             raise ChatNotFound(query.chat_id)
         # An id no row can have finds no message, but the chat may still be missing.
         message_id = query.message_id if is_possible_id(query.message_id) else 0
-        with self._reads.connect(query.consistency_token) as connection:
-            row = connection.execute(
-                MESSAGE_IN_CHAT, {"chat_id": query.chat_id, "message_id": message_id}
-            ).first()
-        if row is None:
+        rows = self._reads.rows(
+            query.consistency_token,
+            MESSAGE_IN_CHAT,
+            {"chat_id": query.chat_id, "message_id": message_id},
+        )
+        if not rows:
             raise ChatNotFound(query.chat_id)
+        row = rows[0]
         if row.id is None:
             raise MessageNotFound(query.chat_id, query.message_id)
         return message_of(query.chat_id, row)

@@ -68,10 +68,11 @@ class GetMessagesAfterHandler:
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
-        with self._reads.connect(query.consistency_token) as connection:
-            rows = connection.execute(
-                PAGE_AFTER, {"chat_id": query.chat_id, "after": after, "limit": limit}
-            ).all()
+        rows = self._reads.rows(
+            query.consistency_token,
+            PAGE_AFTER,
+            {"chat_id": query.chat_id, "after": after, "limit": limit},
+        )
         if not rows:
             raise ChatNotFound(query.chat_id)
         last_seq = rows[0].last_seq

@@ -75,8 +75,7 @@ class ListChatsHandler:
             after = decode_chat_list(query.cursor)
             statement = NEXT_PAGE
             params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
-        with self._reads.connect(query.consistency_token) as connection:
-            rows = connection.execute(statement, params).all()
+        rows = self._reads.rows(query.consistency_token, statement, params)
         chats = tuple(
             ChatSummaryDTO(
                 id=row.chat_id,

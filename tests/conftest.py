@@ -25,7 +25,7 @@ from devtools.postgres_cluster import (
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.database import is_sqlite
-from tests.support.replicas import caught_up, on
+from tests.support.replicas import CaughtUpReads, caught_up, on, transactions_on
 from tests.support.servers import LiveServer, container_for, new_client
 
 BACKENDS = ["postgresql", "sqlite"]
@@ -136,16 +136,22 @@ def database_url(backend: str, databases: EmptyDatabases) -> str:
 
 @pytest.fixture(scope="session")
 def session_container(database_url: str, request: pytest.FixtureRequest) -> Iterator[Container]:
-    """With CHATAPI_TEST_READS_ON_STANDBY=1, PostgreSQL's reads go to a hot standby (and the
-    test clients send back the newest Consistency-Token, as a well-behaved client does)."""
-    if READS_ON_STANDBY and not is_sqlite(database_url):
-        standby: PostgresCluster = request.getfixturevalue("standby")
-        caught_up(database_url, standby)
-        container = container_for(database_url, read_database_url=on(standby, database_url))
-    else:
+    """With CHATAPI_TEST_READS_ON_STANDBY=1, PostgreSQL's reads go to a hot standby, each
+    bringing the primary's position as its consistency token (tests/support/replicas.py)."""
+    if not (READS_ON_STANDBY and not is_sqlite(database_url)):
         container = container_for(database_url)
+        yield container
+        container.shutdown_resources()
+        return
+    standby: PostgresCluster = request.getfixturevalue("standby")
+    caught_up(database_url, standby)
+    before = transactions_on(standby, database_url)
+    container = container_for(database_url, read_database_url=on(standby, database_url))
+    container.read_targets.set_provides(CaughtUpReads)
     yield container
     container.shutdown_resources()
+    # The reads did run there: this mode cannot pass by reading from the primary.
+    assert transactions_on(standby, database_url) > before
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput
 from infrastructure import tables
+from infrastructure.consistency import HAS_REPLAYED, POSITION_AFTER_COMMIT
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
+from infrastructure.replicas import REPLAY_LAG
 from queries.cursors import HistoryPosition, encode_history
 from queries.dtos import MessageDTO
 from queries.get_chat import GetChat
@@ -609,20 +611,33 @@ def fill(engine: Engine) -> list[int]:
 Statement = tuple[str, Any]
 
 
-def statements_of(engine: Engine, run: Callable[[], object]) -> list[Statement]:
-    """The SQL (and its parameters) a handler sends while `run` runs."""
+# What reading from a replica adds around a query (and CaughtUpReads's position): not
+# the query itself.
+REPLICA_CHECKS = {HAS_REPLAYED, POSITION_AFTER_COMMIT, str(REPLAY_LAG)}
+
+
+def read_engines(container: Container) -> list[Engine]:
+    """Where queries may run: the primary, and each replica (CHATAPI_TEST_READS_ON_STANDBY)."""
+    return [container.read_engine()] + [r.engine for r in container.replicas().members]
+
+
+def statements_of(engines: list[Engine], run: Callable[[], object]) -> list[Statement]:
+    """The SQL (and its parameters) a handler sends through `engines` while `run` runs."""
     captured: list[Statement] = []
 
     def capture(
         connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        captured.append((statement, parameters))
+        if statement not in REPLICA_CHECKS:
+            captured.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", capture)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
     try:
         run()
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
     return captured
 
 
@@ -709,7 +724,8 @@ def test_a_history_page_is_an_index_range_scan(container: Container) -> None:
 
     def statement_of(before: str | None, limit: int = 20) -> Statement:
         query = GetHistory(chat_id=chat_id, before=before, limit=limit)
-        (statement,) = statements_of(engine, partial(history, query))  # one per page
+        # One statement per page.
+        (statement,) = statements_of(read_engines(container), partial(history, query))
         return statement
 
     page = history(GetHistory(chat_id=chat_id, before=deep))
@@ -737,7 +753,7 @@ def test_a_chat_s_last_messages_are_an_index_range_scan(container: Container) ->
 
     for chat_id, limit in ((busy[0], 20), (busy[-1], 100)):
         query = GetChat(chat_id=chat_id, limit=limit)
-        (statement,) = statements_of(engine, partial(handler, query))
+        (statement,) = statements_of(read_engines(container), partial(handler, query))
         assert [m.seq for m in handler(query).messages] == list(
             range(MESSAGES_PER_BUSY_CHAT - limit + 1, MESSAGES_PER_BUSY_CHAT + 1)
         )
@@ -753,7 +769,7 @@ def test_a_post_looks_up_the_previous_message_by_its_seq(container: Container) -
     engine = container.write_engine()
     post = container.post_message()
 
-    sent = statements_of(engine, lambda: post(PostMessage(chat_id=busy[0], text="one more")))
+    sent = statements_of([engine], lambda: post(PostMessage(chat_id=busy[0], text="one more")))
 
     lookups = [
         statement
@@ -794,7 +810,7 @@ def test_a_list_page_is_an_index_range_scan(container: Container) -> None:
         (far.next_cursor, "last_activity_at"),
     ):
         query = ListChats(limit=100, cursor=cursor)
-        (statement,) = statements_of(engine, partial(handler, query))
+        (statement,) = statements_of(read_engines(container), partial(handler, query))
         if engine.dialect.name == "postgresql":
             tree = postgres_plan(engine, statement)
             assert_postgres_keyset_scan(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from commands.create_chat import CreateChat
 from devtools.postgres_cluster import PostgresCluster
@@ -19,25 +19,30 @@ from infrastructure import migrations
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 from tests.conftest import EmptyDatabases
-from tests.support.replicas import caught_up, on
+from tests.support.replicas import caught_up, on, port_serving
 from tests.support.servers import container_for, new_client, served
 from tests.support.sse import open_events
 
 APPLY_DELAY_MS = 3000
 REPLICA_WAIT = 0.5
-IN_RECOVERY = text("SELECT pg_is_in_recovery()")
+
+
+def primary_port(container: Container) -> int | None:
+    return make_url(container.settings().database_url).port
 
 
 @contextmanager
 def reading_from(
-    databases: EmptyDatabases, standby: PostgresCluster, **settings: Any
+    databases: EmptyDatabases, *standbys: PostgresCluster, **settings: Any
 ) -> Iterator[Container]:
-    """A container over a new database whose reads go to `standby`."""
+    """A container over a new database whose reads go to `standbys`, in turn."""
     url = databases.new("postgresql")
     migrations.upgrade(url)
-    caught_up(url, standby)
+    for standby in standbys:
+        caught_up(url, standby)
+    replicas = ",".join(on(standby, url) for standby in standbys)
     container = container_for(
-        url, read_database_url=on(standby, url), replica_wait=REPLICA_WAIT, **settings
+        url, read_database_url=replicas, replica_wait=REPLICA_WAIT, **settings
     )
     try:
         yield container
@@ -115,8 +120,7 @@ def test_a_malformed_token_is_a_422_with_a_replica(lagging_client: httpx.Client)
 def test_the_read_waits_its_bound_then_runs_on_the_primary(lagging: Container) -> None:
     chat = lagging.create_chat()(CreateChat(title="t"))
     reads = lagging.read_targets()
-    with reads.connect(chat.consistency_token) as connection:
-        assert connection.execute(IN_RECOVERY).scalar_one() is False
+    assert port_serving(reads, chat.consistency_token) == primary_port(lagging)
     # Scripts get the same through the container.
     shown = lagging.get_chat()(GetChat(chat.chat_id, consistency_token=chat.consistency_token))
     assert shown.title == "t"
@@ -127,8 +131,7 @@ def test_a_standby_that_has_the_write_serves_the_read(
 ) -> None:
     with reading_from(databases, standby) as container:
         chat = container.create_chat()(CreateChat(title="t"))
-        with container.read_targets().connect(chat.consistency_token) as connection:
-            assert connection.execute(IN_RECOVERY).scalar_one() is True
+        assert port_serving(container.read_targets(), chat.consistency_token) == standby.port
         shown = container.get_chat()(
             GetChat(chat.chat_id, consistency_token=chat.consistency_token)
         )
@@ -144,3 +147,41 @@ def test_event_streams_read_on_the_primary(lagging_client: httpx.Client) -> None
     with open_events(lagging_client, f"/chats/{chat_id}/events", after=0) as events:
         assert events.next().json() == posted.json()
     assert time.monotonic() - started < APPLY_DELAY_MS / 1000
+
+
+def test_with_two_standbys_a_read_with_a_token_runs_on_the_one_that_has_the_write(
+    databases: EmptyDatabases, standby: PostgresCluster, delayed_standby: PostgresCluster
+) -> None:
+    """The replay check is made on the connection the read then runs on: whichever
+    standby's turn it is, a read with the token never runs on the delayed one."""
+    with (
+        reading_from(databases, delayed_standby, standby) as container,
+        delayed(delayed_standby),
+    ):
+        reads = container.read_targets()
+        chat = container.create_chat()(CreateChat(title="t"))
+        token = chat.consistency_token
+        with_token = [port_serving(reads, token) for _ in range(20)]
+        assert set(with_token) == {standby.port}
+        shown = [
+            container.get_chat()(GetChat(chat.chat_id, consistency_token=token)).title
+            for _ in range(10)
+        ]
+        assert shown == ["t"] * 10
+        # Without a token, reads take the standbys in turn: the delayed one serves half.
+        without = [port_serving(reads) for _ in range(20)]
+        assert without.count(delayed_standby.port) == without.count(standby.port) == 10
+
+
+def test_a_standby_too_far_behind_is_left_aside(
+    databases: EmptyDatabases, standby: PostgresCluster, delayed_standby: PostgresCluster
+) -> None:
+    with (
+        reading_from(databases, delayed_standby, standby, replica_max_lag=1.0) as container,
+        delayed(delayed_standby),
+    ):
+        reads = container.read_targets()
+        assert {port_serving(reads) for _ in range(4)} == {delayed_standby.port, standby.port}
+        container.create_chat()(CreateChat(title="t"))
+        time.sleep(1.5)  # past REPLICA_MAX_LAG, and past the next look at its lag
+        assert {port_serving(reads) for _ in range(10)} == {standby.port}

@@ -1,9 +1,8 @@
 """The app served by uvicorn in the test process, over a container of the test's choosing."""
 
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,23 +63,7 @@ def served(container: Container) -> Iterator[str]:
 
 
 def new_client(base_url: str) -> httpx.Client:
-    if os.environ.get("CHATAPI_TEST_READS_ON_STANDBY") != "1":
-        return httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS)
-    newest: list[str] = []
-
-    def send_token(request: httpx.Request) -> None:
-        if newest and "consistency-token" not in request.headers:
-            request.headers["Consistency-Token"] = newest[-1]
-
-    def keep_token(response: httpx.Response) -> None:
-        if "consistency-token" in response.headers:
-            newest.append(response.headers["consistency-token"])
-
-    hooks: dict[str, list[Callable[..., Any]]] = {
-        "request": [send_token],
-        "response": [keep_token],
-    }
-    return httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS, event_hooks=hooks)
+    return httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS)
 
 
 @contextmanager

@@ -175,17 +175,47 @@ def test_limit_concurrency_must_leave_room_beside_the_streams(
         Settings()
 
 
-def test_reads_go_to_the_database_unless_a_read_database_is_given(
+def test_reads_go_to_the_database_unless_read_databases_are_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@primary/chat")
     monkeypatch.delenv("READ_DATABASE_URL", raising=False)
-    assert Settings().read_url == "postgresql+psycopg2://u:p@primary/chat"
+    assert Settings().replica_urls == ()
+    monkeypatch.setenv("READ_DATABASE_URL", "")  # as compose passes an unset variable
+    assert Settings().replica_urls == ()
     monkeypatch.setenv("READ_DATABASE_URL", "postgresql://u:p@replica/chat")
-    assert Settings().read_url == "postgresql+psycopg2://u:p@replica/chat"
+    assert Settings().replica_urls == ("postgresql+psycopg2://u:p@replica/chat",)
+    # The primary itself is no replica: its reads are the read engine's.
+    monkeypatch.setenv("READ_DATABASE_URL", "postgresql://u:p@primary/chat")
+    assert Settings().replica_urls == ()
 
 
-def test_a_read_database_of_no_known_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("READ_DATABASE_URL", "mysql://u@replica/chat")
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://u:p@r1:5433/chat,postgresql://u:p@r2/chat?sslmode=disable",
+        "postgresql://u:p@r1:5433,r2/chat?sslmode=disable",
+        " postgresql://u:p@r1:5433/chat , postgres://u:p@r2/chat?sslmode=disable",
+    ],
+)
+def test_several_replicas_as_a_list_or_in_the_multi_host_form(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("READ_DATABASE_URL", given)
+    first, second = Settings().replica_urls
+    assert first.startswith("postgresql+psycopg2://u:p@r1:5433/chat")
+    assert second.startswith("postgresql+psycopg2://u:p@r2/chat")
+    if "," in given.split("/chat")[0]:
+        assert first.endswith("?sslmode=disable")
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["mysql://u@replica/chat", "postgresql://u@r1/chat,sqlite:///x.db"],
+)
+def test_a_read_database_of_no_known_kind_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("READ_DATABASE_URL", given)
     with pytest.raises(ValidationError):
         Settings()
