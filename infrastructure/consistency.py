@@ -13,6 +13,9 @@ from domain.errors import InvalidInput
 HEADER = "Consistency-Token"
 PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
 _FORM = re.compile(PATTERN)
+# The header as a read takes it: a token, or empty for none (a client that has not written
+# yet may send the header empty rather than leave it out).
+HEADER_PATTERN = r"^(?:[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8})?$"
 
 # After the commit, on the connection that made it: a position at or past the end of its
 # commit record, and one a replica will get. A synchronous commit (on, local, remote_*) has
@@ -31,7 +34,10 @@ HAS_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %(token)s::pg_lsn, t
 
 
 def checked(token: str | None) -> str | None:
-    """`token` if it has a token's form (or is None), else InvalidInput (a 422)."""
-    if token is not None and not _FORM.match(token):
+    """`token` if it has a token's form, None for none (or an empty one), else InvalidInput
+    (a 422)."""
+    if not token:
+        return None
+    if not _FORM.match(token):
         raise InvalidInput(HEADER, "not a consistency token (as a write's response gave it)")
     return token

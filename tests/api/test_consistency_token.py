@@ -49,7 +49,12 @@ def test_a_read_with_the_token_of_a_write_shows_it(client: httpx.Client, chat: J
     assert [message["text"] for message in read.json()["messages"]] == ["seen"]
 
 
-@pytest.mark.parametrize("token", ["", "abc", "0/", "/1", "0/1/2", "G/0", "123456789/0", "0x1/0"])
+def test_an_empty_token_is_none(client: httpx.Client, chat: Json) -> None:
+    read = client.get(f"/chats/{chat['id']}", headers={"Consistency-Token": ""})
+    assert read.status_code == 200, read.text
+
+
+@pytest.mark.parametrize("token", ["abc", "0/", "/1", "0/1/2", "G/0", "123456789/0", "0x1/0"])
 @pytest.mark.parametrize(
     "path", ["/chats/{id}", "/chats/", "/chats/{id}/messages/", "/chats/{id}/messages/?after=0"]
 )

@@ -43,9 +43,28 @@ def script_env(bindir: Path, environment: Mapping[str, str], **places: str) -> l
     return ["env", "-i", *(f"{name}={value}" for name, value in values.items())]
 
 
+def mounted(script: Path, root: Path) -> Path:
+    """`script` copied into `root` and owned as `root` is, as a bind mount shows it to the
+    container's user: the checkout itself may be in a directory that user cannot enter."""
+    copy = root / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(script.stat().st_mode & 0o755)
+    shutil.chown(copy, user=root.owner(), group=root.group())
+    return copy
+
+
+# Where commands run as postgres start: the checkout may be a directory it cannot enter.
+ANYONES_DIRECTORY = "/"
+
+
 def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=COMMAND_SECONDS, check=False
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+        check=False,
+        cwd=ANYONES_DIRECTORY,
     )
 
 
@@ -144,6 +163,7 @@ class Primary:
             ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            cwd=ANYONES_DIRECTORY,
         )
         wait_ready(self.bindir, self.port, self.process, lambda: "the primary")
 
@@ -186,6 +206,7 @@ class Primary:
             PGHOST=str(self.root),
             PGPORT=str(self.port),
         )
+        script = mounted(script, self.root)
         if not sourced:
             return run(self.run_as([*env, "/bin/sh", str(script)]))
         entrypoint = f'set -Eeo pipefail; . "$0"; echo {SOURCED_AND_GONE_ON}'
@@ -271,7 +292,10 @@ class Standby:
         ]
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
-                self.run_as([*env, *entrypoint, *command, *places]), stdout=out, stderr=err
+                self.run_as([*env, *entrypoint, *command, *places]),
+                stdout=out,
+                stderr=err,
+                cwd=ANYONES_DIRECTORY,
             )
         wait_ready(self.bindir, self.port, self.process, self.output)
 

@@ -27,6 +27,7 @@ from tests.deploy.postgres_image import (
     Primary,
     Standby,
     describe,
+    mounted,
     run,
     script_env,
 )
@@ -167,7 +168,7 @@ def standby(bindir: Path, replica_compose: Json, primary: PrimaryRun) -> Iterato
     for path in (partial, partial / "PG_VERSION"):
         shutil.chown(path, user=made.root.owner(), group=made.root.group())
     shell, script = service["entrypoint"]
-    entrypoint = [shell, str(host_script(service, script))]
+    entrypoint = [shell, str(mounted(host_script(service, script), made.root))]
     try:
         made.start(entrypoint, c.command(service), primary.primary)
         yield made
@@ -182,8 +183,11 @@ def replica_rows(standby: Standby, primary: Primary, query: str) -> str:
 def wait_for(standby: Standby, primary: Primary, query: str, expected: str) -> None:
     """Poll the standby until `query` answers `expected`: it streams, so it catches up."""
     for _ in range(300):
-        if replica_rows(standby, primary, query) == expected:
-            return
+        try:
+            if replica_rows(standby, primary, query) == expected:
+                return
+        except AssertionError:
+            pass  # a table the standby has not replayed yet
         time.sleep(0.1)
     pytest.fail(f"the standby never answered {expected!r} to {query!r}\n{standby.output()}")
 

@@ -3,6 +3,9 @@
 Two behaviours of the contract that a JSON Schema cannot express would otherwise read as
 findings; each is handled here as narrowly as it can be (README, Development, says why):
 
+- A `Consistency-Token` drawn from its pattern may end in a newline, which no header can
+  carry (see `without_final_newline`): it is sent without it.
+
 - `Idempotency-Key`: a key sent again is answered from its first request, by design (the same
   body gets the first response again, even if that chat has since been deleted; another body
   gets a 422). The generators draw the same few keys over and over (the schema's example, "0",
@@ -27,6 +30,7 @@ from schemathesis import Case, CheckContext, HookContext, Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 IDEMPOTENCY_KEY = "idempotency-key"
+CONSISTENCY_TOKEN = "consistency-token"
 KEY_MAX_LENGTH = 255  # as documented: 1..255 visible ASCII characters
 CURSOR_PARAMETERS = frozenset({("query", "cursor"), ("query", "before")})
 # Paging back and paging forward: either one, never both.
@@ -49,6 +53,14 @@ def unique_idempotency_key(key: str, number: int) -> str:
     return key[: KEY_MAX_LENGTH - len(suffix)] + suffix
 
 
+def without_final_newline(value: str) -> str:
+    """A header value as HTTP can carry it. The generators follow Python's regular
+    expressions, where a pattern's `$` also matches before a final newline, which JSON
+    Schema's (ECMA 262) does not: a valid `Consistency-Token` comes with one now and then, and
+    a header line cannot hold it (the server then sees an empty value)."""
+    return value[:-1] if value.endswith("\n") else value
+
+
 @schemathesis.hook
 def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -> None:
     if case.headers is None:
@@ -56,6 +68,8 @@ def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -
     for name, value in list(case.headers.items()):
         if name.lower() == IDEMPOTENCY_KEY and is_valid_idempotency_key(value):
             case.headers[name] = unique_idempotency_key(value, next(_request_numbers))
+        if name.lower() == CONSISTENCY_TOKEN and isinstance(value, str):
+            case.headers[name] = without_final_newline(value)
 
 
 def blames_only(response: Response, parameters: frozenset[tuple[str, str]]) -> bool:
