@@ -43,7 +43,7 @@ from domain.rules import (
     MAX_LIMIT,
 )
 from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
-from infrastructure.consistency import PATTERN as CONSISTENCY_PATTERN
+from infrastructure.consistency import HEADER_PATTERN as CONSISTENCY_PATTERN
 from infrastructure.container import Container
 from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
@@ -262,6 +262,7 @@ async def create_chat(
     "/chats/{chat_id}/messages/",
     operation_id="postMessage",
     status_code=status.HTTP_201_CREATED,
+    response_model=MessageResponse,
     summary="Post a message to a chat",
     response_description="The message as stored.",
     responses={
@@ -285,9 +286,8 @@ async def post_message(
     chat_id: ChatId,
     body: PostMessageRequest,
     request: Request,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> MessageResponse:
+) -> Response:
     """Append a message to a chat. The text is stored exactly as sent.
 
     Messages of one chat are ordered as their posts committed; `created_at` never decreases
@@ -296,9 +296,12 @@ async def post_message(
     handler = container(request).post_message()
     command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
     posted = await handle(request, handler, command, chat_id=chat_id)
+    # Serialised once, here: a returned model would be validated and dumped again by FastAPI.
+    document = MessageResponse.from_event(posted).model_dump_json()
+    response = Response(document, status.HTTP_201_CREATED, media_type="application/json")
     location = f"/chats/{posted.chat_id}/messages/{posted.message_id}"
     announce_created(response, location, posted.replayed, posted.consistency_token)
-    return MessageResponse.from_event(posted)
+    return response
 
 
 @router.get(
@@ -306,6 +309,7 @@ async def post_message(
     operation_id="getChat",
     summary="Read a chat with its last messages",
     response_description="The chat, its counters and its last `limit` messages, oldest first.",
+    response_model=ChatDetailResponse,
     responses=NOT_FOUND,
 )
 async def get_chat(
@@ -313,12 +317,14 @@ async def get_chat(
     request: Request,
     limit: Limit = DEFAULT_LIMIT,
     consistency_token: ConsistencyToken = None,
-) -> ChatDetailResponse:
+) -> Response:
     """Read a chat with its newest `limit` messages, in the order a chat window shows them."""
-    handler = container(request).get_chat()
+    # The read model writes the document itself: sent as it is, no model built from it
+    # (queries/get_chat_document.py; the same JSON as ChatDetailResponse, proved by a test).
+    handler = container(request).get_chat_document()
     query = GetChat(chat_id, limit, consistency_token)
-    chat = await handle(request, handler, query)
-    return ChatDetailResponse.model_validate(chat)
+    document = await handle(request, handler, query)
+    return Response(document, media_type="application/json")
 
 
 @router.get(

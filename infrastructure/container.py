@@ -23,6 +23,7 @@ from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
 from queries.follow_chat import FollowChatHandler
 from queries.get_chat import GetChatHandler
+from queries.get_chat_document import GetChatDocumentHandler
 from queries.get_history import GetHistoryHandler
 from queries.get_message import GetMessageHandler
 from queries.get_messages_after import GetMessagesAfterHandler
@@ -80,6 +81,8 @@ class Container(containers.DeclarativeContainer):
         replica_wait=settings.provided.replica_wait,
     )
     get_chat = providers.Factory(GetChatHandler, reads=read_targets)
+    # The same chat as GET /chats/{chat_id} sends it: the JSON document, built by the database.
+    get_chat_document = providers.Factory(GetChatDocumentHandler, reads=read_targets)
     list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
     get_history = providers.Factory(GetHistoryHandler, reads=read_targets)
     get_message = providers.Factory(GetMessageHandler, reads=read_targets)

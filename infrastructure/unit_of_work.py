@@ -5,16 +5,19 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from domain.events import ChatDeleted, DomainEvent, MessagePosted
 from infrastructure import idempotency
 from infrastructure.caller import ensure_awaited
 from infrastructure.clock import Clock
 from infrastructure.consistency import POSITION_AFTER_COMMIT
+from infrastructure.driver_reads import fetch_one
 from infrastructure.hints import Publisher
 from infrastructure.idempotency import Result
 from infrastructure.projections import project
+
+POSITION_NOW = text(POSITION_AFTER_COMMIT)
 
 
 class UnitOfWork:
@@ -95,15 +98,23 @@ class UnitOfWork:
         """The primary's WAL position now (None on SQLite): once committed, or once a replay
         has found its first result, a replica that has replayed it shows this command's work.
 
-        Ends the transaction: anything not committed by now is abandoned (a replay's). The
-        SELECT costs one round trip: in autocommit, it opens no transaction to roll back.
+        Ends the transaction: anything not committed by now is abandoned (a replay's). One
+        round trip: the driver is in autocommit for this statement alone, so there is no
+        BEGIN before it nor ROLLBACK after (SQLAlchemy's AUTOCOMMIT option would cost a SET
+        when the connection goes back to the pool).
         """
         if self.connection.dialect.name != "postgresql":
             return None
         if self.connection.in_transaction():
             self.connection.rollback()
-        autocommit = self.connection.execution_options(isolation_level="AUTOCOMMIT")
-        return str(autocommit.exec_driver_sql(POSITION_AFTER_COMMIT).scalar_one())
+        driver: Any = self.connection.connection.dbapi_connection
+        driver.autocommit = True  # psycopg2: a flag of the client's, nothing sent
+        try:
+            row = fetch_one(self.connection, POSITION_NOW, {})
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+        return None if row is None else str(row[0])
 
     def commit(self) -> None:
         for event in self._events:

@@ -31,7 +31,7 @@ def logged_tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecor
 
 
 def test_a_500_is_json_with_the_request_id(container: Container, client: httpx.Client) -> None:
-    with container.get_chat.override(providers.Object(broken)):
+    with container.get_chat_document.override(providers.Object(broken)):
         response = client.get("/chats/1", headers={"X-Request-ID": "bug-1"})
 
     assert response.status_code == 500, response.text
@@ -44,7 +44,7 @@ def test_a_500_is_json_with_the_request_id(container: Container, client: httpx.C
 def test_a_generated_request_id_is_the_one_in_the_body(
     container: Container, client: httpx.Client
 ) -> None:
-    with container.get_chat.override(providers.Object(broken)):
+    with container.get_chat_document.override(providers.Object(broken)):
         response = client.get("/chats/1")
 
     assert response.status_code == 500, response.text
@@ -55,7 +55,7 @@ def test_the_traceback_is_logged_once_with_the_request_id(
     container: Container, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    with container.get_chat.override(providers.Object(broken)):
+    with container.get_chat_document.override(providers.Object(broken)):
         client.get("/chats/1", headers={"X-Request-ID": "bug-2"})
 
     [record] = logged_tracebacks(caplog)
@@ -71,7 +71,10 @@ def test_without_the_access_log_a_500_is_json_without_an_id(
 ) -> None:
     """No request ids at all then: the traceback is the server's to log (uvicorn's)."""
     container = container_for(database_url, access_log=False)
-    with container.get_chat.override(providers.Object(broken)), client_of(container) as client:
+    with (
+        container.get_chat_document.override(providers.Object(broken)),
+        client_of(container) as client,
+    ):
         response = client.get("/chats/1", headers={"X-Request-ID": "bug-3"})
 
     assert response.status_code == 500, response.text

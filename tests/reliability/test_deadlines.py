@@ -389,10 +389,10 @@ BUSY_REQUEST_TIMEOUT = 1.0
 
 
 class BlockingReads:
-    """GetChat that blocks its thread until released, as a stuck query would."""
+    """GET /chats/{id}'s handler, blocking its thread until released, as a stuck query would."""
 
     def __init__(self, container: Container) -> None:
-        self._read = container.get_chat()
+        self._read = container.get_chat_document()
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
 
@@ -416,7 +416,7 @@ def test_busy_threads_and_a_handler_past_its_deadline_are_503_not_a_hang(
         chat = create_chat(base_url, "busy")
         blocking = BlockingReads(container)
         blocked: list[Exchange] = []
-        with container.get_chat.override(providers.Object(blocking)):
+        with container.get_chat_document.override(providers.Object(blocking)):
 
             def stuck() -> None:
                 with new_client(base_url) as http:

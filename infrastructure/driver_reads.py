@@ -1,0 +1,56 @@
+"""One statement through the DBAPI cursor of a pooled connection, for the hottest reads.
+
+SQLAlchemy's execution (context, result metadata, row processing) costs about 100 µs of CPU
+per statement on a GET that costs ~60 µs without it (docs/performance.md). The statement is
+compiled once per dialect by SQLAlchemy, so it is the same SQL; what is kept from SQLAlchemy's
+own execution: a driver error becomes a DBAPIError, and a lost connection is invalidated, so
+that failures map to 503 as everywhere else (infrastructure/failures.py).
+"""
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+@cache
+def _compiled(statement: Executable, dialect: Dialect) -> SQLCompiler:
+    """Once per statement and engine (each engine has a dialect of its own)."""
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"not an SQL statement: {statement!r}")
+    return compiled
+
+
+def fetch_one(
+    connection: Connection, statement: Executable, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of `statement` (bound with `params`), as the driver returns it."""
+    dialect = connection.dialect
+    compiled = _compiled(statement, dialect)
+    sql = compiled.string
+    # With the values SQLAlchemy bound itself (SQLite's OFFSET 0, for one).
+    values = compiled.construct_params(params)
+    if compiled.positiontup is not None:  # SQLite's qmark style: ? in order
+        bound: Any = tuple(values[name] for name in compiled.positiontup)
+    else:
+        bound = values
+    dbapi_connection = connection.connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, bound)
+        row = cursor.fetchone()
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, dbapi_connection.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+        ) from exc
+    finally:
+        cursor.close()
+    return None if row is None else tuple(row)
