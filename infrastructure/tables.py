@@ -27,6 +27,10 @@ class ChatRecord(SQLModel, table=True):
     # The seq of the chat's newest message: a post increments it under the row lock it
     # takes anyway, so seqs are gapless per chat and follow commit order.
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The created_at of the chat's newest message (None while it has none), kept under the
+    # same lock: a post's time is never earlier than it, so created_at never decreases
+    # along seq, and the post reads it from the row it locks instead of from messages.
+    last_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class MessageRecord(SQLModel, table=True):
@@ -34,7 +38,7 @@ class MessageRecord(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(f"length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
         # A message's place in its chat. Serves the last-N read, paging back from a seq and
-        # forward after one, the previous message's lookup, and the cascade from chats.
+        # forward after one, and the cascade from chats.
         Index("ix_messages_chat_id_seq", "chat_id", "seq", unique=True),
         {"sqlite_autoincrement": True},
     )

@@ -13,9 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from dependency_injector import providers
+from sqlalchemy import Engine, text
 
+from commands.create_chat import CreateChat
+from commands.post_message import PostMessage, PostMessageHandler, PostMessageResult
 from domain.rules import MAX_LIMIT
 from infrastructure.container import Container
+from infrastructure.unit_of_work import UnitOfWork
 from tests.integration.helpers import (
     TimedResponse,
     assert_non_decreasing,
@@ -23,7 +27,7 @@ from tests.integration.helpers import (
     timed_request,
 )
 from tests.support.clocks import StepClock
-from tests.support.database import count_rows
+from tests.support.database import OTHER_SESSIONS, count_rows
 from tests.support.threads import run_in_threads
 
 THREADS = 16
@@ -175,14 +179,92 @@ def test_concurrent_posts_keep_created_at_in_order_when_the_clock_goes_backwards
     stored = stored_messages(container.read_engine(), chat_id)
     assert len(stored) == threads * per_thread
     assert_non_decreasing([m.created_at for m in stored])
-    # No reading after the first is later than it: every message ties with the first one,
-    # and the tie is broken by id.
-    assert {m.created_at for m in stored} == {clock.readings[0]}
+    # A post reads the clock before it waits for the chat's lock, so the readings need not
+    # come in the posts' order; but each message has one of them, and none is later than
+    # the first reading: from the post that took it on, every message ties with it (ids
+    # break the tie).
+    assert {m.created_at for m in stored} <= set(clock.readings)
+    assert stored[-1].created_at == clock.readings[0]
     assert [m.seq for m in stored] == list(range(1, threads * per_thread + 1))
     with new_client(server_url) as http:
         detail = http.get(f"/chats/{chat_id}", params={"limit": MAX_LIMIT}).json()
     assert [m["id"] for m in detail["messages"]] == [m.id for m in stored]
     assert detail["message_count"] == threads * per_thread
+
+
+def lock_waiters(engine: Engine) -> int:
+    with engine.connect() as connection:
+        waiting = text(f"SELECT count(*) {OTHER_SESSIONS} AND wait_event_type = 'Lock'")
+        return int(connection.execute(waiting).scalar_one())
+
+
+class HeldUnitOfWork(UnitOfWork):
+    """Waits at its commit, the chat's lock held, until `release` is set."""
+
+    def __init__(
+        self, holding: threading.Event, release: threading.Event, **dependencies: Any
+    ) -> None:
+        super().__init__(**dependencies)
+        self._holding = holding
+        self._release = release
+
+    def commit(self) -> None:
+        self._holding.set()
+        assert self._release.wait(HTTP_TIMEOUT_SECONDS), "never released"
+        super().commit()
+
+
+@pytest.mark.parametrize("key", [None, "behind"], ids=["one statement", "keyed"])
+def test_a_post_that_waited_for_the_chat_s_lock_keeps_up_with_the_post_before_it(
+    container: Container, key: str | None
+) -> None:
+    """A post reads the clock before it waits for the chat's lock; once the lock is its own,
+    it takes its time from the row as the post before it committed it, not as it was when
+    it started to wait. With or without a key to claim between the lock and the insert."""
+    chat = container.create_chat()(CreateChat(title="waited"))
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    holding, release = threading.Event(), threading.Event()
+    held = PostMessageHandler(
+        lambda: HeldUnitOfWork(
+            holding,
+            release,
+            engine=container.write_engine(),
+            clock=container.clock(),
+            idempotency_ttl=container.settings().idempotency_ttl,
+            publisher=container.hint_publisher(),
+        ),
+        clock=lambda: ahead,
+    )
+    first: list[PostMessageResult] = []
+    second: list[PostMessageResult] = []
+
+    def post_first() -> None:
+        first.append(held(PostMessage(chat_id=chat.chat_id, text="ahead")))
+
+    def post_second() -> None:
+        assert holding.wait(HTTP_TIMEOUT_SECONDS), "the first post never took the lock"
+        behind = PostMessage(chat_id=chat.chat_id, text="behind", idempotency_key=key)
+        second.append(container.post_message()(behind))
+
+    def releaser() -> None:
+        assert holding.wait(HTTP_TIMEOUT_SECONDS)
+        engine = container.write_engine()
+        if engine.dialect.name == "postgresql":
+            # SQLite's second post waits at BEGIN, before it reads the clock: no race there.
+            deadline = time.monotonic() + HTTP_TIMEOUT_SECONDS
+            while not lock_waiters(engine):
+                assert time.monotonic() < deadline, "the second post never waited"
+                time.sleep(0.01)
+        release.set()
+
+    run_in_threads([post_first, post_second, releaser])
+
+    assert [(p.seq, p.created_at) for p in first + second] == [(1, ahead), (2, ahead)]
+    stored = stored_messages(container.read_engine(), chat.chat_id)
+    assert [(m.seq, m.text, m.created_at) for m in stored] == [
+        (1, "ahead", ahead),
+        (2, "behind", ahead),
+    ]
 
 
 def test_concurrent_posts_to_several_chats_are_all_counted(

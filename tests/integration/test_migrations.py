@@ -30,6 +30,7 @@ from queries.get_messages_after import GetMessagesAfter
 from queries.list_chats import ListChats
 from tests.conftest import EmptyDatabases
 from tests.integration.helpers import chat_views_snapshot
+from tests.support.clocks import StepClock
 from tests.support.database import count_rows
 
 TABLES = {"chats", "messages", "chat_views", "idempotency_keys"}
@@ -789,3 +790,113 @@ def test_0005_drops_the_chat_id_id_index_and_its_downgrade_restores_it(
     assert migrations.is_at_head(engine)
     assert message_indexes(engine) == {SEQ_INDEX: ["chat_id", "seq"]}
     assert schema_diff(engine) == []
+
+
+# --- 0006: each chat's newest message time, on the chat's row ---------------------------------
+
+CHATS_0005 = table(
+    "chats",
+    column("id", BigInteger),
+    column("title", Text),
+    column("created_at", UTCDateTime),
+    column("last_seq", BigInteger),
+)
+MESSAGES_0005 = table(
+    "messages",
+    column("chat_id", BigInteger),
+    column("seq", BigInteger),
+    column("text", Text),
+    column("created_at", UTCDateTime),
+)
+START_0005 = datetime(2021, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)  # in the past
+# Each chat's messages, in seq order, by their seconds after START_0005. "tie" ends on two
+# messages of one time; "inserted late" got its messages in reverse id order; "empty" has none.
+PLANS_0005 = {"three": [1, 2, 3], "tie": [5, 7, 7], "inserted late": [8, 9], "empty": []}
+
+
+def write_as_0005(engine: Engine) -> dict[str, int]:
+    """Chats and their messages as the 0005 code wrote them; the chats' ids by title."""
+    ids: dict[str, int] = {}
+    with engine.begin() as connection:
+        for title, seconds in PLANS_0005.items():
+            ids[title] = connection.execute(
+                insert(CHATS_0005)
+                .values(title=title, created_at=START_0005, last_seq=len(seconds))
+                .returning(CHATS_0005.c.id)
+            ).scalar_one()
+            numbered = list(enumerate(seconds, start=1))
+            if title == "inserted late":
+                numbered.reverse()  # seq, not id, says which message is the newest
+            for seq, second in numbered:
+                connection.execute(
+                    insert(MESSAGES_0005).values(
+                        chat_id=ids[title],
+                        seq=seq,
+                        text=f"{title} {seq}",
+                        created_at=START_0005 + timedelta(seconds=second),
+                    )
+                )
+    return ids
+
+
+def last_message_times(engine: Engine) -> dict[int, datetime | None]:
+    statement = text("SELECT id, last_message_at FROM chats").columns(last_message_at=UTCDateTime)
+    with engine.connect() as connection:
+        return {row.id: row.last_message_at for row in connection.execute(statement)}
+
+
+def test_0006_puts_each_chat_s_newest_message_time_on_its_row(
+    empty_url: str, app_container: Container
+) -> None:
+    migrations.upgrade(empty_url, "0005")
+    engine = app_container.write_engine()
+    ids = write_as_0005(engine)
+
+    migrations.upgrade(empty_url)
+
+    assert migrations.is_at_head(engine)
+    assert last_message_times(engine) == {
+        ids[title]: START_0005 + timedelta(seconds=seconds[-1]) if seconds else None
+        for title, seconds in PLANS_0005.items()
+    }
+    # Posts carry on from there: never before a chat's newest message, even on a clock
+    # behind it; a chat without messages takes the clock as it is.
+    behind = StepClock(START_0005, step=timedelta(0))
+    with app_container.clock.override(providers.Object(behind)):
+        post = app_container.post_message()
+        for title, seconds in PLANS_0005.items():
+            posted = post(PostMessage(chat_id=ids[title], text="after 0006"))
+            expected = START_0005 + timedelta(seconds=seconds[-1]) if seconds else START_0005
+            assert (posted.seq, posted.created_at) == (len(seconds) + 1, expected)
+            assert last_message_times(engine)[ids[title]] == expected
+
+
+def test_0006_downgrades_and_upgrades_again(empty_url: str, app_container: Container) -> None:
+    migrations.upgrade(empty_url, "0005")
+    engine = app_container.write_engine()
+    write_as_0005(engine)
+    chats_0005 = rows(engine, "SELECT * FROM chats ORDER BY id")
+    messages_0005 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    migrations.upgrade(empty_url)
+    times = last_message_times(engine)
+
+    migrations.downgrade(empty_url, "0005")
+
+    assert not migrations.is_at_head(engine)
+    assert "last_message_at" not in column_names(engine, "chats")
+    assert rows(engine, "SELECT * FROM chats ORDER BY id") == chats_0005
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0005
+    # SQLite copied the table: its constraints and its never reused ids came along.
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        insert_chat(connection, "")
+    with engine.begin() as connection:
+        doomed = insert_chat(connection, "doomed")
+        connection.execute(text("DELETE FROM chats WHERE id = :id"), {"id": doomed})
+        later = insert_chat(connection, "after the downgrade")
+    assert later > doomed
+
+    migrations.upgrade(empty_url)
+
+    assert schema_diff(engine) == []
+    assert last_message_times(engine) == times | {later: None}
+    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0005
