@@ -1,6 +1,6 @@
 """What a run's CPU accounting says about its numbers: the report's observations."""
 
-from bench.results import Measurement, Results
+from bench.results import WORKERS_2, Measurement, Results, Streams
 
 
 def notes(results: Results) -> list[str]:
@@ -9,6 +9,8 @@ def notes(results: Results) -> list[str]:
     measurements: list[Measurement] = list(results.endpoints.values())
     for runs in results.chat_size.values():
         measurements += runs.values()
+    if results.make_run is not None:
+        measurements += results.make_run.endpoints.values()
     busiest = max(measurements, key=lambda m: m.cpu.wrk_pct)
     if busiest.cpu.wrk_pct < 80:
         found.append(
@@ -107,4 +109,23 @@ def _streams(results: Results) -> list[str]:
         found.append(
             f"**Other load** on the machine during the stream windows: {', '.join(disturbed)}."
         )
-    return found
+    return found + _workers(results, streams)
+
+
+def _workers(results: Results, streams: Streams) -> list[str]:
+    """Whether the WORKERS=2 runs had the machine to themselves: two workers need two cores,
+    and PostgreSQL and wrk run on the same ones."""
+    cores = int(results.machine["cores"])
+    full = []
+    for what, runs in (("GET", streams.workers), ("POST", streams.workers_post)):
+        two = runs.get(WORKERS_2)
+        if two is not None and two.cpu.busy_pct >= 90 * cores:
+            busy, server = two.cpu.busy_pct, two.cpu.server_pct
+            full.append(f"{what} ({busy:.0f}% in all, the server {server:.0f}%)")
+    if not full:
+        return []
+    return [
+        f"The machine's {cores} cores were (nearly) full during the WORKERS=2 runs: "
+        f"{', '.join(full)}. There the second worker got what PostgreSQL and wrk left of the "
+        "cores: the ratio to one worker is bound by the machine, not only by the service."
+    ]

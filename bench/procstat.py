@@ -91,8 +91,15 @@ class CpuUsage:
     wrk_pct: float  # the run's load generator: wrk, or the steady poster
     other_pct: float  # everything else on the machine: should be about 0
     steal_pct: float  # taken by the hypervisor from this virtual machine
-    clients_pct: float = 0.0  # the clients holding event streams open during the run
+    clients_pct: float = 0.0  # the clients holding event streams open during the run, or
+    # another process of the bench running beside it (an idle server: see bench/make_run.py)
     standby_pct: float = 0.0  # a streaming standby's postmaster and all its processes
+
+    @property
+    def busy_pct(self) -> float:
+        """The whole machine's CPU over the run (of cores x 100%), the hypervisor's steal aside."""
+        servers = self.server_pct + self.postgres_pct + self.standby_pct
+        return servers + self.wrk_pct + self.clients_pct + self.other_pct
 
 
 Snapshot = tuple[float, float, float, float, float, float, float]
@@ -102,8 +109,9 @@ class CpuMeter:
     """Snapshots of the CPU time of the server, PostgreSQL and the machine as a whole.
 
     `server_tree` counts the server's child processes too (uvicorn with WORKERS > 1 is a
-    supervisor and its workers). `client_pids` are further load generators that run beside
-    wrk (the stream client): their CPU is theirs, not `other` load that voids a run.
+    supervisor and its workers). `client_pids` are further processes of the bench that run
+    beside wrk (the stream client, an idle server): their CPU is theirs, not `other` load
+    that voids a run.
     `standby_pid` is a streaming standby's postmaster: PostgreSQL too, counted apart.
     """
 

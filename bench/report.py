@@ -34,10 +34,20 @@ from bench.paging import (
     WALK_LIMIT,
 )
 from bench.replicas import WARM_ROUNDS
-from bench.results import Profile, ReadsOn, Replicas, Results, Streams, load, save
+from bench.results import (
+    WORKERS_1,
+    WORKERS_2,
+    Measurement,
+    Profile,
+    ReadsOn,
+    Replicas,
+    Results,
+    Streams,
+    load,
+    save,
+)
 from bench.scenarios import DELETE_LEAD_S, DELETE_TAIL_S, DISTURBED_PCT
-from bench.streams import WORKERS_1, WORKERS_2
-from bench.targets import Target, evaluate
+from bench.targets import MAKE_RUN_SHARE, WORKERS_SCALING, Target, cpu_split, evaluate
 from bench.wrk import LUA_DIR, WrkResult
 
 ROOT = LUA_DIR.parent.parent
@@ -307,6 +317,52 @@ def _soak(results: Results) -> str:
     )
 
 
+def _make_run(results: Results) -> str:
+    as_run = results.make_run
+    if as_run is None:
+        return ""
+    floor = results.endpoints["floor"].result.rps
+    rows, ratios = [], []
+    for name, again in as_run.endpoints.items():
+        main = results.endpoints.get(name)
+        if main is None:
+            continue
+        for m, label in ((main, f"{main.label}, ACCESS_LOG=false (above)"), (again, again.label)):
+            r, cpu = m.result, m.cpu
+            rows.append(
+                [
+                    label,
+                    f"{r.rps:,.0f}",
+                    f"{r.rps / floor:.2f}",
+                    f"{r.rps / main.result.rps:.2f}",
+                    _ms(r.p50_ms),
+                    _ms(r.p99_ms),
+                    *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
+                    _pct(cpu.clients_pct),
+                    _pct(cpu.other_pct),
+                ]
+            )
+        ratios.append(f"{main.label} **{again.result.rps / main.result.rps:.2f}x**")
+    headings = ["endpoint", "requests/s", "share of floor", "against the run above", "p50"]
+    cpu_headings = ["p99", "CPU: server", "PostgreSQL", "wrk", "idle service above", "other"]
+    per_line = as_run.log_bytes / as_run.log_lines if as_run.log_lines else 0
+    return _section(
+        "As `make run` serves it: the request log on",
+        "`chatapi serve` started as `make run` starts it (the schema migrated already): "
+        "DATABASE_URL, HOST and PORT set, every other setting at its default, so the request "
+        f"log is on and WORKERS={as_run.workers}; its stdout, where the request lines go, to "
+        "a file, as a deployment's log collector would take it; pinned as the service above. "
+        "The GET and POST runs above again, right after the POST run. The service above stays "
+        "up meanwhile, idle on the same CPU: the `idle service above` column is its CPU, "
+        "reading the hints that each POST sends to every process. The server wrote "
+        f"{as_run.log_lines:,} request lines to its stdout ({as_run.log_bytes / 2**20:,.1f} "
+        f"MiB, {per_line:.0f} bytes a line), warm-up runs included.",
+        table([*headings, *cpu_headings], "lrrrrrrrrrr", rows),
+        f"Share of the floor as `make run` serves it, against the run above: "
+        f"{', '.join(ratios)} (target ≥ {MAKE_RUN_SHARE}x).",
+    )
+
+
 def _streams_when(results: Results, streams: Streams) -> str:
     if streams.alone:
         same = "by a `BENCH_ONLY=streams` run; the other sections are from the run above"
@@ -410,8 +466,7 @@ def _post_with(streams: Streams) -> str:
     )
 
 
-def _workers(streams: Streams) -> str:
-    runs = streams.workers
+def _workers_table(what: str, runs: dict[str, Measurement], cores: int) -> str:
     base = runs.get(WORKERS_1)
     rows = []
     for m in runs.values():
@@ -426,26 +481,47 @@ def _workers(streams: Streams) -> str:
                 _ms(r.p99_ms),
                 *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
                 _pct(cpu.other_pct),
+                _pct(cpu.busy_pct),
             ]
         )
-    headings = ["GET limit=20", "requests/s", "against WORKERS=1 on any CPU", "p50", "p99"]
+    headings = [what, "requests/s", "against WORKERS=1 on any CPU", "p50", "p99"]
     cpu_headings = ["CPU: server (all processes)", "PostgreSQL", "wrk", "other"]
-    two = runs.get(WORKERS_2)
-    summary = (
-        f"WORKERS=2 against WORKERS=1, both free to use every CPU: "
-        f"**{two.result.rps / base.result.rps:.2f}x**."
-        if two and base
-        else ""
+    busy = f"all, of {100 * cores}%"
+    return table([*headings, *cpu_headings, busy], "lrrrrrrrrr", rows)
+
+
+def _workers_summary(streams: Streams, cores: int) -> str:
+    """The WORKERS=2 ratios, each with the CPU of its WORKERS=2 run: on a small machine,
+    PostgreSQL and wrk take their share of the cores the second worker would use."""
+    ratios, cpus = [], []
+    for what, runs in (("GET", streams.workers), ("POST", streams.workers_post)):
+        one, two = runs.get(WORKERS_1), runs.get(WORKERS_2)
+        if one and two:
+            ratios.append(f"{what} **{two.result.rps / one.result.rps:.2f}x**")
+            cpus.append(f"{what}: {cpu_split(two.cpu)}; {two.cpu.busy_pct:.0f}% in all")
+    if not ratios:
+        return ""
+    return (
+        f"WORKERS=2 against WORKERS=1, both free to use every CPU: {', '.join(ratios)} "
+        f"(target ≥ {WORKERS_SCALING}x). CPU over the WORKERS=2 runs, of the machine's {cores} "
+        f"cores ({100 * cores}%): {'. '.join(cpus)}."
     )
-    return "\n\n".join(
-        [
-            "**WORKERS.** `GET /chats/{id}?limit=20` as above, no stream open, on this "
-            "scenario's one-worker server (pinned), then on servers started with WORKERS=1 "
-            "and WORKERS=2 free to run on every CPU (wrk and PostgreSQL stay where they were).",
-            table([*headings, *cpu_headings], "lrrrrrrrr", rows),
-            summary,
+
+
+def _workers(streams: Streams, cores: int) -> str:
+    blocks = [
+        "**WORKERS.** `GET /chats/{id}?limit=20` as above, no stream open, on this "
+        "scenario's one-worker server (pinned), then on servers started with WORKERS=1 "
+        "and WORKERS=2 free to run on every CPU (wrk and PostgreSQL stay where they were).",
+        _workers_table("GET limit=20", streams.workers, cores),
+    ]
+    if streams.workers_post:
+        blocks += [
+            "Then the POST benchmark above (`POST /chats/{id}/messages/` over chats "
+            f"1..{CHAT_COUNT:,}) on such servers, a new one for each run.",
+            _workers_table("POST messages", streams.workers_post, cores),
         ]
-    )
+    return "\n\n".join([*blocks, _workers_summary(streams, cores)])
 
 
 def _streams(results: Results) -> str:
@@ -464,7 +540,7 @@ def _streams(results: Results) -> str:
         _idle(streams),
         _delivery(streams),
         _post_with(streams),
-        _workers(streams),
+        _workers(streams, int(results.machine["cores"])),
     )
 
 
@@ -675,6 +751,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         floor_rps=f"{floor.rps:,.0f}",
         floor_p50=_ms(floor.p50_ms),
         floor_p99=_ms(floor.p99_ms),
+        make_run=_make_run(results),
         paging=_paging(results),
         sizes=_sizes(results),
         plans=_plans(results),

@@ -133,7 +133,27 @@ class Streams:
     delivered_with: int  # of those, arrived
     catch_up_s: float  # from the end of those posts until the last of those events arrived
     dropped: int  # streams the server closed during the scenarios: should be 0
-    workers: dict[str, Measurement]  # GET runs, by WORKERS and pinning
+    workers: dict[str, Measurement]  # GET runs, by WORKERS and pinning (the keys below)
+    # POST runs on the servers on any CPU, by WORKERS (WORKERS_1, WORKERS_2); empty in the
+    # results of runs made before they were measured.
+    workers_post: dict[str, Measurement] = field(default_factory=dict)
+
+
+# The keys of Streams.workers and Streams.workers_post: the WORKERS setting, and whether the
+# server is pinned to a CPU (the one-worker server of the stream scenarios is).
+WORKERS_PINNED, WORKERS_1, WORKERS_2 = "1-pinned", "1", "2"
+
+
+@dataclass
+class MakeRun:
+    """The service started as `make run` starts it (its request log on, WORKERS at its
+    default, stdout to a file as a log collector would take it), pinned as the main runs:
+    their GET limit=20 and POST message runs again, in the same run as the floor."""
+
+    workers: int  # WORKERS, at its default
+    endpoints: dict[str, Measurement]  # by the name of the main run repeated: "get20", ...
+    log_lines: int  # request lines written to stdout over the scenario, warm-ups included
+    log_bytes: int
 
 
 @dataclass
@@ -208,6 +228,7 @@ class Results:
     total_s: float = 0.0
     streams: Streams | None = None
     replicas: Replicas | None = None
+    make_run: MakeRun | None = None  # None in runs made before it was measured
 
 
 def save(results: Results, path: Path, **beside: object) -> None:

@@ -5,8 +5,9 @@
     BENCH_ONLY=replicas .venv/bin/python -m bench.run  # the replica scenarios only
 
 Starts a throwaway PostgreSQL cluster, loads the dataset, starts `chatapi serve` and the
-floor, drives each endpoint with wrk, runs the event-stream scenarios (bench/streams.py) and
-the replica scenarios (bench/replicas.py), and writes the report. A streams-only or
+floor, drives each endpoint with wrk, measures GET and POST again on the service started as
+`make run` starts it (bench/make_run.py), runs the event-stream scenarios (bench/streams.py)
+and the replica scenarios (bench/replicas.py), and writes the report. A streams-only or
 replicas-only run puts its numbers in place of those scenarios' in the saved
 docs/benchmarks.json and keeps the rest. Everything it starts is stopped and removed at the
 end, on failure and on Ctrl-C too.
@@ -27,13 +28,24 @@ from types import FrameType
 
 from sqlalchemy import Engine, create_engine
 
-from bench import dataset, machine, paging, postgres, procstat, profile, report, server, wrk
+from bench import (
+    dataset,
+    machine,
+    make_run,
+    paging,
+    postgres,
+    procstat,
+    profile,
+    report,
+    server,
+    wrk,
+)
 from bench.config import BenchConfig, BenchError, Pinning
 from bench.replicas import ReplicaBench
 from bench.results import Profile, Results, Streams, load
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.streams import PROFILE_NAMES, StreamBench
-from bench.targets import evaluate
+from bench.targets import MAKE_RUN_ENDPOINTS, evaluate
 from devtools.postgres_cluster import PostgresCluster
 from infrastructure import migrations
 
@@ -160,7 +172,7 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
         floor_body_bytes=body_file.stat().st_size,
     )
     try:
-        measure(runner, results, floor)
+        measure(runner, results, floor, stage)
         if config.profile:
             for target in evaluate(results):
                 if target.passed is False and target.profile:
@@ -218,7 +230,7 @@ def measure_pages(runner: Bench, results: Results) -> None:
         results.endpoints[name] = runner.measure(name, label, "get_page.lua", [found.paths[name]])
 
 
-def measure(runner: Bench, results: Results, floor: server.Server) -> None:
+def measure(runner: Bench, results: Results, floor: server.Server, stage: Stage) -> None:
     endpoints = results.endpoints
     endpoints["floor"] = runner.measure(
         "floor", "floor (precomputed body)", "get.lua", [*ALL_CHATS, "20"], target=floor
@@ -236,6 +248,11 @@ def measure(runner: Bench, results: Results, floor: server.Server) -> None:
     endpoints["post_chat"] = runner.measure("post_chat", "POST /chats/", "post_chat.lua", [])
     endpoints["post_message"] = runner.measure(
         "post_message", "POST /chats/{id}/messages/", "post_message.lua", ALL_CHATS
+    )
+    # Right after the runs it repeats, before the chat-size and soak runs write more.
+    main_runs = [endpoints[name] for name in MAKE_RUN_ENDPOINTS]
+    results.make_run = make_run.measure(
+        runner, main_runs, stage.cluster.url, stage.pinning.server, stage.work
     )
     results.chat_size["get"] = runner.chat_sizes("get")
     results.get_plans = runner.query_plans()

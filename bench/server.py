@@ -13,9 +13,13 @@ from urllib.parse import urlsplit
 from bench import procstat
 from bench.config import BenchError, taskset
 from devtools.ports import free_port
+from infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's, when run as .venv/bin/python -m bench.run
+# The settings that start_service sets for the bench and `make run` leaves to their defaults:
+# a server started as `make run` starts it does not take them from this harness either.
+MAKE_RUN_DEFAULTS = ("ACCESS_LOG", "WORKERS")
 
 
 @dataclass
@@ -85,16 +89,27 @@ class Server:
 
 
 def _start(
-    name: str, command: list[str], env: dict[str, str], port: int, log_file: Path, workers: int = 1
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log_file: Path,
+    workers: int = 1,
+    output: Path | None = None,
+    unset: tuple[str, ...] = (),
 ) -> Server:
-    with log_file.open("ab") as log:
+    """The server started in the background. `output`: a file of its own for stdout (else
+    stdout goes to `log_file` with stderr); `unset`: variables of this harness's environment
+    that it does not inherit."""
+    inherited = {key: value for key, value in os.environ.items() if key not in unset}
+    with log_file.open("ab") as log, (output or log_file).open("ab") as out:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+            env={**inherited, **env, "HOST": "127.0.0.1", "PORT": str(port)},
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=out if output else log,
+            stderr=log if output else subprocess.STDOUT,
         )
     return Server(name, process, f"http://127.0.0.1:{port}", log_file, workers)
 
@@ -114,6 +129,31 @@ def start_service(
     name = "chatapi serve" + (f" (WORKERS={workers})" if workers > 1 else "")
     port = free_port()
     server = _start(name, command, env, port, log_dir / f"service-{port}.log", workers)
+    server.wait_ready("/health/ready")
+    return server
+
+
+def start_as_make_run(database_url: str, cpus: str | None, log_dir: Path, output: Path) -> Server:
+    """`chatapi serve` as `make run` starts it: DATABASE_URL, HOST and PORT set, and the
+    settings MAKE_RUN_DEFAULTS at their defaults whatever this harness's environment says (the
+    request log on; WORKERS the service's default), its stdout, where the request lines go,
+    to the file `output`, as a deployment's log collector would take it. The database is
+    migrated already (`make run` runs `chatapi migrate` first)."""
+    workers = int(Settings.model_fields["workers"].default)
+    command = taskset(cpus, [str(BIN / "chatapi"), "serve"])
+    port = free_port()
+    log_file = log_dir / f"service-{port}.log"  # stderr: uvicorn's and the service's own lines
+    env = {"DATABASE_URL": database_url}
+    server = _start(
+        "chatapi serve (as `make run`)",
+        command,
+        env,
+        port,
+        log_file,
+        workers,
+        output=output,
+        unset=MAKE_RUN_DEFAULTS,
+    )
     server.wait_ready("/health/ready")
     return server
 

@@ -11,7 +11,8 @@ streams over chats 1..BENCH_STREAM_CHATS from one process on the client's CPU, i
    BENCH_DELIVERY_SECONDS, and each 201 is matched with its event on every stream of its chat;
 5. the POST run of 1 again, every stream open, and the time the streams take to get it all;
 6. the streams closed: GET /chats/{id}?limit=20 on this service, then on WORKERS=1 and
-   WORKERS=2 servers not pinned to a CPU.
+   WORKERS=2 servers not pinned to a CPU; then the main POST run (POST /chats/{id}/messages/
+   over all the chats) on such servers, the same way.
 
 A stream that misses, repeats or reorders an event, or is closed, before the POST run with
 streams fails the bench run: its latency would not mean what it says.
@@ -37,7 +38,16 @@ from sqlalchemy import text
 from bench import machine, profile, server
 from bench.config import BenchConfig, BenchError, Pinning, taskset
 from bench.procstat import CpuMeter, CpuUsage, QuietWaiter
-from bench.results import Delivery, IdleStreams, Measurement, Profile, Streams
+from bench.results import (
+    WORKERS_1,
+    WORKERS_2,
+    WORKERS_PINNED,
+    Delivery,
+    IdleStreams,
+    Measurement,
+    Profile,
+    Streams,
+)
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.server import ROOT, Server
 from bench.stream_client import chat_ids
@@ -49,8 +59,6 @@ DELIVERY_WAIT_S = 10.0  # the longest wait for a delivery window's last events
 CATCH_UP_WAIT_S = 60.0  # the longest wait for the POST run's last events
 POLL_S = 0.02
 FAULTS = ("gaps", "duplicates", "dropped")  # what a stream may never see in a measured window
-# The GET runs of step 6, by key: the WORKERS setting and whether the server is pinned.
-WORKERS_PINNED, WORKERS_1, WORKERS_2 = "1-pinned", "1", "2"
 # The profiles these scenarios may take: a streams-only run replaces the saved ones.
 PROFILE_DELIVERY, PROFILE_POST = "delivery", "post-streams"
 PROFILE_NAMES = (PROFILE_DELIVERY, PROFILE_POST)
@@ -290,7 +298,7 @@ class StreamBench:
             finally:
                 held.close()
                 runner.meter.client_pids.clear()
-            workers = self._workers(service)
+            workers, workers_post = self._workers(service)
         except BaseException:
             print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
             raise
@@ -313,6 +321,7 @@ class StreamBench:
             catch_up_s=post_with.catch_up_s,
             dropped=dropped,
             workers=workers,
+            workers_post=workers_post,
         )
         return streams, profiles
 
@@ -449,29 +458,40 @@ class StreamBench:
         found = profile.record_under(PROFILE_DELIVERY, label, service, cpus, self.docs, stop, kill)
         return [found] if found else []
 
-    def _workers(self, pinned: Server) -> dict[str, Measurement]:
-        """GET on the pinned one-worker service, then on unpinned WORKERS=1 and WORKERS=2."""
-        args = [*ALL_CHATS, "20"]
-        log("streams: closed; GET /chats/{id}?limit=20 by WORKERS and pinning")
-        runs = {
+    def _workers(self, pinned: Server) -> tuple[dict[str, Measurement], dict[str, Measurement]]:
+        """GET on the pinned one-worker service, then on unpinned WORKERS=1 and WORKERS=2;
+        then POST on unpinned WORKERS=1 and WORKERS=2: the GET runs and the POST runs."""
+        get_args = [*ALL_CHATS, "20"]
+        log("streams: closed; GET /chats/{id}?limit=20, server pinned")
+        get = {
             WORKERS_PINNED: self.runner(pinned).measure(
                 "get_workers_1_pinned",
                 f"WORKERS=1, server on CPU {self.pinning.server}",
                 "get.lua",
-                args,
+                get_args,
             )
         }
         pinned.stop()
-        for workers, key in ((1, WORKERS_1), (2, WORKERS_2)):
-            service = self.start(workers, self.pinning.every)
-            try:
-                name = f"get_workers_{workers}"
-                runs[key] = self.runner(service).measure(
-                    name, f"WORKERS={workers}, server on any CPU", "get.lua", args
-                )
-            finally:
-                service.stop()
-        return runs
+        post: dict[str, Measurement] = {}
+        # A new server for each run, so that the two runs compared come one after the other:
+        # neither GET run comes after one server's POSTs and not the other's.
+        for kind, runs, script, args in (
+            ("get", get, "get.lua", get_args),
+            ("post", post, "post_message.lua", ALL_CHATS),
+        ):
+            log(f"streams: {kind.upper()} ({script}) by WORKERS, servers on any CPU")
+            for workers, key in ((1, WORKERS_1), (2, WORKERS_2)):
+                service = self.start(workers, self.pinning.every)
+                try:
+                    runs[key] = self.runner(service).measure(
+                        f"{kind}_workers_{workers}",
+                        f"WORKERS={workers}, server on any CPU",
+                        script,
+                        args,
+                    )
+                finally:
+                    service.stop()
+        return get, post
 
 
 def _raise_open_files_limit() -> None:

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from bench.config import BenchConfig
 from bench.dataset import BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES
 from bench.paging import HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
-from bench.results import Delivery, Measurement, Results, Streams
+from bench.procstat import CpuUsage
+from bench.results import WORKERS_1, WORKERS_2, Delivery, Measurement, Results, Streams
 
 DELIVERY_P99_MS = 50.0  # from a post's 201 to its event on every stream of its chat
 POST_WITH_STREAMS = 0.9  # POST throughput with every stream open, against none open
+WORKERS_SCALING = 1.6  # throughput with WORKERS=2 against one worker, the same PostgreSQL
+MAKE_RUN_SHARE = 0.9  # the share of the floor as `make run` serves, against the main run's
+# The main runs that the `make run` scenario repeats: endpoint, and what the target calls it.
+MAKE_RUN_ENDPOINTS = {"get20": "GET limit=20", "post_message": "POST messages"}
 
 
 @dataclass
@@ -65,6 +70,66 @@ def _streams(streams: Streams | None) -> list[Target]:
             lambda v: v >= POST_WITH_STREAMS,
         ),
     ]
+
+
+def cpu_split(cpu: CpuUsage) -> str:
+    """Where a run's CPU went, in % of one core: what shares the cores with the server."""
+    return (
+        f"server {cpu.server_pct:.0f}%, PostgreSQL {cpu.postgres_pct:.0f}%, "
+        f"wrk {cpu.wrk_pct:.0f}%, other {cpu.other_pct:.0f}%"
+    )
+
+
+def workers_ratio(runs: dict[str, Measurement]) -> float | None:
+    """WORKERS=2's throughput against WORKERS=1's, both servers on any CPU."""
+    if WORKERS_1 not in runs or WORKERS_2 not in runs:
+        return None
+    return runs[WORKERS_2].result.rps / runs[WORKERS_1].result.rps
+
+
+def _workers(streams: Streams | None) -> list[Target]:
+    """GET and POST with WORKERS=2 against one worker; the CPU of the two-worker run beside,
+    since on two cores PostgreSQL and wrk take their share of the second worker's core."""
+    targets = []
+    for key, what, runs in (
+        ("workers_get", "GET limit=20", streams.workers if streams else {}),
+        ("workers_post", "POST messages", streams.workers_post if streams else {}),
+    ):
+        goal = f"{what} with WORKERS=2 ≥ {WORKERS_SCALING}x WORKERS=1, same PostgreSQL"
+        ratio = workers_ratio(runs)
+        if ratio is None:
+            targets.append(Target(key, goal, "not measured", None))
+            continue
+        measured = f"{ratio:.2f}x (CPU with WORKERS=2: {cpu_split(runs[WORKERS_2].cpu)})"
+        targets.append(Target(key, goal, measured, ratio >= WORKERS_SCALING))
+    return targets
+
+
+def make_run_shares(results: Results, name: str) -> tuple[float, float, float] | None:
+    """Endpoint `name` as `make run` serves it against the main run: the ratio of their shares
+    of the floor (of their throughputs: the floor is the same), and the two shares."""
+    floor, main = results.endpoints.get("floor"), results.endpoints.get(name)
+    as_run = results.make_run.endpoints.get(name) if results.make_run else None
+    if floor is None or main is None or as_run is None:
+        return None
+    rps, main_rps, floor_rps = as_run.result.rps, main.result.rps, floor.result.rps
+    return rps / main_rps, rps / floor_rps, main_rps / floor_rps
+
+
+def _make_run(results: Results) -> list[Target]:
+    targets = []
+    for name, what in MAKE_RUN_ENDPOINTS.items():
+        key = f"make_run_{name}"
+        goal = f"{what} as `make run` serves it (access log on) ≥ {MAKE_RUN_SHARE}x its share"
+        goal += " of the floor above"
+        shares = make_run_shares(results, name)
+        if shares is None:
+            targets.append(Target(key, goal, "not measured", None))
+            continue
+        ratio, as_run, main = shares
+        measured = f"{ratio:.2f}x ({as_run:.2f} of the floor, against {main:.2f})"
+        targets.append(Target(key, goal, measured, ratio >= MAKE_RUN_SHARE))
+    return targets
 
 
 def evaluate(results: Results) -> list[Target]:
@@ -155,4 +220,4 @@ def evaluate(results: Results) -> list[Target]:
             fmt="{:+.1f}%",
         )
     )
-    return targets + _streams(results.streams)
+    return targets + _streams(results.streams) + _workers(results.streams) + _make_run(results)

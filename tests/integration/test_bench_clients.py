@@ -1,5 +1,6 @@
 """The stream benchmark's own clients against the served app: the stream client's processes
-and the steady poster see what a real client sees, and count what the benchmark reports."""
+and the steady poster see what a real client sees, and count what the benchmark reports. And
+the service the benchmark starts as `make run` starts it."""
 
 import json
 import re
@@ -13,7 +14,9 @@ import pytest
 
 from bench.config import BenchError
 from bench.procstat import CpuUsage
+from bench.server import request, start_as_make_run
 from bench.streams import HeldStreams, delivery
+from infrastructure import migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 15.0
@@ -85,3 +88,27 @@ def test_a_stream_the_server_refuses_fails_the_client_with_the_answer(
     answer = "could not open its streams: failed: chat 987654321: 'HTTP/1.1 404 Not Found'"
     with pytest.raises(BenchError, match=re.escape(answer)):
         HeldStreams(server_url, (987_654_321, 1), 1, None, tmp_path / "client.log")
+
+
+def test_the_service_started_as_make_run_writes_a_request_line_per_request_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'chatapi.db'}"
+    migrations.upgrade(url)
+    # The bench's own settings are not `make run`'s: they must not reach the service (on
+    # SQLite, WORKERS=2 would not even start).
+    monkeypatch.setenv("ACCESS_LOG", "false")
+    monkeypatch.setenv("WORKERS", "2")
+    stdout = tmp_path / "stdout.log"
+    service = start_as_make_run(url, None, tmp_path, stdout)
+    try:
+        assert request(service.url, "GET", "/chats/?limit=1").status == 200
+    finally:
+        service.stop()
+
+    lines = [json.loads(line) for line in stdout.read_text().splitlines()]
+    assert [line["path"] for line in lines if line["method"] == "GET"][-1] == "/chats/"
+    assert service.workers == 1
+    assert service.process.returncode == 0
+    assert "Application startup complete" in service.log_file.read_text()  # stderr, apart
+    assert "{" not in service.log_file.read_text()

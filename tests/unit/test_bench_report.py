@@ -11,6 +11,9 @@ from bench.config import BenchConfig, BenchError, knobs
 from bench.dataset import BIG_CHAT, BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES, Dataset
 from bench.procstat import CpuUsage
 from bench.results import (
+    WORKERS_1,
+    WORKERS_2,
+    WORKERS_PINNED,
     BigDelete,
     Delivery,
     IdleStreams,
@@ -24,7 +27,6 @@ from bench.results import (
     save,
 )
 from bench.run import merged
-from bench.streams import WORKERS_1, WORKERS_2, WORKERS_PINNED
 from bench.targets import evaluate
 from bench.wrk import WrkResult
 
@@ -33,6 +35,8 @@ CPU = CpuUsage(server_pct=100.0, postgres_pct=30.0, wrk_pct=6.0, other_pct=0.0, 
 STREAMS_CPU = dataclasses.replace(CPU, clients_pct=40.0)
 IDLE_WITHOUT = CpuUsage(0.1, 0.4, 0.0, 0.0, 0.0)
 IDLE_WITH = CpuUsage(1.5, 0.2, 0.0, 0.0, 0.0, clients_pct=0.8)
+# Two worker processes beside PostgreSQL and wrk on two cores: the machine is full.
+TWO_WORKERS_CPU = CpuUsage(150.0, 40.0, 5.0, 1.0, 0.0)
 
 
 def wrk_result(rps: float, p50_ms: float, p99_ms: float) -> WrkResult:
@@ -209,6 +213,13 @@ def streams_run(received: int = 20_000, p99_ms: float = 31.0, alone: bool = Fals
             WORKERS_1: measured("get_workers_1", "WORKERS=1, server on any CPU", 2100, 8.5),
             WORKERS_2: measured("get_workers_2", "WORKERS=2, server on any CPU", 2900, 6.0),
         },
+        workers_post={
+            WORKERS_1: measured("post_workers_1", "WORKERS=1, server on any CPU", 1000, 20.0),
+            WORKERS_2: dataclasses.replace(
+                measured("post_workers_2", "WORKERS=2, server on any CPU", 1700, 15.0),
+                cpu=TWO_WORKERS_CPU,
+            ),
+        },
     )
 
 
@@ -263,7 +274,7 @@ def test_the_stream_section_carries_the_run_numbers(results: Results) -> None:
     assert "for 180,000 events on the streams: all of them arrived, the last 0.25 s" in page
     assert "| WORKERS=2, server on any CPU | 2,900 | 1.38 | 6.00 ms | 24.00 ms |" in page
     assert "| WORKERS=1, server on CPU 0 | 2,200 | 1.05 |" in page
-    assert "WORKERS=2 against WORKERS=1, both free to use every CPU: **1.38x**." in page
+    assert "WORKERS=2 against WORKERS=1, both free to use every CPU: GET **1.38x**, POST" in page
     assert "The stream client used at most 40% of a core" in page
 
 
