@@ -6,14 +6,20 @@ import logging.config
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cli import log_queue
 from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.database import is_sqlite
 from infrastructure.schema import NOT_MIGRATED
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("chatapi")
 
@@ -21,8 +27,9 @@ log = logging.getLogger("chatapi")
 EXIT_WAIT_SECONDS = 3.0
 
 # uvicorn's own lines as usual on stderr; the request lines (api.request_log) are JSON
-# already, so they go to stdout as they are, in place of uvicorn's access log. On stderr, a
-# warning repeated (an outage) is written once per 10 s with a count of those held back.
+# already, so they go to stdout as they are, in place of uvicorn's access log, written by a
+# thread of their own (cli/log_queue.py) rather than by the event loop. On stderr, a warning
+# repeated (an outage) is written once per 10 s with a count of those held back.
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -41,7 +48,7 @@ LOG_CONFIG: dict[str, Any] = {
             "filters": ["repeats"],
         },
         "requests": {
-            "class": "logging.StreamHandler",
+            "()": "cli.log_queue.QueuedStreamHandler",
             "formatter": "plain",
             "stream": "ext://sys.stdout",
         },
@@ -75,7 +82,7 @@ def serve(container: Container) -> None:
     # The app by its import string: each worker process builds its own (uvicorn requires it
     # for workers > 1), with a container and a hint listener of its own.
     uvicorn.run(
-        "api.app:create_app",
+        "cli.serve:create_app",
         factory=True,
         workers=settings.workers,
         host=settings.host,
@@ -92,6 +99,30 @@ def serve(container: Container) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+def create_app() -> "FastAPI":
+    """api.app's app, whose request lines still queued are written out once it has shut down.
+
+    uvicorn shuts the app down after the last request, then raises the SIGTERM it caught
+    again: a worker process (WORKERS > 1) has no handler for it and is killed with no exit
+    handlers run, logging's included.
+    """
+    from api.app import create_app as create_api_app
+
+    app = create_api_app()
+    lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def then_write_out_logs(app: "FastAPI") -> AsyncIterator[Any]:
+        try:
+            async with lifespan(app) as state:
+                yield state
+        finally:
+            log_queue.stop_writers()
+
+    app.router.lifespan_context = then_write_out_logs
+    return app
 
 
 def _exit_stopped(signum: int, frame: FrameType | None) -> None:

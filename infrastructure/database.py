@@ -28,8 +28,9 @@ def write_engine(settings: Settings) -> Iterator[Engine]:
     """The engine command handlers write through, one transaction per unit of work."""
     engine = _create_engine(settings, settings.database_url)
     if engine.dialect.name == "sqlite":
-        # Take the database write lock at BEGIN, so that a post reads the chat's latest
-        # message and writes its own as one serialised step, and busy waits happen up front.
+        # Take the database write lock at BEGIN, so that a post takes the chat's next seq
+        # and time and writes its message as one serialised step, and busy waits happen
+        # up front.
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
