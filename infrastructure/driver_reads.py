@@ -30,6 +30,21 @@ def fetch_one(
     connection: Connection, statement: Executable, params: Mapping[str, Any]
 ) -> tuple[Any, ...] | None:
     """The first row of `statement` (bound with `params`), as the driver returns it."""
+    rows = _fetch(connection, statement, params, one=True)
+    return rows[0] if rows else None
+
+
+def fetch_all(
+    connection: Connection, statement: Executable, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row of `statement` (bound with `params`), as the driver returns them: no
+    type processing (an SQLite time is the text stored)."""
+    return _fetch(connection, statement, params, one=False)
+
+
+def _fetch(
+    connection: Connection, statement: Executable, params: Mapping[str, Any], one: bool
+) -> list[tuple[Any, ...]]:
     dialect = connection.dialect
     compiled = _compiled(statement, dialect)
     sql = compiled.string
@@ -43,7 +58,7 @@ def fetch_one(
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, bound)
-        row = cursor.fetchone()
+        rows = cursor.fetchmany(1) if one else cursor.fetchall()
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_connection.dbapi_connection, cursor)
         if lost:
@@ -53,4 +68,4 @@ def fetch_one(
         ) from exc
     finally:
         cursor.close()
-    return None if row is None else tuple(row)
+    return [tuple(row) for row in rows]

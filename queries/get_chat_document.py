@@ -1,70 +1,59 @@
-"""GET /chats/{id} as the read model writes it: the response document, built by the database.
+"""GET /chats/{id} as the bytes of its response: the rows GetChatHandler reads, written
+straight into the JSON document, byte for byte what ChatDetailResponse would make of the
+DTO (tests/integration/test_chat_document.py proves it over many generated chats).
 
-The same chat as GetChatHandler reads (queries/get_chat.py), from the same rows, but as one
-text column that the HTTP path sends as it is: no rows for SQLAlchemy and psycopg2 to turn
-into objects, no DTOs, no pydantic pass. Scripts keep GetChatHandler's DTOs; the two are
-proved to give identical JSON (tests/integration/test_chat_document.py).
+The HTTP path's hottest read, so it skips what it does not need: SQLAlchemy's execution and
+row processing (the statement runs through the driver's cursor, infrastructure/
+driver_reads.py), the DTOs, and pydantic's validation and serialisation. Scripts keep
+GetChatHandler and its DTOs. (Letting PostgreSQL write the JSON instead cost the database
+more than it saved here: docs/performance.md.)
 """
 
+from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
-
-from sqlalchemy import Select, bindparam, func, select, true
 
 from domain.errors import ChatNotFound
 from domain.rules import is_possible_id, validate_limit
-from infrastructure.driver_reads import fetch_one
-from infrastructure.json_text import (
-    comma_joined,
-    json_int,
-    json_string,
-    json_time,
-    sql_literal,
-    text_of,
-)
-from infrastructure.read_models import chat_views
+from infrastructure.driver_reads import fetch_all
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
-from queries.get_chat import GetChat
-from queries.newest_messages import newest_messages
+from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat
 
 
-def chat_document() -> Select[Any]:
-    """One row: the document up to its closing brace (next_before, a cursor, is added in
-    Python), the chat's message count, and the oldest seq and number of messages shown."""
-    newest = newest_messages("newest")
-    # Oldest first, as the document lists them (SQLite's aggregate keeps this order).
-    shown = select(newest).order_by(newest.c.seq).subquery("shown")
-    message = text_of(
-        '{"id":', json_int(shown.c.id),
-        ',"chat_id":', json_int(bindparam("chat_id")),
-        ',"seq":', json_int(shown.c.seq),
-        ',"text":', json_string(shown.c.text),
-        ',"created_at":', json_time(shown.c.created_at),
-        "}",
-    )  # fmt: skip
-    page = select(
-        comma_joined(message, shown.c.seq).label("messages"),
-        func.min(shown.c.seq).label("oldest_seq"),
-        func.count().label("shown"),
-    ).subquery("page")
-    last_message_at = func.coalesce(json_time(chat_views.c.last_message_at), sql_literal("null"))
-    head = text_of(
-        '{"id":', json_int(chat_views.c.chat_id),
-        ',"title":', json_string(chat_views.c.title),
-        ',"created_at":', json_time(chat_views.c.created_at),
-        ',"message_count":', json_int(chat_views.c.message_count),
-        ',"last_message_at":', last_message_at,
-        ',"messages":[', func.coalesce(page.c.messages, sql_literal("")), "]",
-    )  # fmt: skip
+def json_time(value: datetime | str | None) -> str:
+    """A time as pydantic writes an aware datetime: `"2026-11-22T14:10:49.829140Z"`, the
+    fraction left out when it is zero. The driver gives PostgreSQL's as aware datetimes,
+    SQLite's as SQLAlchemy stored them: 'YYYY-MM-DD HH:MM:SS.ffffff', in UTC."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    elif value.utcoffset():
+        value = value.astimezone(UTC)
+    return f'"{value.isoformat()[:-6]}Z"'  # without "+00:00"
+
+
+def chat_document(chat_id: int, rows: list[tuple[Any, ...]]) -> bytes:
+    """The document of CHAT_WITH_LAST_MESSAGES's rows (at least one: the chat's)."""
+    title, created_at, message_count, last_message_at = rows[0][:4]
+    messages = [
+        f'{{"id":{message_id},"chat_id":{chat_id},"seq":{seq},"text":{encode_basestring(text)},'
+        f'"created_at":{json_time(at)}}}'
+        for *_, message_id, seq, text, at in rows
+        if message_id is not None
+    ]
+    # The count and the messages come from one snapshot, so this is exact.
+    older = ""
+    if messages and message_count > len(messages):
+        cursor = encode_history(HistoryPosition(chat_id, rows[0][5]))
+        older = f',"next_before":"{cursor}"'
     return (
-        select(head, chat_views.c.message_count, page.c.oldest_seq, page.c.shown)
-        .select_from(chat_views.join(page, true()))
-        .where(chat_views.c.chat_id == bindparam("chat_id"))
-    )
-
-
-# Built once, and compiled once per dialect (infrastructure/driver_reads.py).
-CHAT_DOCUMENT = chat_document()
+        f'{{"id":{chat_id},"title":{encode_basestring(title)},'
+        f'"created_at":{json_time(created_at)},"message_count":{message_count},'
+        f'"last_message_at":{json_time(last_message_at)},'
+        f'"messages":[{",".join(messages)}]{older}}}'
+    ).encode()
 
 
 class GetChatDocumentHandler:
@@ -78,13 +67,9 @@ class GetChatDocumentHandler:
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
         params = {"chat_id": query.chat_id, "limit": limit}
-        row = self._reads.read(
-            query.consistency_token, lambda c: fetch_one(c, CHAT_DOCUMENT, params)
+        rows = self._reads.read(
+            query.consistency_token, lambda c: fetch_all(c, CHAT_WITH_LAST_MESSAGES, params)
         )
-        if row is None:
+        if not rows:
             raise ChatNotFound(query.chat_id)
-        head, message_count, oldest_seq, shown = row
-        if shown and message_count > shown:  # one snapshot: exact, as in GetChatHandler
-            cursor = encode_history(HistoryPosition(query.chat_id, oldest_seq))
-            return f'{head},"next_before":"{cursor}"}}'.encode()
-        return f"{head}}}".encode()
+        return chat_document(query.chat_id, rows)

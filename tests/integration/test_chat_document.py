@@ -1,4 +1,4 @@
-"""GET /chats/{id}'s document, as the database writes it (queries/get_chat_document.py), is
+"""GET /chats/{id}'s document, as queries/get_chat_document.py writes it from the rows, is
 byte for byte the JSON that ChatDetailResponse makes of GetChatHandler's DTO, for many
 generated chats: titles and texts with quotes, backslashes, control characters and any
 Unicode; times with and without a fraction; pages with and without older messages."""
