@@ -123,13 +123,14 @@ class UnitOfWork:
         self.connection.commit()
         # After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock
         # across its flush, and a stream woken earlier would read before the change is there.
-        news = (MessagePosted, ChatDeleted)
-        changed = {event.chat_id for event in self._events if isinstance(event, news)}
         # This process's streams get the messages too: one that continues a stream's seq is
-        # sent without a read.
+        # sent without a read. Every chat with news is hinted: posts' and deletes'.
         posted: dict[int, list[MessagePosted]] = {}
+        changed: set[int] = set()
         for event in self._events:
             if isinstance(event, MessagePosted):
                 posted.setdefault(event.chat_id, []).append(event)
+            if isinstance(event, (MessagePosted, ChatDeleted)):
+                changed.add(event.chat_id)
         self._events.clear()
         self._publisher.publish(changed, posted)
