@@ -59,6 +59,15 @@ def chat_with_last_messages() -> Select[Any]:
 CHAT_WITH_LAST_MESSAGES = chat_with_last_messages()
 
 
+def chat_params(query: GetChat) -> dict[str, int]:
+    """CHAT_WITH_LAST_MESSAGES's parameters for `query`, once its limit and id are checked
+    (InvalidInput, ChatNotFound): for GetChatHandler and the HTTP path's document alike."""
+    limit = validate_limit(query.limit)
+    if not is_possible_id(query.chat_id):
+        raise ChatNotFound(query.chat_id)
+    return {"chat_id": query.chat_id, "limit": limit}
+
+
 class GetChatHandler:
     """A chat with its last messages, read from the chat view and the message view only."""
 
@@ -66,13 +75,8 @@ class GetChatHandler:
         self._reads = reads
 
     def __call__(self, query: GetChat) -> ChatDetailDTO:
-        limit = validate_limit(query.limit)
-        if not is_possible_id(query.chat_id):
-            raise ChatNotFound(query.chat_id)
         rows = self._reads.rows(
-            query.consistency_token,
-            CHAT_WITH_LAST_MESSAGES,
-            {"chat_id": query.chat_id, "limit": limit},
+            query.consistency_token, CHAT_WITH_LAST_MESSAGES, chat_params(query)
         )
         if not rows:
             raise ChatNotFound(query.chat_id)

@@ -14,11 +14,10 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from domain.errors import ChatNotFound
-from domain.rules import is_possible_id, validate_limit
 from infrastructure.driver_reads import fetch_all
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
-from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat
+from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
 
 
 def json_time(value: datetime | str | None) -> str:
@@ -63,10 +62,7 @@ class GetChatDocumentHandler:
         self._reads = reads
 
     def __call__(self, query: GetChat) -> bytes:
-        limit = validate_limit(query.limit)
-        if not is_possible_id(query.chat_id):
-            raise ChatNotFound(query.chat_id)
-        params = {"chat_id": query.chat_id, "limit": limit}
+        params = chat_params(query)
         rows = self._reads.read(
             query.consistency_token, lambda c: fetch_all(c, CHAT_WITH_LAST_MESSAGES, params)
         )
