@@ -125,6 +125,11 @@ def test_request_ids_follow_a_request_through_the_proxy_into_the_apps_log(
         replaced = http.get("/health/live", headers={"X-Request-ID": "x" * 200})
     assert given.headers["x-request-id"] == "client-chose-this"
     access_log = stack.nginx.access_log.read_text()
+    # The app writes its request lines from a queue, in batches (cli/log_queue.py).
+    deadline = time.monotonic() + 5
+    while '"request_id": "client-chose-this"' not in stack.app.output():
+        assert time.monotonic() < deadline, stack.app.output()
+        time.sleep(0.05)
     for answer in (given, generated, replaced):
         request_id = answer.headers["x-request-id"]
         assert f'"request_id":"{request_id}"' in access_log
