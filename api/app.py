@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from api import chats, events, health
+from api import chats, events, health, members
 from api.admission import Admission, Busy, busy_handler
 from api.body_limit import BodyLimit
 from api.cors import cors
@@ -35,6 +35,7 @@ log = logging.getLogger("chatapi")
 
 TAGS = [
     {"name": "chats", "description": "Chats and their messages."},
+    {"name": "members", "description": "Who belongs to a chat, and as what."},
     {"name": "health", "description": "Probes for orchestrators and load balancers."},
 ]
 
@@ -76,12 +77,14 @@ def create_app(container: Container | None = None) -> FastAPI:
         },
     )
     app.state.container = container
+    app.state.auth_required = settings.auth_mode == "required"  # api/auth.py
     app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
     app.state.send_deadlines = SendDeadlines(settings.stream_send_timeout)
     app.state.admission = Admission(
         settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
     )
     app.include_router(chats.router)
+    app.include_router(members.router)
     app.include_router(events.router)
     app.include_router(health.router)
     # The docs pages' other spellings and HEAD, after the API's routes: matched after them.
@@ -89,6 +92,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
     routes = [
         *chats.router.routes,
+        *members.router.routes,
         *events.router.routes,
         *health.router.routes,
         *app.router.routes,

@@ -5,22 +5,24 @@ themselves: one threadpool hop per request, where a `def` endpoint or a synchron
 dependency would add more; every wait on the way has a deadline (api/admission.py).
 """
 
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import StringConstraints, TypeAdapter, WithJsonSchema
 
-from api.admission import Admission
+from api.auth import Caller
+from api.handling import container, handle
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
     CONFLICT,
     CONSISTENCY_TOKEN_HEADER,
+    FORBIDDEN,
     MESSAGE_NOT_FOUND,
     NOT_FOUND,
     REPLAYED_HEADER,
     TOO_LARGE,
+    UNAUTHORIZED,
     UNAVAILABLE,
     ChatDetailResponse,
     ChatListResponse,
@@ -44,7 +46,6 @@ from domain.rules import (
 )
 from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
 from infrastructure.consistency import HEADER_PATTERN as CONSISTENCY_PATTERN
-from infrastructure.container import Container
 from queries.cursors import MAX_CURSOR_LENGTH
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
@@ -53,7 +54,9 @@ from queries.get_messages_after import GetMessagesAfter
 from queries.list_chats import ListChats
 
 router = SlashAgnosticRouter(
-    tags=["chats"], responses={**TOO_LARGE, **UNAVAILABLE}, route_class=Utf8JsonRoute
+    tags=["chats"],
+    responses={**UNAUTHORIZED, **TOO_LARGE, **UNAVAILABLE},
+    route_class=Utf8JsonRoute,
 )
 
 ChatId = Annotated[int, Path(description="The chat's id.", examples=[1]), DecimalInteger]
@@ -150,10 +153,6 @@ ConsistencyToken = Annotated[
 ]
 
 
-def container(request: Request) -> Container:
-    return request.app.state.container  # type: ignore[no-any-return]
-
-
 def announce_created(
     response: Response, location: str, replayed: bool, consistency_token: str | None
 ) -> None:
@@ -170,37 +169,6 @@ def announce_position(response: Response, consistency_token: str | None) -> None
         response.headers[CONSISTENCY_HEADER] = consistency_token
 
 
-Argument = TypeVar("Argument")
-Result = TypeVar("Result")
-
-
-async def handle(
-    request: Request,
-    handler: Callable[[Argument], Result],
-    argument: Argument,
-    chat_id: int | None = None,
-) -> Result:
-    """Run a handler in the threadpool, once the database's schema is known to be migrated.
-
-    Until then (a fresh process, or a schema found changed), the check runs first, in the
-    same thread hop; after, it costs a flag test. Here rather than in a dependency, which
-    would run before FastAPI reports an invalid request: a 422 needs no database.
-    `chat_id`: the handler writes to that chat, and waits for its turn (api/admission.py).
-    """
-    app = container(request)
-    admission: Admission = request.app.state.admission
-    schema = app.schema_check()
-    if schema.verified:
-        return await admission.run(handler, argument, chat_id=chat_id)
-    engine = app.read_engine()
-
-    def checked(argument: Argument) -> Result:
-        schema.ensure(engine)
-        return handler(argument)
-
-    return await admission.run(checked, argument, chat_id=chat_id)
-
-
 @router.get(
     "/chats/",
     operation_id="listChats",
@@ -209,18 +177,21 @@ async def handle(
 )
 async def list_chats(
     request: Request,
+    caller: Caller,
     limit: PageSize = DEFAULT_LIMIT,
     cursor: ChatCursor = None,
     consistency_token: ConsistencyToken = None,
 ) -> ChatListResponse:
-    """List chats, the one with the newest message (or, if empty, the newest chat) first.
+    """List the caller's chats, the one with the newest message (or, if empty, the newest
+    chat) first: a user's own chats, or every chat for a service.
 
     Pages are keyset-based: pass `next_cursor` back as `cursor` for the next page; it is
     absent on the last page. Paging while messages arrive never repeats or skips a chat that
     did not move; a chat that gets a new message moves to the front of the list.
     """
     handler = container(request).list_chats()
-    page = await handle(request, handler, ListChats(limit, cursor, consistency_token))
+    query = ListChats(limit, cursor, consistency_token, principal=caller)
+    page = await handle(request, handler, query)
     return ChatListResponse.model_validate(page)
 
 
@@ -246,11 +217,16 @@ async def create_chat(
     body: CreateChatRequest,
     request: Request,
     response: Response,
+    caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> ChatResponse:
-    """Create an empty chat. The title is trimmed of surrounding whitespace."""
+    """Create an empty chat. The title is trimmed of surrounding whitespace.
+
+    A user who creates a chat is its owner; a service's chat has no members until it adds
+    some (`PUT /chats/{chat_id}/members/{user_id}`).
+    """
     handler = container(request).create_chat()
-    command = CreateChat(title=body.title, idempotency_key=idempotency_key)
+    command = CreateChat(title=body.title, idempotency_key=idempotency_key, principal=caller)
     created = await handle(request, handler, command)
     announce_created(
         response, f"/chats/{created.chat_id}", created.replayed, created.consistency_token
@@ -286,15 +262,23 @@ async def post_message(
     chat_id: ChatId,
     body: PostMessageRequest,
     request: Request,
+    caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append a message to a chat. The text is stored exactly as sent.
 
     Messages of one chat are ordered as their posts committed; `created_at` never decreases
-    along that order.
+    along that order. A user posts as themself (`author` is their id); a service may name
+    the user it posts for in `author`.
     """
     handler = container(request).post_message()
-    command = PostMessage(chat_id=chat_id, text=body.text, idempotency_key=idempotency_key)
+    command = PostMessage(
+        chat_id=chat_id,
+        text=body.text,
+        idempotency_key=idempotency_key,
+        author=body.author,
+        principal=caller,
+    )
     posted = await handle(request, handler, command, chat_id=chat_id)
     # Serialised once, here: a returned model would be validated and dumped again by FastAPI.
     document = MessageResponse.from_event(posted).model_dump_json()
@@ -315,6 +299,7 @@ async def post_message(
 async def get_chat(
     chat_id: ChatId,
     request: Request,
+    caller: Caller,
     limit: Limit = DEFAULT_LIMIT,
     consistency_token: ConsistencyToken = None,
 ) -> Response:
@@ -322,7 +307,7 @@ async def get_chat(
     # The read model writes the document itself: sent as it is, no model built from it
     # (queries/get_chat_document.py; the same JSON as ChatDetailResponse, proved by a test).
     handler = container(request).get_chat_document()
-    query = GetChat(chat_id, limit, consistency_token)
+    query = GetChat(chat_id, limit, consistency_token, principal=caller)
     document = await handle(request, handler, query)
     return Response(document, media_type="application/json")
 
@@ -339,6 +324,7 @@ async def get_chat(
 async def get_history(
     chat_id: ChatId,
     request: Request,
+    caller: Caller,
     before: HistoryCursor = None,
     after: ResumeAfter = None,
     limit: PageSize = DEFAULT_LIMIT,
@@ -363,10 +349,11 @@ async def get_history(
         if before is not None:
             raise InvalidInput("after", "before and after cannot be used together")
         forward = container(request).get_messages_after()
-        query = GetMessagesAfter(chat_id, after, limit, consistency_token)
+        query = GetMessagesAfter(chat_id, after, limit, consistency_token, principal=caller)
         return HistoryResponse.model_validate(await handle(request, forward, query))
     handler = container(request).get_history()
-    page = await handle(request, handler, GetHistory(chat_id, before, limit, consistency_token))
+    backward = GetHistory(chat_id, before, limit, consistency_token, principal=caller)
+    page = await handle(request, handler, backward)
     return HistoryResponse.model_validate(page)
 
 
@@ -381,11 +368,12 @@ async def get_message(
     chat_id: ChatId,
     message_id: MessageId,
     request: Request,
+    caller: Caller,
     consistency_token: ConsistencyToken = None,
 ) -> MessageResponse:
     """Read one message: where the `Location` of a posted message leads."""
     handler = container(request).get_message()
-    query = GetMessage(chat_id, message_id, consistency_token)
+    query = GetMessage(chat_id, message_id, consistency_token, principal=caller)
     message = await handle(request, handler, query)
     return MessageResponse.model_validate(message)
 
@@ -398,11 +386,16 @@ async def get_message(
     response_class=Response,
     responses={
         204: {"description": "The chat is deleted.", "headers": CONSISTENCY_TOKEN_HEADER},
+        **FORBIDDEN,
         **NOT_FOUND,
     },
 )
-async def delete_chat(chat_id: ChatId, request: Request, response: Response) -> None:
-    """Delete a chat; the database deletes its messages with it."""
+async def delete_chat(
+    chat_id: ChatId, request: Request, response: Response, caller: Caller
+) -> None:
+    """Delete a chat; the database deletes its messages with it. For its owners (and
+    services): a member gets 403."""
     handler = container(request).delete_chat()
-    deleted = await handle(request, handler, DeleteChat(chat_id=chat_id), chat_id=chat_id)
+    command = DeleteChat(chat_id=chat_id, principal=caller)
+    deleted = await handle(request, handler, command, chat_id=chat_id)
     announce_position(response, deleted.consistency_token)

@@ -17,7 +17,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, ResumePointAhead
+from domain.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    LastOwner,
+    NotFound,
+    ResumePointAhead,
+    Unauthenticated,
+)
 from infrastructure.failures import is_unavailable
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated, is_missing_schema_error
 
@@ -98,8 +106,17 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    async def resume_point_ahead(request: Request, exc: Exception) -> JSONResponse:
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+        # RFC 6750: a 401 names the scheme to use. The message never holds the credential.
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    async def forbidden(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     async def invalid_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
@@ -159,7 +176,10 @@ def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[Base
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(NotFound, not_found)  # a chat, or a message in one
-    app.add_exception_handler(ResumePointAhead, resume_point_ahead)  # `after` past the end
+    app.add_exception_handler(ResumePointAhead, conflict)  # `after` past the end
+    app.add_exception_handler(LastOwner, conflict)  # a chat left without an owner
+    app.add_exception_handler(Unauthenticated, unauthenticated)
+    app.add_exception_handler(Forbidden, forbidden)  # a member doing an owner's part
     app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(SchemaNotMigrated, schema_not_migrated)

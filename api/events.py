@@ -9,28 +9,37 @@ read. Either way it is sent once, in seq order, with no gap.
 Messages committed by this process come with their wake-up (infrastructure/hints/local.py):
 those that follow on from the stream's seq are sent as they are, with no read, and each is
 encoded once for every stream of its chat; anything else (a gap, a hint from another
-process) means a read, as above.
+process, a membership change) means a read, as above.
+
+A stream reads as its caller: a user's reads find the chat only while they are a member, so
+the read after their removal ends their stream with `member.removed`; every stream sends the
+chat's membership changes that its reads show (`member.added`, `member.updated`,
+`member.removed`). A user's stream ends when their token expires, for the client to come
+back with a new one and `Last-Event-ID`.
 """
 
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyQuery
 from pydantic import WithJsonSchema
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sse_starlette import ServerSentEvent
-from starlette.responses import Response
 
 from api.admission import Busy
-from api.chats import ChatId, container, handle
+from api.auth import Caller, Credentials, auth_required, caller, principal_of
+from api.chats import ChatId
 from api.event_stream import EventStream
+from api.handling import container, handle
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter
 from api.schemas import (
@@ -38,19 +47,27 @@ from api.schemas import (
     MESSAGE_EXAMPLE,
     NOT_FOUND,
     TOO_LARGE,
+    UNAUTHORIZED,
+    UNAVAILABLE,
     MessageResponse,
+    StreamTicketResponse,
     error_response,
 )
 from api.shared_reads import SharedReads
-from domain.errors import ChatNotFound
+from commands.issue_stream_ticket import IssueStreamTicket
+from domain.errors import ChatNotFound, NotAMember, Unauthenticated
 from domain.events import MessagePosted
+from domain.principals import Principal
 from domain.rules import MAX_ID, MAX_LIMIT
 from infrastructure.hints import POLL_INTERVAL, Publisher, Subscription
 from infrastructure.schema import SchemaNotMigrated
+from queries.get_member_events import GetMemberEvents, MemberEventDTO
 from queries.get_messages_after import GetMessagesAfter, MessagesAfterDTO
 
 MESSAGE_POSTED = "message.posted"
 CHAT_DELETED = "chat.deleted"
+# A chat's membership changes: data {"chat_id", "user_id", "role"} (role null once removed).
+MEMBER_EVENTS = {"added": "member.added", "updated": "member.updated", "removed": "member.removed"}
 # How long a browser waits before reconnecting, in milliseconds (sent first on every stream).
 RETRY_MILLISECONDS = 2000
 RETRY = ServerSentEvent(retry=RETRY_MILLISECONDS).encode()
@@ -108,6 +125,22 @@ class EncodedPage:
 
 # The page after a seq, for a stream woken at the given time (time.monotonic()).
 Read = Callable[[int, float], Awaitable[EncodedPage]]
+# The chat's membership changes after a position of its feed.
+ReadMembers = Callable[[int], Awaitable[tuple[MemberEventDTO, ...]]]
+
+# A browser's EventSource cannot send headers: it brings a ticket in the URL instead, made
+# by POST /chats/{chat_id}/events/tickets. Declared as a security scheme of the stream.
+TICKET = APIKeyQuery(
+    name="ticket",
+    scheme_name="streamTicket",
+    auto_error=False,
+    description=(
+        "A single-use ticket from `POST /chats/{chat_id}/events/tickets`, good for 60 s, for "
+        "one stream of that chat, as the caller who made it: for browsers' EventSource. "
+        "Never a token or an API key: credentials are not accepted in a URL."
+    ),
+)
+Ticket = Annotated[str | None, Depends(TICKET)]
 
 EVENTS_DESCRIPTION = f"""\
 A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECONDS}`, then:
@@ -118,6 +151,12 @@ A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECOND
   the resume point, from storage, then each new one as it is posted.
 - `event: {CHAT_DELETED}`, `data: {{"chat_id": N}}`, when the chat is deleted; the stream
   ends after it.
+- `event: member.added`, `member.updated`, `member.removed`, `data: {{"chat_id", "user_id",
+  "role"}}` (`role` null once removed), as the chat's membership changes. A user's own
+  stream gets `member.removed` when they are removed, and ends after it.
+
+A user's stream ends when their token expires (a ticket's stream, when the token it was
+made with does): reconnect with a new one and `Last-Event-ID`.
 - A comment line (`: ping ...`) every `STREAM_HEARTBEAT` seconds: the heartbeat.
 """
 EXAMPLE_DATA = json.dumps(MESSAGE_EXAMPLE, separators=(",", ":"))
@@ -137,6 +176,7 @@ RESPONSES = {
             }
         },
     },
+    **UNAUTHORIZED,
     **NOT_FOUND,
     **CONFLICT,
     **TOO_LARGE,
@@ -179,6 +219,44 @@ def chat_deleted(chat_id: int) -> bytes:
     return ServerSentEvent(data, event=CHAT_DELETED).encode()
 
 
+def member_event(kind: str, chat_id: int, user_id: str, role: str | None) -> bytes:
+    data = json.dumps(
+        {"chat_id": chat_id, "user_id": user_id, "role": role},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return ServerSentEvent(data, event=MEMBER_EVENTS[kind]).encode()
+
+
+def seconds_left(principal: Principal) -> float:
+    """How long the caller's credential is still good for (inf: for ever)."""
+    if principal.expires_at is None:
+        return float("inf")
+    return (principal.expires_at - datetime.now(UTC)).total_seconds()
+
+
+@dataclass(slots=True)
+class Follower:
+    """Who a stream is for, and how far into the chat's membership feed it is."""
+
+    principal: Principal
+    member_position: int
+    read_members: ReadMembers
+
+    async def changes(self, page: MessagesAfterDTO) -> bytes:
+        """The membership changes the page shows the stream has not sent yet, encoded."""
+        chunks: list[bytes] = []
+        while page.last_member_event > self.member_position:
+            events = await self.read_members(self.member_position)
+            if not events:
+                break
+            for event in events:
+                chunks.append(member_event(event.kind, event.chat_id, event.user_id, event.role))
+            self.member_position = events[-1].position
+        self.member_position = max(self.member_position, page.last_member_event)
+        return b"".join(chunks)
+
+
 def resume_point(after: int | None, last_event_id: int | None) -> int | None:
     """The seq to resume after, from either parameter.
 
@@ -205,24 +283,32 @@ def resume_point(after: int | None, last_event_id: int | None) -> int | None:
 
 async def chat_events(
     read: Read,
+    follower: Follower,
     subscription: Subscription,
     publisher: Publisher,
     heartbeat: float,
     encoded: EncodedPage,
     after: int,
 ) -> AsyncIterator[bytes]:
-    """The stream's body: `encoded` (the first page, after `after`), then what follows."""
+    """The stream's body: `encoded` (the first page, after `after`), then what follows,
+    until the chat is deleted, the caller is removed from it, or their token expires."""
     yield RETRY
+    chat_id = subscription.chat_id
     while True:
         page = encoded.page
         if page.messages:
             yield encoded.events
             after = page.messages[-1].seq
+        changes = await follower.changes(page)
+        if changes:
+            yield changes
         woken_at = time.monotonic()  # a full page: read on at once, from a read started now
         if page.next_after is None:  # at the chat's end: wait for news
-            while await subscription.wait(publisher.wait_timeout(heartbeat)):
+            while await subscription.wait(
+                min(publisher.wait_timeout(heartbeat), seconds_left(follower.principal))
+            ):
                 arrived = subscription.take(after)
-                if arrived is None:  # news from another process, or a gap: read
+                if arrived is None:  # news from another process, a gap, members: read
                     woken_at = subscription.woken_at
                     break
                 if arrived:  # this process's commits, following on from `after`: no read
@@ -230,9 +316,17 @@ async def chat_events(
                     after = arrived[-1].seq
             else:  # no news for a while: read all the same (how streams poll, see hints)
                 woken_at = time.monotonic()
-        following = await read_on(read, after, woken_at, subscription)
+        if seconds_left(follower.principal) <= 0:
+            return  # the token has expired: the client comes back with a new one
+        try:
+            following = await read_on(read, after, woken_at, subscription)
+        except NotAMember:
+            user_id = follower.principal.user_id
+            assert user_id is not None  # only a user's reads check membership
+            yield member_event("removed", chat_id, user_id, None)
+            return
         if following is None:
-            yield chat_deleted(subscription.chat_id)
+            yield chat_deleted(chat_id)
             return
         encoded = following
 
@@ -240,17 +334,64 @@ async def chat_events(
 async def read_on(
     read: Read, after: int, woken_at: float, subscription: Subscription
 ) -> EncodedPage | None:
-    """The page after `after`, or None once the chat is gone; waits out database outages.
+    """The page after `after`, or None once the chat is gone (NotAMember once the stream's
+    user is no longer in it); waits out database outages.
 
     Not logged per stream: the requests failing meanwhile log the outage, once each.
     """
     while True:
         try:
             return await read(after, woken_at)
+        except NotAMember:
+            raise
         except ChatNotFound:
             return None
         except UNAVAILABLE_ERRORS:
             await subscription.wait(POLL_INTERVAL)
+
+
+async def stream_caller(
+    chat_id: ChatId, request: Request, credentials: Credentials, ticket: Ticket
+) -> Principal:
+    """The stream's caller: from its ticket (spent now), else as every endpoint finds it. A
+    ticket beside an Authorization header must be that caller's."""
+    if ticket is None:
+        return await caller(request, credentials)
+    redeem = container(request).redeem_stream_ticket
+    ticket_owner = await handle(request, lambda t: redeem(ticket=t, chat_id=chat_id), ticket)
+    if (
+        credentials is not None
+        and auth_required(request)
+        and await principal_of(request, credentials.credentials) != ticket_owner
+    ):
+        raise Unauthenticated("the stream ticket was made for another caller")
+    return ticket_owner
+
+
+StreamCaller = Annotated[Principal, Depends(stream_caller)]
+
+
+@router.post(
+    "/chats/{chat_id}/events/tickets",
+    operation_id="createStreamTicket",
+    status_code=status.HTTP_201_CREATED,
+    summary="Get a ticket to open the chat's event stream from a browser",
+    response_description="The ticket, and when it expires unused.",
+    responses={**UNAUTHORIZED, **NOT_FOUND, **UNAVAILABLE},
+)
+async def create_stream_ticket(
+    chat_id: ChatId, request: Request, caller: Caller
+) -> StreamTicketResponse:
+    """A single-use ticket for `GET /chats/{chat_id}/events?ticket=...`, good for 60 s.
+
+    A browser's `EventSource` cannot send an `Authorization` header, and a token in a URL
+    would end up in logs and histories: the page asks for a ticket with its token, then
+    opens the stream with the ticket. To reconnect, it gets a new ticket and sends
+    `?after=` the last `seq` it has.
+    """
+    handler = container(request).issue_stream_ticket()
+    ticket = await handle(request, handler, IssueStreamTicket(chat_id, principal=caller))
+    return StreamTicketResponse.model_validate(ticket)
 
 
 @router.get(
@@ -267,6 +408,7 @@ async def read_on(
 async def stream_events(
     chat_id: ChatId,
     request: Request,
+    caller: StreamCaller,
     after: After = None,
     last_event_id: LastEventId = None,
 ) -> Response:
@@ -277,6 +419,9 @@ async def stream_events(
     continues live, with no gap and no duplicate. A resume point beyond the chat's last seq
     is a 409, a missing chat a 404, both before the stream starts. A subscriber that stops
     reading for `STREAM_SEND_TIMEOUT` seconds is disconnected; it resumes with its last id.
+
+    Credentials: `Authorization: Bearer`, or (browsers) a `ticket` from
+    `POST /chats/{chat_id}/events/tickets`.
     """
     app = container(request)
     settings = app.settings()
@@ -289,35 +434,42 @@ async def stream_events(
             headers={"Retry-After": str(settings.retry_after)},
         )
     handler = app.stream_messages_after()  # on the primary, where the hints come from
+    members_handler = app.stream_member_events()
 
     shared: SharedReads[EncodedPage] = request.app.state.shared_reads
 
     async def read(seq: int, woken_at: float) -> EncodedPage:
         async def fetch() -> EncodedPage:
-            return encode_page(
-                await handle(request, handler, GetMessagesAfter(chat_id, seq, PAGE_SIZE))
-            )
+            query = GetMessagesAfter(chat_id, seq, PAGE_SIZE, principal=caller)
+            return encode_page(await handle(request, handler, query))
 
         # The streams of a chat woken by one hint share one database read of the same page,
-        # and its encoding.
-        return await shared.read((chat_id, seq), woken_at, fetch)
+        # and its encoding, when they read for the same caller.
+        return await shared.read((chat_id, seq, caller), woken_at, fetch)
+
+    async def read_members(position: int) -> tuple[MemberEventDTO, ...]:
+        query = GetMemberEvents(chat_id, position, principal=caller)
+        return await handle(request, members_handler, query)
 
     # Before the first read: see the module's docstring.
     subscription = publisher.hints.subscribe(chat_id)
     try:
         if start is None:
             # Only what comes next: from the chat's end as this read finds it.
-            end = await handle(request, handler, GetMessagesAfter(chat_id, 0, 1))
+            query = GetMessagesAfter(chat_id, 0, 1, principal=caller)
+            end = await handle(request, handler, query)
             start = end.last_seq
-            first = encode_page(MessagesAfterDTO(chat_id, start, (), None))
+            first = encode_page(MessagesAfterDTO(chat_id, start, (), None, end.last_member_event))
         else:
             first = await read(start, time.monotonic())
     except BaseException:
         subscription.close()  # a 404, 409 or 503: no stream
         raise
+    # Membership changes from this page's on.
+    follower = Follower(caller, first.page.last_member_event, read_members)
     heartbeat = settings.stream_heartbeat
     return EventStream(
-        chat_events(read, subscription, publisher, heartbeat, first, start),
+        chat_events(read, follower, subscription, publisher, heartbeat, first, start),
         subscription,
         heartbeat=heartbeat,
         deadlines=request.app.state.send_deadlines,

@@ -1,12 +1,13 @@
 """What goes over HTTP: request bodies, response bodies, and error bodies."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from domain.events import ChatCreated, MessagePosted
+from domain.principals import USER_ID_MAX_LENGTH
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
 from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
 from infrastructure.consistency import PATTERN as CONSISTENCY_PATTERN
@@ -19,6 +20,7 @@ MESSAGE_EXAMPLE: JsonDict = {
     "seq": 7,
     "text": "See you at noon?",
     "created_at": EXAMPLE_TIME,
+    "author": "ann",
 }
 
 # What str.strip() and str.isspace() count as whitespace, as a regex character class: JSON
@@ -66,6 +68,19 @@ class CreateChatRequest(BaseModel):
 class PostMessageRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "See you at noon?"}]})
 
+    author: Annotated[
+        str | None,
+        Field(
+            description=(
+                "Who wrote it. A user posts as themself: leave it out (or give their own id). "
+                "A service names the user it posts for, or leaves it out (no author)."
+            ),
+            min_length=1,
+            max_length=USER_ID_MAX_LENGTH,
+            examples=["ann"],
+        ),
+    ] = None
+
     text: Annotated[
         str,
         AfterValidator(validate_text),
@@ -111,6 +126,10 @@ class MessageResponse(BaseModel):
     )
     text: str
     created_at: datetime
+    author: str | None = Field(
+        description="The user who wrote it; null when no one was named, and for every "
+        "message stored before authors existed."
+    )
 
     @classmethod
     def from_event(cls, posted: MessagePosted) -> "MessageResponse":
@@ -120,6 +139,7 @@ class MessageResponse(BaseModel):
             seq=posted.seq,
             text=posted.text,
             created_at=posted.created_at,
+            author=posted.author,
         )
 
 
@@ -276,6 +296,25 @@ TOO_LARGE: Responses = {
         "request body larger than 65536 bytes",
     )
 }
+UNAUTHORIZED: Responses = {
+    401: error_response(
+        "No credential, or one that is malformed, expired, forged or revoked (AUTH_MODE="
+        "required). The response carries `WWW-Authenticate: Bearer`.",
+        "not authenticated: send Authorization: Bearer <a user token or an API key>",
+        headers={
+            "WWW-Authenticate": {
+                "description": "The scheme to authenticate with: `Bearer`.",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+}
+FORBIDDEN: Responses = {
+    403: error_response(
+        "The caller is a member of the chat, but only its owners may do this.",
+        "only an owner of chat 1 may delete it",
+    )
+}
 UNAVAILABLE: Responses = {
     503: error_response(
         "The database is unreachable or overloaded; retry after the given delay.",
@@ -328,3 +367,51 @@ def created_headers(what: str, example: str) -> dict[str, Any]:
         },
         **CONSISTENCY_TOKEN_HEADER,
     }
+
+
+MEMBER_EXAMPLE: JsonDict = {"user_id": "ann", "role": "owner", "added_at": EXAMPLE_TIME}
+Role = Literal["owner", "member"]
+
+
+class MemberResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [MEMBER_EXAMPLE]}
+    )
+
+    user_id: str
+    role: Role = Field(description="`owner`s also manage members and may delete the chat.")
+    added_at: datetime = Field(description="When the user became a member.")
+
+
+class MembersResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [{"members": [MEMBER_EXAMPLE]}]}
+    )
+
+    members: list[MemberResponse] = Field(description="In the order they joined.")
+
+
+class PutMemberRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "member"}]})
+
+    role: Role
+
+
+class StreamTicketResponse(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket": "k3P0cJ0mJfQ2m6C9zv0kY0w1Yt3oQm2d8x7b3s1Zq4E",
+                    "expires_at": EXAMPLE_TIME,
+                }
+            ]
+        },
+    )
+
+    ticket: str = Field(
+        description="Opens one stream of this chat, for this caller: "
+        "`GET /chats/{chat_id}/events?ticket=...`."
+    )
+    expires_at: datetime = Field(description="Unused by then, the ticket is no good.")

@@ -2,11 +2,13 @@
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 Page = TypeVar("Page")
-Key = tuple[int, int]  # (chat id, the seq read after)
+# (chat id, the seq read after, who reads): streams share reads made for the same caller,
+# whose membership each read checks.
+Key = tuple[int, int, Hashable]
 
 
 class SharedReads(Generic[Page]):

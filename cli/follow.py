@@ -9,6 +9,7 @@ import json
 from api.events import CHAT_DELETED, MESSAGE_POSTED
 from api.schemas import MessageResponse
 from domain.events import ChatDeleted
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from queries.follow_chat import FollowChat, FollowedEvent
 
@@ -24,6 +25,6 @@ def event_line(event: FollowedEvent) -> str:
 def follow(container: Container, chat_id: int, after: int) -> None:
     """Print every event of the chat after `after`, one line each as it comes, until the chat
     is deleted. A missing chat or an `after` past its end raises before anything is printed."""
-    for event in container.follow_chat()(FollowChat(chat_id=chat_id, after=after)):
+    for event in container.follow_chat()(FollowChat(chat_id=chat_id, after=after, principal=LOCAL)):
         # Flushed line by line: a pipe would otherwise hold events back in its buffer.
         print(event_line(event), flush=True)

@@ -1,10 +1,15 @@
-"""`chatapi`: the same handlers as the HTTP API, from the command line, printing JSON."""
+"""`chatapi`: the same handlers as the HTTP API, from the command line, printing JSON.
+
+The chat commands act as the local caller, a service: they may do everything, on every
+chat, and name a message's author with --author."""
 
 import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,8 +29,10 @@ from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, ResumePointAhead
+from domain.principals import LOCAL
 from domain.rules import DEFAULT_LIMIT
 from infrastructure import migrations
+from infrastructure.api_keys import NoPepper
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated
@@ -52,8 +59,10 @@ DATABASE_COMMANDS = frozenset(
         "delete",
         "rebuild-read-models",
         "purge-idempotency-keys",
+        "keys",
     }
 )
+DEFAULT_TOKEN_TTL = 3600
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     post.add_argument("chat_id", type=int)
     post.add_argument("text")
     post.add_argument("--idempotency-key", help=key_help)
+    post.add_argument("--author", help="the user the message is from (default: no one)")
     show = sub.add_parser("show", help="show a chat with its last messages")
     show.add_argument("chat_id", type=int)
     show.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
@@ -100,6 +110,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("rebuild-read-models", help="rebuild every read model from the write model")
     sub.add_parser("purge-idempotency-keys", help="forget expired idempotency keys now")
+    keys = sub.add_parser("keys", help="services' API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser(
+        "create", help="make a key; prints {id, name, key}, the key only this once"
+    ).add_argument("name")
+    keys.add_parser("list", help="every key, revoked ones too (never the keys themselves)")
+    keys.add_parser("revoke", help="refuse a key from now on").add_argument("id")
+    token = sub.add_parser("token", help="user tokens, for development").add_subparsers(
+        dest="token_command", required=True
+    )
+    mint = token.add_parser(
+        "mint", help="print a user token signed with AUTH_JWT_SECRET (for development)"
+    )
+    mint.add_argument("user_id")
+    mint.add_argument(
+        "--ttl", type=int, default=DEFAULT_TOKEN_TTL, help="seconds it is good for (3600)"
+    )
     return parser
 
 
@@ -140,47 +168,93 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
         # What the HTTP API answers, rendered by its response models.
         case "create-chat":
             created = container.create_chat()(
-                CreateChat(title=args.title, idempotency_key=args.idempotency_key)
+                CreateChat(title=args.title, idempotency_key=args.idempotency_key, principal=LOCAL)
             )
             _announce(created.consistency_token)
             return ChatResponse.from_event(created)
         case "post":
             posted = container.post_message()(
                 PostMessage(
-                    chat_id=args.chat_id, text=args.text, idempotency_key=args.idempotency_key
+                    chat_id=args.chat_id,
+                    text=args.text,
+                    idempotency_key=args.idempotency_key,
+                    author=args.author,
+                    principal=LOCAL,
                 )
             )
             _announce(posted.consistency_token)
             return MessageResponse.from_event(posted)
         case "show":
             token = args.consistency_token
-            chat = container.get_chat()(GetChat(args.chat_id, args.limit, token))
+            chat = container.get_chat()(GetChat(args.chat_id, args.limit, token, principal=LOCAL))
             return ChatDetailResponse.model_validate(chat)
         case "list":
-            listing = ListChats(args.limit, args.cursor, args.consistency_token)
+            listing = ListChats(args.limit, args.cursor, args.consistency_token, principal=LOCAL)
             page = container.list_chats()(listing)
             return ChatListResponse.model_validate(page)
         case "history" if args.after is not None:
             if args.before is not None:
                 raise InvalidInput("after", "before and after cannot be used together")
             forward = GetMessagesAfter(
-                args.chat_id, _seq(args.after), args.limit, args.consistency_token
+                args.chat_id, _seq(args.after), args.limit, args.consistency_token, principal=LOCAL
             )
             return HistoryResponse.model_validate(container.get_messages_after()(forward))
         case "history":
-            query = GetHistory(args.chat_id, args.before, args.limit, args.consistency_token)
+            query = GetHistory(
+                args.chat_id, args.before, args.limit, args.consistency_token, principal=LOCAL
+            )
             return HistoryResponse.model_validate(container.get_history()(query))
         case "follow":
             follow(container, args.chat_id, _seq(args.after))
             return None  # it printed each event as it came
         case "delete":
-            _announce(container.delete_chat()(DeleteChat(chat_id=args.chat_id)).consistency_token)
+            _announce(
+                container.delete_chat()(
+                    DeleteChat(chat_id=args.chat_id, principal=LOCAL)
+                ).consistency_token
+            )
             return None  # as HTTP's 204: nothing to show
         case "purge-idempotency-keys":
             return {"purged": container.purge_idempotency_keys()}
+        case "keys":
+            return _keys(args, container)
+        case "token":
+            _mint(args, container)
+            return None  # it printed the token alone, for $(chatapi token mint ...)
         case "rebuild-read-models":
             return {"chat_views": rebuild_read_models(container.write_engine())}
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _keys(args: argparse.Namespace, container: Container) -> dict[str, Any] | None:
+    api_keys = container.api_keys()
+    match args.keys_command:
+        case "create":
+            info, key = api_keys.create(args.name)
+            return {"id": info.id, "name": info.name, "key": key}
+        case "list":
+            listed = [
+                {name: _json_value(value) for name, value in asdict(info).items()}
+                for info in api_keys.list()
+            ]
+            return {"keys": listed}
+        case _:
+            api_keys.revoke(args.id)
+            return {"revoked": args.id}
+
+
+def _mint(args: argparse.Namespace, container: Container) -> None:
+    tokens = container.user_tokens()
+    if tokens is None:
+        raise UnsupportedConfiguration("token mint needs AUTH_JWT_SECRET (at least 32 bytes)")
+    if args.ttl <= 0:
+        raise InvalidInput("ttl", "--ttl is a number of seconds, at least 1")
+    clock = container.clock()
+    print(tokens.mint(args.user_id, timedelta(seconds=args.ttl), clock()))  # alone: $(...)
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except (InvalidInput, IdempotencyKeyReused, ResumePointAhead) as exc:
         return _fail(str(exc), EXIT_INVALID)
-    except UnsupportedConfiguration as exc:
+    except (UnsupportedConfiguration, NoPepper) as exc:
         return _fail(str(exc), EXIT_INVALID)
     except DATABASE_ERRORS as exc:
         return _fail(f"database error: {first_line(exc)}", EXIT_DATABASE)

@@ -1,6 +1,7 @@
 """`chatapi serve`: uvicorn on $HOST:$PORT with $WORKERS processes, its logging, and a word at
 start-up on the schema."""
 
+import ipaddress
 import logging
 import logging.config
 import os
@@ -66,6 +67,14 @@ def serve(container: Container) -> None:
     import uvicorn  # here, so that the other commands start without it
 
     settings = container.settings()
+    if settings.auth_mode == "none" and not is_loopback(settings.host):
+        if not settings.allow_unauthenticated:
+            raise UnsupportedConfiguration(
+                f"invalid configuration: AUTH_MODE=none lets anyone who reaches {settings.host} "
+                "read and delete every chat: serve on a loopback HOST (127.0.0.1), set "
+                "AUTH_MODE=required with AUTH_JWT_SECRET, or ALLOW_UNAUTHENTICATED=true on purpose"
+            )
+        log.warning("AUTH_MODE=none on %s: anyone who reaches it may do everything", settings.host)
     if settings.workers > 1 and is_sqlite(settings.database_url):
         # A message posted through one process would reach the streams of another only by
         # their once-a-second polling; PostgreSQL carries hints between processes.
@@ -99,6 +108,16 @@ def serve(container: Container) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach a server bound to `host`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or 0.0.0.0-like wildcards are not addresses of loopback
 
 
 def create_app() -> "FastAPI":

@@ -1,18 +1,23 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 
+from commands.access import require_owner
 from domain.errors import ChatNotFound
 from domain.events import ChatDeleted
+from domain.principals import Principal
 from domain.rules import is_possible_id
 from infrastructure.tables import chats
 from infrastructure.unit_of_work import UnitOfWork
+
+DELETE_CHAT = delete(chats).where(chats.c.id == bindparam("chat_id")).returning(chats.c.id)
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteChat:
     chat_id: int
+    principal: Principal = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +28,21 @@ class DeleteChatResult(ChatDeleted):
 
 
 class DeleteChatHandler:
-    """Deletes a chat; the database's ON DELETE CASCADE removes its messages."""
+    """Deletes a chat, for a service or one of the chat's owners; the database's ON DELETE
+    CASCADE removes its messages and members."""
 
     def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
         self._uow = uow
 
     def __call__(self, command: DeleteChat) -> DeleteChatResult:
-        if not is_possible_id(command.chat_id):
-            raise ChatNotFound(command.chat_id)
+        chat_id = command.chat_id
+        if not is_possible_id(chat_id):
+            raise ChatNotFound(chat_id)
         with self._uow() as uow:
-            deleted = uow.connection.execute(
-                delete(chats).where(chats.c.id == command.chat_id).returning(chats.c.id)
-            ).first()
+            require_owner(uow, command.principal, chat_id, "delete it")
+            deleted = uow.connection.execute(DELETE_CHAT, {"chat_id": chat_id}).first()
             if deleted is None:
-                raise ChatNotFound(command.chat_id)
-            event = ChatDeleted(chat_id=command.chat_id)
-            uow.record(event)
+                raise ChatNotFound(chat_id)
+            uow.record(ChatDeleted(chat_id=chat_id))
             uow.commit()
-            return DeleteChatResult(command.chat_id, uow.consistency_token())
+            return DeleteChatResult(chat_id, uow.consistency_token())

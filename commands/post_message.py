@@ -1,11 +1,14 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, case, insert, select, update
 
-from domain.errors import ChatNotFound
+from commands.access import CALLER_IS_MEMBER
+from domain.errors import ChatNotFound, InvalidInput
 from domain.events import MessagePosted
+from domain.principals import Principal, validate_user_id
 from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.clock import Clock
 from infrastructure.tables import chats, messages
@@ -14,37 +17,58 @@ from infrastructure.unit_of_work import UnitOfWork
 
 # Built once: constructing statements per call costs more than running them.
 NOW = bindparam("now", type_=UTCDateTime)
+
+
 # Locks the chat's row (until commit) and takes the chat's next seq and the new message's
 # time in one statement: the clock's, unless the chat's previous message is later (the
 # clock went back). A post that waited for the lock computes both from the row as the post
 # before it committed it.
-TAKE_SEQ_AND_TIME = (
-    update(chats)
-    .where(chats.c.id == bindparam("chat_id"))
-    .values(
-        last_seq=chats.c.last_seq + 1,
-        # Not greatest() or max(): SQLite's max() is NULL while the chat has no message.
-        last_message_at=case((chats.c.last_message_at > NOW, chats.c.last_message_at), else_=NOW),
+#
+# For a user, the statement finds the chat only if they are one of its members: the check
+# costs no round trip of its own, and a non-member's post is the 404 of a missing chat.
+def take_seq_and_time(members_only: bool) -> Update:
+    chat = chats.c.id == bindparam("chat_id")
+    return (
+        update(chats)
+        .where(chat & CALLER_IS_MEMBER if members_only else chat)
+        .values(
+            last_seq=chats.c.last_seq + 1,
+            # Not greatest() or max(): SQLite's max() is NULL while the chat has no message.
+            last_message_at=case(
+                (chats.c.last_message_at > NOW, chats.c.last_message_at), else_=NOW
+            ),
+        )
+        .returning(chats.c.last_seq, chats.c.last_message_at)
     )
-    .returning(chats.c.last_seq, chats.c.last_message_at)
-)
+
+
+def take_and_insert(members_only: bool) -> Insert:
+    """take_seq_and_time and the insert as one statement (one round trip fewer), for a post
+    with nothing to do between them: no idempotency key to claim. PostgreSQL only: SQLite
+    has no UPDATE in WITH."""
+    taken = take_seq_and_time(members_only).returning(chats.c.id).cte("taken")
+    return (
+        insert(messages)
+        .from_select(
+            ["chat_id", "seq", "text", "created_at", "author"],
+            select(
+                taken.c.id,
+                taken.c.last_seq,
+                bindparam("text"),
+                taken.c.last_message_at,
+                bindparam("author"),
+            ),
+        )
+        .returning(messages.c.id, messages.c.seq, messages.c.created_at)
+    )
+
+
+# By whether the caller is a user (the membership check folded in) or not.
+TAKE_SEQ_AND_TIME = {
+    members_only: take_seq_and_time(members_only) for members_only in (False, True)
+}
+TAKE_AND_INSERT = {members_only: take_and_insert(members_only) for members_only in (False, True)}
 INSERT_MESSAGE = insert(messages).returning(messages.c.id)
-# The two above as one statement (one round trip fewer), for a post with nothing to do
-# between them: no idempotency key to claim. PostgreSQL only: SQLite has no UPDATE in WITH.
-_taken = TAKE_SEQ_AND_TIME.returning(chats.c.id).cte("taken")
-TAKE_AND_INSERT = (
-    insert(messages)
-    .from_select(
-        ["chat_id", "seq", "text", "created_at"],
-        select(
-            _taken.c.id,
-            _taken.c.last_seq,
-            bindparam("text"),
-            _taken.c.last_message_at,
-        ),
-    )
-    .returning(messages.c.id, messages.c.seq, messages.c.created_at)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +77,10 @@ class PostMessage:
     text: str
     # A retry with the same key, chat and text gets the message posted the first time.
     idempotency_key: str | None = None
+    # Who wrote it: a user posts as themself (None, or their own id); a service names the
+    # user it posts for, or no one.
+    author: str | None = None
+    principal: Principal = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +103,8 @@ class PostMessageHandler:
     `created_at`: the clock as the post asks for the lock, or the chat's previous message's
     time if that is later, so it never decreases along seq.
     Posts to different chats do not wait for each other on PostgreSQL.
+
+    A user may post to the chats they are a member of, as themself; a service to any chat.
     """
 
     def __init__(self, uow: Callable[[], UnitOfWork], clock: Clock) -> None:
@@ -84,58 +114,97 @@ class PostMessageHandler:
     def __call__(self, command: PostMessage) -> PostMessageResult:
         text = validate_text(command.text)
         key = validate_idempotency_key(command.idempotency_key)
+        author = author_of(command.principal, command.author)
         chat_id = command.chat_id
         if not is_possible_id(chat_id):
             raise ChatNotFound(chat_id)
+        post = Post(chat_id, text, author, command.principal)
         with self._uow() as uow:
             if key is None and uow.connection.dialect.name == "postgresql":
-                posted = self._take_and_insert(uow, chat_id, text)
+                posted = self._take_and_insert(uow, post)
             else:
-                posted = self._take_then_insert(uow, chat_id, text, key)
+                posted = self._take_then_insert(uow, post, key)
             if not posted.replayed:  # a replay rolls back: its seq was never used
                 uow.commit()
             return replace(posted, consistency_token=uow.consistency_token())
 
-    def _take_and_insert(self, uow: UnitOfWork, chat_id: int, text: str) -> PostMessageResult:
-        row = uow.connection.execute(
-            TAKE_AND_INSERT, {"chat_id": chat_id, "now": self._clock(), "text": text}
-        ).first()
+    def _take_and_insert(self, uow: UnitOfWork, post: "Post") -> PostMessageResult:
+        statement = TAKE_AND_INSERT[post.members_only]
+        params = {**post.params, "now": self._clock(), "text": post.text, "author": post.author}
+        row = uow.connection.execute(statement, params).first()
         if row is None:
-            raise ChatNotFound(chat_id)
-        return self._posted(uow, row.id, chat_id, row.seq, text, row.created_at)
+            raise ChatNotFound(post.chat_id)
+        return self._posted(uow, post, row.id, row.seq, row.created_at)
 
     def _take_then_insert(
-        self, uow: UnitOfWork, chat_id: int, text: str, key: str | None
+        self, uow: UnitOfWork, post: "Post", key: str | None
     ) -> PostMessageResult:
-        taken = uow.connection.execute(
-            TAKE_SEQ_AND_TIME, {"chat_id": chat_id, "now": self._clock()}
-        ).first()
+        statement = TAKE_SEQ_AND_TIME[post.members_only]
+        taken = uow.connection.execute(statement, {**post.params, "now": self._clock()}).first()
         if taken is None:
-            raise ChatNotFound(chat_id)
+            raise ChatNotFound(post.chat_id)
         seq, created_at = taken
         # The key is claimed under the chat's lock, before the insert: a retry racing the
         # first post waits for the lock, then finds the key and replays, inserting nothing.
         return uow.once(
+            post.principal,
             "post_message",
             key,
-            {"text": text},
+            {"text": post.text, "author": post.author},
             PostMessageResult,
-            lambda: self._insert(uow, chat_id, seq, text, created_at),
-            chat_id=chat_id,
+            lambda: self._insert(uow, post, seq, created_at),
+            chat_id=post.chat_id,
         )
 
     def _insert(
-        self, uow: UnitOfWork, chat_id: int, seq: int, text: str, created_at: datetime
+        self, uow: UnitOfWork, post: "Post", seq: int, created_at: datetime
     ) -> PostMessageResult:
         message_id = uow.connection.execute(
             INSERT_MESSAGE,
-            {"chat_id": chat_id, "seq": seq, "text": text, "created_at": created_at},
+            {
+                "chat_id": post.chat_id,
+                "seq": seq,
+                "text": post.text,
+                "created_at": created_at,
+                "author": post.author,
+            },
         ).scalar_one()
-        return self._posted(uow, message_id, chat_id, seq, text, created_at)
+        return self._posted(uow, post, message_id, seq, created_at)
 
     @staticmethod
     def _posted(
-        uow: UnitOfWork, message_id: int, chat_id: int, seq: int, text: str, created_at: datetime
+        uow: UnitOfWork, post: "Post", message_id: int, seq: int, created_at: datetime
     ) -> PostMessageResult:
-        uow.record(MessagePosted(message_id, chat_id, seq, text, created_at))
-        return PostMessageResult(message_id, chat_id, seq, text, created_at)
+        chat_id, text, author = post.chat_id, post.text, post.author
+        uow.record(MessagePosted(message_id, chat_id, seq, text, created_at, author))
+        return PostMessageResult(message_id, chat_id, seq, text, created_at, author)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post once its input is checked: what the statements need."""
+
+    chat_id: int
+    text: str
+    author: str | None
+    principal: Principal
+
+    @property
+    def members_only(self) -> bool:
+        return self.principal.user_id is not None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The chat, and the caller whose membership the statement checks."""
+        if self.principal.user_id is None:
+            return {"chat_id": self.chat_id}
+        return {"chat_id": self.chat_id, "caller": self.principal.user_id}
+
+
+def author_of(principal: Principal, author: str | None) -> str | None:
+    """The message's author: the posting user, or whom a service names (maybe no one)."""
+    if principal.user_id is None:
+        return None if author is None else validate_user_id(author, "author")
+    if author is not None and author != principal.user_id:
+        raise InvalidInput("author", "a user posts as themself: author must be their own id")
+    return principal.user_id

@@ -22,6 +22,13 @@ class MessageNotFound(NotFound):
         self.message_id = message_id
 
 
+class MemberNotFound(NotFound):
+    def __init__(self, chat_id: int, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} is not a member of chat {chat_id}")
+        self.chat_id = chat_id
+        self.user_id = user_id
+
+
 class InvalidInput(DomainError, ValueError):
     """A value breaks a rule of the domain.
 
@@ -54,3 +61,26 @@ class ResumePointAhead(DomainError):
         self.chat_id = chat_id
         self.after = after
         self.last_seq = last_seq
+
+
+class NotAMember(ChatNotFound):
+    """A user asked about a chat they are not a member of: to them it does not exist, so it
+    is the same error, word for word, as a missing chat. Only an event stream tells the two
+    apart, to end a removed member's stream with `member.removed`."""
+
+
+class Forbidden(DomainError):
+    """A member tried what only an owner may do."""
+
+
+class LastOwner(DomainError):
+    """The change would leave a chat that has members without an owner."""
+
+    def __init__(self, chat_id: int) -> None:
+        super().__init__(f"chat {chat_id} would have no owner left: make another owner first")
+        self.chat_id = chat_id
+
+
+class Unauthenticated(Exception):
+    """No credential, or one that is malformed, expired, forged or revoked: a 401. Its
+    message says what was wrong, never the credential itself."""

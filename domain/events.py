@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+Role = Literal["owner", "member"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,7 @@ class MessagePosted:
     seq: int  # 1, 2, 3, ... within the chat, in commit order
     text: str
     created_at: datetime
+    author: str | None = None  # the posting user's id, or the one a service named; or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,4 +29,29 @@ class ChatDeleted:
     chat_id: int
 
 
-DomainEvent = ChatCreated | MessagePosted | ChatDeleted
+@dataclass(frozen=True, slots=True)
+class MemberAdded:
+    chat_id: int
+    user_id: str
+    role: Role
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRoleChanged:
+    chat_id: int
+    user_id: str
+    role: Role
+    added_at: datetime  # when the user first joined: unchanged
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    chat_id: int
+    user_id: str
+    removed_at: datetime
+
+
+MembershipChanged = MemberAdded | MemberRoleChanged | MemberRemoved
+DomainEvent = ChatCreated | MessagePosted | ChatDeleted | MembershipChanged

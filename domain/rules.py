@@ -75,3 +75,12 @@ def validate_idempotency_key(key: str | None) -> str | None:
             "idempotency_key", "an idempotency key is visible ASCII characters, without spaces"
         )
     return key
+
+
+ROLES = ("owner", "member")
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput("role", "role is owner or member")
+    return role

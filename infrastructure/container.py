@@ -11,8 +11,12 @@ from dependency_injector import containers, providers
 
 from commands.create_chat import CreateChat, CreateChatHandler, CreateChatResult
 from commands.delete_chat import DeleteChat, DeleteChatHandler, DeleteChatResult
+from commands.issue_stream_ticket import IssueStreamTicket, IssueStreamTicketHandler, StreamTicket
 from commands.post_message import PostMessage, PostMessageHandler, PostMessageResult
-from infrastructure import database, idempotency
+from commands.put_member import MemberResult, PutMember, PutMemberHandler
+from commands.remove_member import RemoveMember, RemoveMemberHandler, RemoveMemberResult
+from infrastructure import database, idempotency, stream_tickets
+from infrastructure.api_keys import ApiKeys
 from infrastructure.clock import utc_now
 from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
@@ -21,13 +25,27 @@ from infrastructure.read_targets import ReadTargets
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import UnitOfWork
+from infrastructure.user_tokens import UserTokens
 from queries.follow_chat import FollowChatHandler
 from queries.get_chat import GetChatHandler
 from queries.get_chat_document import GetChatDocumentHandler
 from queries.get_history import GetHistoryHandler
+from queries.get_member_events import GetMemberEventsHandler
 from queries.get_message import GetMessageHandler
 from queries.get_messages_after import GetMessagesAfterHandler
 from queries.list_chats import ListChatsHandler
+from queries.list_members import ListMembersHandler
+
+
+def user_tokens(settings: Settings) -> UserTokens | None:
+    """The verifier of user tokens, or None without AUTH_JWT_SECRET (AUTH_MODE=none)."""
+    if settings.auth_jwt_secret is None:
+        return None
+    return UserTokens(
+        settings.auth_jwt_secret.get_secret_value().encode(),
+        settings.auth_jwt_audience,
+        settings.auth_jwt_issuer,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -58,6 +76,22 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=settings.provided.idempotency_ttl,
     )
 
+    # Each call forgets the stream tickets that expired unused.
+    purge_stream_tickets = providers.Callable(
+        stream_tickets.purge, engine=write_engine, clock=clock
+    )
+
+    # Who is asking: user tokens are checked without the database, API keys and stream
+    # tickets on the primary.
+    user_tokens = providers.Singleton(user_tokens, settings)
+    api_keys = providers.Singleton(
+        ApiKeys, engine=write_engine, pepper=settings.provided.key_pepper, clock=clock
+    )
+    # redeem_stream_ticket(ticket=..., chat_id=...): the caller it was issued to, once.
+    redeem_stream_ticket = providers.Callable(
+        stream_tickets.redeem, engine=write_engine, clock=clock
+    )
+
     # Each command runs again, whole, when PostgreSQL rolls it back over a deadlock or a
     # serialization failure (infrastructure/failures.py): for the API, the CLI and scripts.
     create_chat: providers.Factory[Callable[[CreateChat], CreateChatResult]] = providers.Factory(
@@ -69,6 +103,21 @@ class Container(containers.DeclarativeContainer):
     )
     delete_chat: providers.Factory[Callable[[DeleteChat], DeleteChatResult]] = providers.Factory(
         retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
+    )
+    put_member: providers.Factory[Callable[[PutMember], MemberResult]] = providers.Factory(
+        retrying, providers.Factory(PutMemberHandler, uow=unit_of_work.provider, clock=clock)
+    )
+    remove_member: providers.Factory[Callable[[RemoveMember], RemoveMemberResult]] = (
+        providers.Factory(
+            retrying,
+            providers.Factory(RemoveMemberHandler, uow=unit_of_work.provider, clock=clock),
+        )
+    )
+    issue_stream_ticket: providers.Factory[Callable[[IssueStreamTicket], StreamTicket]] = (
+        providers.Factory(
+            retrying,
+            providers.Factory(IssueStreamTicketHandler, uow=unit_of_work.provider, clock=clock),
+        )
     )
 
     # Where each query reads: a replica (READ_DATABASE_URL), or the primary for a token
@@ -86,6 +135,7 @@ class Container(containers.DeclarativeContainer):
     list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
     get_history = providers.Factory(GetHistoryHandler, reads=read_targets)
     get_message = providers.Factory(GetMessageHandler, reads=read_targets)
+    list_members = providers.Factory(ListMembersHandler, reads=read_targets)
     get_messages_after = providers.Factory(GetMessagesAfterHandler, reads=read_targets)
     # Event streams read on the primary: the hints that wake them come from its commits,
     # which a replica may not have replayed yet (a stream would wait for the next hint).
@@ -97,6 +147,7 @@ class Container(containers.DeclarativeContainer):
         primary_only=True,
     )
     stream_messages_after = providers.Factory(GetMessagesAfterHandler, reads=stream_reads)
+    stream_member_events = providers.Factory(GetMemberEventsHandler, reads=stream_reads)
 
     # Blocking waits for one chat's hints (chat_hints(chat_id)), for scripts and worker loops:
     # each holds a LISTEN connection of its own on PostgreSQL while it is open.

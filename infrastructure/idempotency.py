@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.errors import IdempotencyKeyReused
+from domain.principals import Principal
 from infrastructure.clock import Clock
 from infrastructure.tables import idempotency_keys as keys
 
@@ -65,9 +66,11 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-def scope_of(operation: str, chat_id: int | None) -> str:
-    """Keys are per operation, and per chat for an operation on one (deleted with it)."""
-    return operation if chat_id is None else f"{operation}:{chat_id}"
+def scope_of(principal: Principal, operation: str, chat_id: int | None) -> str:
+    """Keys are per caller and operation, and per chat for an operation on one (deleted
+    with it). The local caller's keep the form they had before callers existed."""
+    scope = operation if chat_id is None else f"{operation}:{chat_id}"
+    return scope if principal.kind == "local" else f"{principal.scope}/{scope}"
 
 
 def expired_before(now: datetime, ttl_seconds: float) -> datetime:

@@ -1,16 +1,25 @@
 """Keeps the read models in step with the write model, inside the writer's transaction."""
 
-from sqlalchemy import Connection, bindparam, delete, insert, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, func, insert, select, update
 
-from domain.events import ChatCreated, ChatDeleted, DomainEvent, MessagePosted
-from infrastructure.read_models import chat_views
+from domain.events import (
+    ChatCreated,
+    ChatDeleted,
+    DomainEvent,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    MessagePosted,
+)
+from infrastructure.read_models import chat_member_views, chat_views, member_event_views
 
 # Characters of the newest message shown in the chat list.
 PREVIEW_LENGTH = 100
 
+CHAT: BindParameter[int] = bindparam("chat")
 # Built once: constructing statements per event costs more than running them.
 ADD_CHAT = insert(chat_views).values(
-    chat_id=bindparam("chat"),
+    chat_id=CHAT,
     title=bindparam("name"),
     created_at=bindparam("at"),
     message_count=0,
@@ -18,7 +27,7 @@ ADD_CHAT = insert(chat_views).values(
 )
 COUNT_MESSAGE = (
     update(chat_views)
-    .where(chat_views.c.chat_id == bindparam("chat"))
+    .where(chat_views.c.chat_id == CHAT)
     .values(
         message_count=chat_views.c.message_count + 1,
         last_message_at=bindparam("at"),
@@ -27,7 +36,43 @@ COUNT_MESSAGE = (
         last_seq=bindparam("seq"),
     )
 )
-REMOVE_CHAT = delete(chat_views).where(chat_views.c.chat_id == bindparam("chat"))
+# Every member's chat list moves the chat to the front: one row per member, written per
+# post, so that a list reads one user's rows in order, whatever how many chats they are in
+# (docs/benchmarks.md measures what a post in a chat of 1,000 members costs).
+MOVE_FOR_MEMBERS = (
+    update(chat_member_views)
+    .where(chat_member_views.c.chat_id == CHAT)
+    .values(last_activity_at=bindparam("at"))
+)
+# Both in one statement on PostgreSQL, one round trip: a post runs it on every message.
+COUNT_AND_MOVE = MOVE_FOR_MEMBERS.add_cte(COUNT_MESSAGE.cte("counted"))
+REMOVE_CHAT = delete(chat_views).where(chat_views.c.chat_id == CHAT)
+REMOVE_CHAT_MEMBERS = delete(chat_member_views).where(chat_member_views.c.chat_id == CHAT)
+REMOVE_CHAT_MEMBER_EVENTS = delete(member_event_views).where(member_event_views.c.chat_id == CHAT)
+
+USER: BindParameter[str] = bindparam("user")
+THIS_MEMBER = (chat_member_views.c.chat_id == CHAT) & (chat_member_views.c.user_id == USER)
+# The member's row starts where the chat is in the order: at its last activity.
+ADD_MEMBER = insert(chat_member_views).from_select(
+    ["chat_id", "user_id", "role", "added_at", "last_activity_at"],
+    select(CHAT, USER, bindparam("role"), bindparam("at"), chat_views.c.last_activity_at).where(
+        chat_views.c.chat_id == CHAT
+    ),
+)
+CHANGE_ROLE = update(chat_member_views).where(THIS_MEMBER).values(role=bindparam("role"))
+REMOVE_MEMBER = delete(chat_member_views).where(THIS_MEMBER)
+RECORD_MEMBER_EVENT = insert(member_event_views).values(
+    chat_id=CHAT, kind=bindparam("kind"), user_id=USER, role=bindparam("role"), at=bindparam("at")
+)
+NOTE_MEMBER_EVENT = (
+    update(chat_views)
+    .where(chat_views.c.chat_id == CHAT)
+    .values(
+        last_member_event=select(func.max(member_event_views.c.id))
+        .where(member_event_views.c.chat_id == CHAT)
+        .scalar_subquery()
+    )
+)
 
 
 def project(connection: Connection, event: DomainEvent) -> None:
@@ -36,9 +81,35 @@ def project(connection: Connection, event: DomainEvent) -> None:
         case ChatCreated(chat_id=chat_id, title=title, created_at=created_at):
             connection.execute(ADD_CHAT, {"chat": chat_id, "name": title, "at": created_at})
         case MessagePosted(chat_id=chat_id, seq=seq, text=text, created_at=created_at):
-            connection.execute(
-                COUNT_MESSAGE,
-                {"chat": chat_id, "at": created_at, "preview": text[:PREVIEW_LENGTH], "seq": seq},
-            )
+            params = {
+                "chat": chat_id,
+                "at": created_at,
+                "preview": text[:PREVIEW_LENGTH],
+                "seq": seq,
+            }
+            if connection.dialect.name == "postgresql":
+                connection.execute(COUNT_AND_MOVE, params)
+            else:  # SQLite has no UPDATE in WITH
+                connection.execute(COUNT_MESSAGE, params)
+                connection.execute(MOVE_FOR_MEMBERS, params)
         case ChatDeleted(chat_id=chat_id):
-            connection.execute(REMOVE_CHAT, {"chat": chat_id})
+            for statement in (REMOVE_CHAT, REMOVE_CHAT_MEMBERS, REMOVE_CHAT_MEMBER_EVENTS):
+                connection.execute(statement, {"chat": chat_id})
+        case MemberAdded(chat_id=chat_id, user_id=user_id, role=role, added_at=at):
+            params = {"chat": chat_id, "user": user_id, "role": role, "at": at}
+            connection.execute(ADD_MEMBER, params)
+            _record(connection, "added", params)
+        case MemberRoleChanged(chat_id=chat_id, user_id=user_id, role=role, changed_at=at):
+            params = {"chat": chat_id, "user": user_id, "role": role, "at": at}
+            connection.execute(CHANGE_ROLE, params)
+            _record(connection, "updated", params)
+        case MemberRemoved(chat_id=chat_id, user_id=user_id, removed_at=at):
+            params = {"chat": chat_id, "user": user_id, "role": None, "at": at}
+            connection.execute(REMOVE_MEMBER, params)
+            _record(connection, "removed", params)
+
+
+def _record(connection: Connection, kind: str, params: dict[str, object]) -> None:
+    """Append the change to the chat's membership feed, for its event streams."""
+    connection.execute(RECORD_MEMBER_EVENT, {**params, "kind": kind})
+    connection.execute(NOTE_MEMBER_EVENT, {"chat": params["chat"]})

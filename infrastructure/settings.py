@@ -1,16 +1,21 @@
 """Configuration, read from the environment when the container is built."""
 
+import hashlib
+import hmac
 import ipaddress
 import re
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///./chatapi.db"
+# The shortest secret HS256 is given: RFC 7518 asks for a key at least as long as its hash.
+MIN_SECRET_BYTES = 32
 
 # The URL schemes accepted, and the driver each one is served by.
 DRIVERS = {
@@ -110,6 +115,9 @@ def replica_urls(value: str) -> tuple[str, ...]:
 
 
 class Settings(BaseSettings):
+    # An error names the setting, never echoes its value: it may be a secret.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL; postgresql+psycopg2://user:pass@host/db in production.",
@@ -256,6 +264,42 @@ class Settings(BaseSettings):
         ),
     )
 
+    auth_mode: Literal["none", "required"] = Field(
+        default="none",
+        description=(
+            "none: no credentials asked, every caller may do everything (refused on a "
+            "non-loopback HOST unless ALLOW_UNAUTHENTICATED=true); required: every endpoint "
+            "but /health and the docs needs Authorization: Bearer <user JWT or API key>."
+        ),
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Serve AUTH_MODE=none on a non-loopback HOST all the same, on purpose.",
+    )
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The HS256 secret user tokens are signed with (at least 32 bytes), shared with "
+            "the application that mints them. Or AUTH_JWT_SECRET_FILE: a file holding it."
+        ),
+    )
+    auth_jwt_secret_file: Path | None = None
+    auth_jwt_audience: str = Field(
+        default="chatapi", min_length=1, description="The `aud` every user token must carry."
+    )
+    auth_jwt_issuer: str | None = Field(
+        default=None, description="The `iss` every user token must carry; unset, not checked."
+    )
+    auth_key_pepper: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The server-side key API keys are hashed with (at least 32 bytes), or "
+            "AUTH_KEY_PEPPER_FILE. Unset, one derived from AUTH_JWT_SECRET: set it to rotate "
+            "that secret without making every API key invalid."
+        ),
+    )
+    auth_key_pepper_file: Path | None = None
+
     @field_validator("limit_concurrency")
     @classmethod
     def _room_beside_streams(cls, value: int, info: ValidationInfo) -> int:
@@ -305,3 +349,51 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         return database_url(value)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        """Secrets from their *_FILE variants (as container secrets are mounted), long
+        enough, and there when AUTH_MODE=required needs them."""
+        self.auth_jwt_secret = _secret(
+            "AUTH_JWT_SECRET", self.auth_jwt_secret, self.auth_jwt_secret_file
+        )
+        self.auth_key_pepper = _secret(
+            "AUTH_KEY_PEPPER", self.auth_key_pepper, self.auth_key_pepper_file
+        )
+        if self.auth_mode == "required" and self.auth_jwt_secret is None:
+            raise ValueError(
+                "AUTH_MODE=required needs AUTH_JWT_SECRET (or AUTH_JWT_SECRET_FILE): the secret "
+                "user tokens are signed with, at least 32 bytes"
+            )
+        return self
+
+    @property
+    def key_pepper(self) -> bytes | None:
+        """What API keys are hashed with: AUTH_KEY_PEPPER, or one derived from
+        AUTH_JWT_SECRET (never the secret itself); None when neither is set."""
+        if self.auth_key_pepper is not None:
+            return self.auth_key_pepper.get_secret_value().encode()
+        if self.auth_jwt_secret is None:
+            return None
+        secret = self.auth_jwt_secret.get_secret_value().encode()
+        return hmac.new(secret, b"chatapi api key pepper", hashlib.sha256).digest()
+
+
+def _secret(name: str, value: SecretStr | None, file: Path | None) -> SecretStr | None:
+    """The secret `name` from its variable or its file (a final newline dropped), checked
+    for length; never echoed in an error."""
+    if value is not None and file is not None:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{name}_FILE: cannot read {str(file)!r}: {exc.__class__.__name__}"
+            ) from None
+        value = SecretStr(text)
+    if value is None or value.get_secret_value() == "":
+        return None
+    if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
+    return value

@@ -1,4 +1,5 @@
-"""The write model: chats, their messages and the commands' idempotency keys.
+"""The write model: chats, their members and messages, the commands' idempotency keys, and
+the credentials the service keeps (API keys' hashes, stream tickets' hashes).
 
 Declared as SQLModel table classes; commands build their statements on the typed Core tables
 exported below. The read models are declared in read_models.py.
@@ -54,6 +55,57 @@ class MessageRecord(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The posting user's id, or the one a service named; None for none, and for every
+    # message stored before authors existed.
+    author: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ChatMemberRecord(SQLModel, table=True):
+    """Who belongs to a chat, and as what. The commands' permission checks read it."""
+
+    __tablename__ = "chat_members"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'member')", name="role"),)
+
+    chat_id: int = Field(
+        sa_column=Column(Id, ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True)
+    )
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    role: str = Field(sa_column=Column(Text, nullable=False))
+    added_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ApiKeyRecord(SQLModel, table=True):
+    """A service's API key: only its keyed hash is stored (infrastructure/api_keys.py)."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    # HMAC-SHA256 of the key's secret under the server's pepper, hex.
+    secret_hash: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class StreamTicketRecord(SQLModel, table=True):
+    """A single-use ticket that opens one event stream of one chat for its caller, for
+    browsers, whose EventSource cannot send an Authorization header."""
+
+    __tablename__ = "stream_tickets"
+    __table_args__ = (Index("ix_stream_tickets_expires_at", "expires_at"),)  # the purge
+
+    # SHA-256 of the ticket, hex: the ticket itself is never stored.
+    ticket_hash: str = Field(sa_column=Column(Text, primary_key=True))
+    chat_id: int = Field(
+        sa_column=Column(Id, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False)
+    )
+    # The caller it was issued to (domain.principals.Principal), and when that caller's own
+    # credential expires: the stream ends then.
+    principal_kind: str = Field(sa_column=Column(Text, nullable=False))
+    principal_id: str = Field(sa_column=Column(Text, nullable=False))
+    principal_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class IdempotencyKeyRecord(SQLModel, table=True):
@@ -65,7 +117,8 @@ class IdempotencyKeyRecord(SQLModel, table=True):
         Index("ix_idempotency_keys_chat_id", "chat_id"),  # the cascade from chats
     )
 
-    # What the key is scoped to: "create_chat", or "post_message:<chat id>".
+    # What the key is scoped to: the caller, the operation, and the chat of a message:
+    # "user:ann/post_message:7"; the local caller's have no prefix ("create_chat").
     scope: str = Field(sa_column=Column(Text, primary_key=True))
     key: str = Field(sa_column=Column(Text, primary_key=True))
     # Keys of a chat's messages go with the chat: a retry after the delete finds no chat.
@@ -81,3 +134,6 @@ class IdempotencyKeyRecord(SQLModel, table=True):
 chats = core_table(ChatRecord)
 messages = core_table(MessageRecord)
 idempotency_keys = core_table(IdempotencyKeyRecord)
+chat_members = core_table(ChatMemberRecord)
+api_keys = core_table(ApiKeyRecord)
+stream_tickets = core_table(StreamTicketRecord)

@@ -9,7 +9,8 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from domain.events import ChatDeleted, DomainEvent, MessagePosted
+from domain.events import ChatCreated, DomainEvent, MessagePosted
+from domain.principals import Principal
 from infrastructure import idempotency
 from infrastructure.caller import ensure_awaited
 from infrastructure.clock import Clock
@@ -65,6 +66,7 @@ class UnitOfWork:
 
     def once(
         self,
+        principal: Principal,
         operation: str,
         key: str | None,
         request: dict[str, Any],
@@ -76,11 +78,12 @@ class UnitOfWork:
         marked replayed, if `request` is the same (else IdempotencyKeyReused).
 
         The key is claimed in this transaction and its result stored with the command's
-        changes at commit. Keys are per operation, and per chat when `chat_id` is given.
+        changes at commit. Keys are per caller and operation, and per chat when `chat_id` is
+        given: two callers never share a key's result.
         """
         if key is None:
             return run()
-        scope = idempotency.scope_of(operation, chat_id)
+        scope = idempotency.scope_of(principal, operation, chat_id)
         first = idempotency.claim(
             self.connection,
             self._clock(),
@@ -132,13 +135,14 @@ class UnitOfWork:
         # After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock
         # across its flush, and a stream woken earlier would read before the change is there.
         # This process's streams get the messages too: one that continues a stream's seq is
-        # sent without a read. Every chat with news is hinted: posts' and deletes'.
+        # sent without a read. Every chat with news is hinted: posts', deletes' and
+        # membership changes'.
         posted: dict[int, list[MessagePosted]] = {}
         changed: set[int] = set()
         for event in self._events:
             if isinstance(event, MessagePosted):
                 posted.setdefault(event.chat_id, []).append(event)
-            if isinstance(event, (MessagePosted, ChatDeleted)):
+            if not isinstance(event, ChatCreated):  # nobody follows a chat not yet made
                 changed.add(event.chat_id)
         self._events.clear()
         self._publisher.publish(changed, posted)

@@ -12,10 +12,16 @@ class MessageDTO:
     seq: int
     text: str
     created_at: datetime
+    author: str | None
 
 
 def message_of(chat_id: int, row: Any) -> MessageDTO:
-    """A message from a row of message_views' columns (id, seq, text, created_at)."""
+    """A message from a row of message_views' columns (id, seq, text, created_at, author)."""
     return MessageDTO(
-        id=row.id, chat_id=chat_id, seq=row.seq, text=row.text, created_at=row.created_at
+        id=row.id,
+        chat_id=chat_id,
+        seq=row.seq,
+        text=row.text,
+        created_at=row.created_at,
+        author=row.author,
     )

@@ -6,10 +6,11 @@ whatever the hints do; between reads it waits for a hint for the chat, at most P
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.errors import ChatNotFound
 from domain.events import ChatDeleted
+from domain.principals import Principal
 from domain.rules import MAX_LIMIT
 from infrastructure.hints.blocking import ChatHints
 from queries.dtos import MessageDTO
@@ -28,6 +29,7 @@ POLL_INTERVAL = 1.0
 class FollowChat:
     chat_id: int
     after: int = 0  # a seq: follow from the message after it; 0 for the whole chat
+    principal: Principal = field(kw_only=True)
 
 
 FollowedEvent = MessageDTO | ChatDeleted
@@ -50,12 +52,16 @@ class FollowChatHandler:
 
     def __call__(self, query: FollowChat) -> Iterator[FollowedEvent]:
         after = validate_after(query.after)
-        return self._follow(self._page(query.chat_id, after), after)
+        return self._follow(query, self._page(query, after), after)
 
-    def _page(self, chat_id: int, after: int) -> MessagesAfterDTO:
-        return self._read(GetMessagesAfter(chat_id=chat_id, after=after, limit=MAX_LIMIT))
+    def _page(self, query: FollowChat, after: int) -> MessagesAfterDTO:
+        return self._read(
+            GetMessagesAfter(query.chat_id, after, MAX_LIMIT, principal=query.principal)
+        )
 
-    def _follow(self, page: MessagesAfterDTO, after: int) -> Iterator[FollowedEvent]:
+    def _follow(
+        self, query: FollowChat, page: MessagesAfterDTO, after: int
+    ) -> Iterator[FollowedEvent]:
         chat_id = page.chat_id
         hints = self._open_hints(chat_id)
         try:
@@ -67,7 +73,7 @@ class FollowChatHandler:
                     # At the chat's end for now: a commit wakes the wait, or its timeout does.
                     hints.wait(self._poll_interval)
                 try:
-                    page = self._page(chat_id, after)
+                    page = self._page(query, after)
                 except ChatNotFound:
                     yield ChatDeleted(chat_id=chat_id)
                     return

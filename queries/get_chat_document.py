@@ -18,6 +18,7 @@ from infrastructure.driver_reads import fetch_all
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
 from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
+from queries.visibility import members_only
 
 
 def json_time(value: datetime | str | None) -> str:
@@ -33,13 +34,17 @@ def json_time(value: datetime | str | None) -> str:
     return f'"{value.isoformat()[:-6]}Z"'  # without "+00:00"
 
 
+def json_string(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
 def chat_document(chat_id: int, rows: list[tuple[Any, ...]]) -> bytes:
     """The document of CHAT_WITH_LAST_MESSAGES's rows (at least one: the chat's)."""
     title, created_at, message_count, last_message_at = rows[0][:4]
     messages = [
         f'{{"id":{message_id},"chat_id":{chat_id},"seq":{seq},"text":{encode_basestring(text)},'
-        f'"created_at":{json_time(at)}}}'
-        for *_, message_id, seq, text, at in rows
+        f'"created_at":{json_time(at)},"author":{json_string(author)}}}'
+        for *_, message_id, seq, text, at, author in rows
         if message_id is not None
     ]
     # The count and the messages come from one snapshot, so this is exact.
@@ -63,9 +68,8 @@ class GetChatDocumentHandler:
 
     def __call__(self, query: GetChat) -> bytes:
         params = chat_params(query)
-        rows = self._reads.read(
-            query.consistency_token, lambda c: fetch_all(c, CHAT_WITH_LAST_MESSAGES, params)
-        )
+        statement = CHAT_WITH_LAST_MESSAGES[members_only(query.principal)]
+        rows = self._reads.read(query.consistency_token, lambda c: fetch_all(c, statement, params))
         if not rows:
             raise ChatNotFound(query.chat_id)
         return chat_document(query.chat_id, rows)

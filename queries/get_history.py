@@ -1,15 +1,17 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, true
 
 from domain.errors import ChatNotFound, InvalidInput
+from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.read_models import chat_views, message_views
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
 from queries.dtos import MessageDTO, message_of
 from queries.newest_messages import newest_messages
+from queries.visibility import members_only, per_caller, viewer_params
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class GetHistory:
     limit: int = DEFAULT_LIMIT
     # A write's token: the read shows that write, even from a replica (read_targets.py).
     consistency_token: str | None = None
+    principal: Principal = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,11 @@ def history_page(last: Any) -> Select[Any]:
     newest_first = newest_messages("page", last)
     return (
         select(
-            newest_first.c.id, newest_first.c.seq, newest_first.c.text, newest_first.c.created_at
+            newest_first.c.id,
+            newest_first.c.seq,
+            newest_first.c.text,
+            newest_first.c.created_at,
+            newest_first.c.author,
         )
         .select_from(chat_views.outerjoin(newest_first, true()))
         .where(chat_views.c.chat_id == bindparam("chat_id"))
@@ -57,8 +64,11 @@ CURSOR_SEQ = (
 )
 
 # Built once: constructing them per call costs more than running them.
-HISTORY_PAGE = history_page(bindparam("last"))
-HISTORY_PAGE_BY_ID = history_page(CURSOR_SEQ - 1).add_columns(CURSOR_SEQ.label("cursor_seq"))
+# By whether the caller is a user, who sees only their chats (queries/visibility.py).
+HISTORY_PAGE = per_caller(history_page(bindparam("last")))
+HISTORY_PAGE_BY_ID = per_caller(
+    history_page(CURSOR_SEQ - 1).add_columns(CURSOR_SEQ.label("cursor_seq"))
+)
 
 
 class GetHistoryHandler:
@@ -81,13 +91,14 @@ class GetHistoryHandler:
         if query.before is not None:
             position = decode_history(query.before, query.chat_id)
         # One more than the page tells whether there is an older page.
-        params = {"chat_id": query.chat_id, "limit": limit + 1}
-        statement = HISTORY_PAGE
+        params = {"chat_id": query.chat_id, "limit": limit + 1, **viewer_params(query.principal)}
+        statements = HISTORY_PAGE
         if isinstance(position, HistoryPositionById):
-            statement = HISTORY_PAGE_BY_ID
+            statements = HISTORY_PAGE_BY_ID
             params["message_id"] = position.message_id
         else:
             params["last"] = MAX_ID if position is None else position.seq - 1
+        statement = statements[members_only(query.principal)]
         rows = self._reads.rows(query.consistency_token, statement, params)
         if not rows:
             raise ChatNotFound(query.chat_id)

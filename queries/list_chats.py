@@ -1,11 +1,12 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
 
+from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, validate_limit
-from infrastructure.read_models import chat_views
+from infrastructure.read_models import chat_member_views, chat_views
 from infrastructure.read_targets import ReadTargets
 from infrastructure.types import UTCDateTime
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
@@ -17,6 +18,7 @@ class ListChats:
     cursor: str | None = None  # a `next_cursor` from the previous page
     # A write's token: the read shows that write, even from a replica (read_targets.py).
     consistency_token: str | None = None
+    principal: Principal = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,27 +40,47 @@ class ChatListDTO:
 
 # Built once: constructing a statement per call costs more than running it. One more row
 # than the page tells whether there is a next page.
-FIRST_PAGE = (
-    select(
-        chat_views.c.chat_id,
-        chat_views.c.title,
-        chat_views.c.created_at,
-        chat_views.c.message_count,
-        chat_views.c.last_message_at,
-        chat_views.c.last_activity_at,
-        chat_views.c.last_message_preview,
-    )
+SUMMARY = (
+    chat_views.c.chat_id,
+    chat_views.c.title,
+    chat_views.c.created_at,
+    chat_views.c.message_count,
+    chat_views.c.last_message_at,
+    chat_views.c.last_activity_at,
+    chat_views.c.last_message_preview,
+)
+# Every chat, for a service: the chat view in its (last_activity_at, chat_id) index's order.
+ALL_FIRST = (
+    select(*SUMMARY)
     .order_by(chat_views.c.last_activity_at.desc(), chat_views.c.chat_id.desc())
     .limit(bindparam("limit"))
 )
-NEXT_PAGE = FIRST_PAGE.where(
+ALL_NEXT = ALL_FIRST.where(
     tuple_(chat_views.c.last_activity_at, chat_views.c.chat_id)
     < tuple_(bindparam("at", type_=UTCDateTime), bindparam("chat_id"))
 )
+# A user's chats: their rows of the member view in its (user_id, last_activity_at,
+# chat_id) index's order, each joined to its chat's view by primary key. A page reads
+# `limit` index entries however many chats the user is in.
+MINE = chat_member_views.c
+MINE_FIRST = (
+    select(*SUMMARY)
+    .select_from(chat_member_views.join(chat_views, chat_views.c.chat_id == MINE.chat_id))
+    .where(MINE.user_id == bindparam("viewer"))
+    .order_by(MINE.last_activity_at.desc(), MINE.chat_id.desc())
+    .limit(bindparam("limit"))
+)
+MINE_NEXT = MINE_FIRST.where(
+    tuple_(MINE.last_activity_at, MINE.chat_id)
+    < tuple_(bindparam("at", type_=UTCDateTime), bindparam("chat_id"))
+)
+# (first page, next page), by whether the caller is a user.
+PAGES = {False: (ALL_FIRST, ALL_NEXT), True: (MINE_FIRST, MINE_NEXT)}
 
 
 class ListChatsHandler:
-    """Chats by last activity, newest first, a keyset page at a time.
+    """Chats by last activity, newest first, a keyset page at a time: every chat for a
+    service, a user's own chats for a user.
 
     The order is (last_activity_at, chat_id) descending, read from an index on the chat
     view; a page starts strictly after the cursor's position, so a chat that did not move
@@ -70,10 +92,11 @@ class ListChatsHandler:
 
     def __call__(self, query: ListChats) -> ChatListDTO:
         limit = validate_limit(query.limit)
-        statement, params = FIRST_PAGE, dict[str, Any](limit=limit + 1)
+        first, following = PAGES[query.principal.user_id is not None]
+        statement, params = first, dict[str, Any](limit=limit + 1, viewer=query.principal.user_id)
         if query.cursor is not None:
             after = decode_chat_list(query.cursor)
-            statement = NEXT_PAGE
+            statement = following
             params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
         rows = self._reads.rows(query.consistency_token, statement, params)
         chats = tuple(

@@ -21,6 +21,7 @@ def newest_messages(name: str, last: Any = None) -> Subquery:
             message_views.c.seq,
             message_views.c.text,
             message_views.c.created_at,
+            message_views.c.author,
         )
         .where(chat if last is None else chat & (message_views.c.seq <= last))
         .order_by(message_views.c.seq.desc())

@@ -10,6 +10,7 @@ import pytest
 
 from api.schemas import MessageResponse
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from tests.api.helpers import (
     Json,
@@ -25,7 +26,7 @@ from tests.api.helpers import (
 from tests.support.servers import new_client
 from tests.support.threads import run_in_threads
 
-MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at"}
+MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at", "author"}
 MAX_SEQ = 2**63 - 1
 # A forward walk that has not reached the chat's end after this many pages is a failure.
 MAX_PAGES = 1_000
@@ -71,7 +72,7 @@ def as_http(container: Container, chat_id: int, count: int) -> list[Json]:
     handler = container.post_message()
     return [
         MessageResponse.from_event(
-            handler(PostMessage(chat_id=chat_id, text=f"message {n}"))
+            handler(PostMessage(chat_id=chat_id, text=f"message {n}", principal=LOCAL))
         ).model_dump(mode="json")
         for n in range(1, count + 1)
     ]

@@ -12,6 +12,7 @@ from dependency_injector import providers
 
 from commands.create_chat import CreateChat
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from tests.api.helpers import (
     Json,
@@ -105,11 +106,13 @@ def walked_ids(pages: list[Json]) -> list[int]:
 def create_chats(container: Container, count: int, prefix: str = "chat") -> list[int]:
     """`count` chats created one after the other through the handler; their ids in order."""
     create = container.create_chat()
-    return [create(CreateChat(title=f"{prefix} {n}")).chat_id for n in range(count)]
+    return [
+        create(CreateChat(title=f"{prefix} {n}", principal=LOCAL)).chat_id for n in range(count)
+    ]
 
 
 def post(container: Container, chat_id: int, text: str = "hello") -> None:
-    container.post_message()(PostMessage(chat_id=chat_id, text=text))
+    container.post_message()(PostMessage(chat_id=chat_id, text=text, principal=LOCAL))
 
 
 # --- shape -----------------------------------------------------------------------------------

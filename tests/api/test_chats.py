@@ -24,7 +24,7 @@ from tests.support.database import count_rows
 
 TITLE_MAX = 200
 CHAT_FIELDS = {"id", "title", "created_at"}
-MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at"}
+MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at", "author"}
 
 
 # --- POST /chats/ ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dependency_injector import providers
 
 from api.schemas import MessageResponse
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from queries.get_messages_after import GetMessagesAfter, MessagesAfterDTO
 from tests.api.helpers import (
@@ -63,7 +64,7 @@ def stored(container: Container, chat_id: int) -> list[Json]:
     while page is None or page.next_after is not None:
         after = 0 if page is None else page.next_after
         assert after is not None
-        page = read(GetMessagesAfter(chat_id=chat_id, after=after, limit=100))
+        page = read(GetMessagesAfter(chat_id=chat_id, after=after, limit=100, principal=LOCAL))
         messages += [
             MessageResponse.model_validate(message).model_dump(mode="json")
             for message in page.messages
@@ -218,7 +219,7 @@ def test_a_message_committed_while_subscribing_arrives_exactly_once(
         container.stream_messages_after.override(providers.Object(racing_read)),
         open_events(client, events_path(chat["id"]), after=0) as events,
     ):
-        assert reads[0] == GetMessagesAfter(chat_id=chat["id"], after=0, limit=100)
+        assert reads[0] == GetMessagesAfter(chat_id=chat["id"], after=0, limit=100, principal=LOCAL)
         assert len(between) == 1
         assert_posted(events.next(), between[0])
         # Anything sent twice would come before this one.
@@ -228,7 +229,7 @@ def test_a_message_committed_while_subscribing_arrives_exactly_once(
 
 def post_directly(container: Container, chat_id: int, text: str) -> Json:
     """A post through the handler, in this thread, as a script does (and the API's POST)."""
-    posted = container.post_message()(PostMessage(chat_id=chat_id, text=text))
+    posted = container.post_message()(PostMessage(chat_id=chat_id, text=text, principal=LOCAL))
     return MessageResponse.from_event(posted).model_dump(mode="json")
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from tests.api.helpers import (
     Json,
@@ -26,7 +27,7 @@ from tests.api.helpers import (
 )
 from tests.support.cursors import b64, b64json, decode_cursor
 
-MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at"}
+MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at", "author"}
 MAX_CURSOR_LENGTH = 200
 # A walk back that has not reached the oldest message after this many pages is a failure.
 MAX_PAGES = 500
@@ -91,7 +92,7 @@ def post_many(container: Container, chat_id: int, count: int, start: int = 1) ->
     handler = container.post_message()
     posted = []
     for n in range(start, start + count):
-        event = handler(PostMessage(chat_id=chat_id, text=f"message {n}"))
+        event = handler(PostMessage(chat_id=chat_id, text=f"message {n}", principal=LOCAL))
         posted.append(
             {
                 "id": event.message_id,

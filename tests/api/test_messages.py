@@ -24,7 +24,7 @@ from tests.api.helpers import (
 from tests.support.database import count_rows
 
 TEXT_MAX = 5000
-MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at"}
+MESSAGE_FIELDS = {"id", "chat_id", "seq", "text", "created_at", "author"}
 
 
 def messages_path(chat_id: int) -> str:

@@ -29,9 +29,9 @@ STATUSES = {
 }
 SUCCESS_FIELDS = {
     CREATE: {"id", "title", "created_at"},
-    POST_MESSAGE: {"id", "chat_id", "seq", "text", "created_at"},
+    POST_MESSAGE: {"id", "chat_id", "seq", "text", "created_at", "author"},
     GET: {"id", "title", "created_at", "messages"},
-    GET_MESSAGE: {"id", "chat_id", "seq", "text", "created_at"},
+    GET_MESSAGE: {"id", "chat_id", "seq", "text", "created_at", "author"},
 }
 OPERATIONS = list(STATUSES)
 
@@ -104,7 +104,7 @@ def test_chat_detail_declares_its_messages(spec: Json) -> None:
     messages = schema["properties"]["messages"]
     assert messages["type"] == "array"
     item = resolve(spec, messages["items"])
-    assert {"id", "chat_id", "seq", "text", "created_at"} <= set(item["required"])
+    assert {"id", "chat_id", "seq", "text", "created_at", "author"} <= set(item["required"])
 
 
 def test_the_event_stream_declares_its_events(spec: Json) -> None:

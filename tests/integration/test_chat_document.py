@@ -13,6 +13,7 @@ from api.schemas import ChatDetailResponse
 from commands.create_chat import CreateChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 
@@ -51,15 +52,15 @@ def test_the_document_is_the_dto_s_json(container: Container) -> None:
         create, post = container.create_chat(), container.post_message()
         chats = []
         for _ in range(CHATS):
-            chat = create(CreateChat(title=text(rng, 30).strip() or "t"))
+            chat = create(CreateChat(title=text(rng, 30).strip() or "t", principal=LOCAL))
             for _ in range(rng.choice([0, 1, 2, 5, 25])):
-                post(PostMessage(chat_id=chat.chat_id, text=text(rng, 60)))
+                post(PostMessage(chat_id=chat.chat_id, text=text(rng, 60), principal=LOCAL))
             chats.append(chat.chat_id)
     get_chat, document = container.get_chat(), container.get_chat_document()
     compared = 0
     for chat_id in chats:
         for limit in (1, 3, 20):
-            query = GetChat(chat_id, limit)
+            query = GetChat(chat_id, limit, principal=LOCAL)
             expected = ChatDetailResponse.model_validate(get_chat(query)).model_dump_json()
             assert document(query) == expected.encode(), (chat_id, limit)
             compared += 1
@@ -69,4 +70,4 @@ def test_the_document_is_the_dto_s_json(container: Container) -> None:
 @pytest.mark.parametrize("chat_id", [1, 0, -1, 2**63])
 def test_a_missing_chat_has_no_document(container: Container, chat_id: int) -> None:
     with pytest.raises(ChatNotFound):
-        container.get_chat_document()(GetChat(chat_id))
+        container.get_chat_document()(GetChat(chat_id, principal=LOCAL))

@@ -160,7 +160,7 @@ def test_post_prints_the_message(migrated_url: str, database: Engine) -> None:
 
     posted = succeeded(chatapi(migrated_url, "post", str(chat_id), "  hello, wörld 😀 "))
 
-    assert set(posted) == {"id", "chat_id", "seq", "text", "created_at"}  # as POST returns it
+    assert set(posted) == {"id", "chat_id", "seq", "text", "created_at", "author"}  # as POST
     assert isinstance(posted["id"], int)
     assert posted["chat_id"] == chat_id
     assert posted["text"] == "  hello, wörld 😀 "  # stored exactly as sent

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from commands.create_chat import CreateChat
 from commands.post_message import PostMessage, PostMessageHandler, PostMessageResult
+from domain.principals import LOCAL
 from domain.rules import MAX_LIMIT
 from infrastructure.container import Container
 from infrastructure.unit_of_work import UnitOfWork
@@ -221,7 +222,7 @@ def test_a_post_that_waited_for_the_chat_s_lock_keeps_up_with_the_post_before_it
     """A post reads the clock before it waits for the chat's lock; once the lock is its own,
     it takes its time from the row as the post before it committed it, not as it was when
     it started to wait. With or without a key to claim between the lock and the insert."""
-    chat = container.create_chat()(CreateChat(title="waited"))
+    chat = container.create_chat()(CreateChat(title="waited", principal=LOCAL))
     ahead = datetime.now(UTC) + timedelta(days=1)
     holding, release = threading.Event(), threading.Event()
     held = PostMessageHandler(
@@ -239,11 +240,13 @@ def test_a_post_that_waited_for_the_chat_s_lock_keeps_up_with_the_post_before_it
     second: list[PostMessageResult] = []
 
     def post_first() -> None:
-        first.append(held(PostMessage(chat_id=chat.chat_id, text="ahead")))
+        first.append(held(PostMessage(chat_id=chat.chat_id, text="ahead", principal=LOCAL)))
 
     def post_second() -> None:
         assert holding.wait(HTTP_TIMEOUT_SECONDS), "the first post never took the lock"
-        behind = PostMessage(chat_id=chat.chat_id, text="behind", idempotency_key=key)
+        behind = PostMessage(
+            chat_id=chat.chat_id, text="behind", idempotency_key=key, principal=LOCAL
+        )
         second.append(container.post_message()(behind))
 
     def releaser() -> None:

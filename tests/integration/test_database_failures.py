@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from commands.create_chat import CreateChat
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.failures import ATTEMPTS
@@ -263,9 +264,11 @@ def test_scripts_get_the_retries_too(container: Container, admin: Engine) -> Non
     """The CLI and scripts call the container's handlers: the same retries apply."""
     failures = ["40P01"] * (ATTEMPTS - 1)
     try:
-        chat = container.create_chat()(CreateChat(title="scripted")).chat_id
+        chat = container.create_chat()(CreateChat(title="scripted", principal=LOCAL)).chat_id
         with container.unit_of_work.override(failing_commits(container, failures)):
-            posted = container.post_message()(PostMessage(chat_id=chat, text="from a script"))
+            posted = container.post_message()(
+                PostMessage(chat_id=chat, text="from a script", principal=LOCAL)
+            )
     finally:
         container.shutdown_resources()
 

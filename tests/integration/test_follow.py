@@ -25,6 +25,7 @@ from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput, ResumePointAhead
 from domain.events import ChatDeleted
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from infrastructure.hints import HintSender
 from infrastructure.hints.blocking import BlockingHints, SleepingHints, open_chat_hints
@@ -47,7 +48,7 @@ Json = dict[str, Any]
 
 
 def create_chat(container: Container, title: str = "followed") -> int:
-    return container.create_chat()(CreateChat(title=title)).chat_id
+    return container.create_chat()(CreateChat(title=title, principal=LOCAL)).chat_id
 
 
 def post(container: Container, chat_id: int, count: int, prefix: str = "message") -> list[Json]:
@@ -55,7 +56,7 @@ def post(container: Container, chat_id: int, count: int, prefix: str = "message"
     handler = container.post_message()
     return [
         MessageResponse.from_event(
-            handler(PostMessage(chat_id=chat_id, text=f"{prefix} {n}"))
+            handler(PostMessage(chat_id=chat_id, text=f"{prefix} {n}", principal=LOCAL))
         ).model_dump(mode="json")
         for n in range(count)
     ]
@@ -158,7 +159,7 @@ def test_follow_prints_the_chat_then_each_new_message_then_its_deletion(
     by_cli = succeeded(chatapi(database_url, "post", str(chat_id), "from the shell 😀"))
     assert follower.lines(1) == [posted_line(by_cli)]
 
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     assert follower.lines(1) == [deleted_line(chat_id)]
     assert follower.exit_code() == 0
     assert follower.stderr() == ""
@@ -175,7 +176,7 @@ def test_follow_resumes_after_a_seq(follow: StartFollower, container: Container)
     newer = post(container, chat_id, 2, "newer")
     assert resumed.lines(2) == [posted_line(message) for message in newer]
     assert at_the_end.lines(2) == [posted_line(message) for message in newer]
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     for follower in (resumed, at_the_end):
         assert follower.lines(1) == [deleted_line(chat_id)]
         assert follower.exit_code() == 0
@@ -197,13 +198,16 @@ def test_follow_while_many_write_misses_and_repeats_nothing(
     lines = follower.lines(200)
     assert [line["id"] for line in lines] == list(range(1, 201))
     stored = container.get_messages_after()
-    pages = [stored(GetMessagesAfter(chat_id=chat_id, after=a, limit=100)) for a in (0, 100)]
+    pages = [
+        stored(GetMessagesAfter(chat_id=chat_id, after=a, limit=100, principal=LOCAL))
+        for a in (0, 100)
+    ]
     assert lines == [
         posted_line(MessageResponse.model_validate(message).model_dump(mode="json"))
         for page in pages
         for message in page.messages
     ]
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     assert follower.lines(1) == [deleted_line(chat_id)]
     assert follower.exit_code() == 0
 
@@ -312,7 +316,7 @@ def take(events: Iterator[FollowedEvent], count: int) -> list[FollowedEvent]:
 def test_follow_chat_yields_messages_then_the_deletion(container: Container) -> None:
     chat_id = create_chat(container)
     first = post(container, chat_id, 2)
-    events = container.follow_chat()(FollowChat(chat_id=chat_id))
+    events = container.follow_chat()(FollowChat(chat_id=chat_id, principal=LOCAL))
 
     got = take(events, 2)
     assert all(isinstance(event, MessageDTO) for event in got)
@@ -321,7 +325,7 @@ def test_follow_chat_yields_messages_then_the_deletion(container: Container) -> 
     later = post(container, chat_id, 3)
     got = take(events, 3)
     assert [MessageResponse.model_validate(e).model_dump(mode="json") for e in got] == later
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     assert next(events) == ChatDeleted(chat_id=chat_id)
     assert next(events, None) is None  # and then it ends
 
@@ -332,11 +336,11 @@ def test_follow_chat_refuses_at_once(container: Container) -> None:
     follow_chat = container.follow_chat()
 
     with pytest.raises(ChatNotFound):
-        follow_chat(FollowChat(chat_id=chat_id + 1_000))
+        follow_chat(FollowChat(chat_id=chat_id + 1_000, principal=LOCAL))
     with pytest.raises(ResumePointAhead):
-        follow_chat(FollowChat(chat_id=chat_id, after=2))
+        follow_chat(FollowChat(chat_id=chat_id, after=2, principal=LOCAL))
     with pytest.raises(InvalidInput):
-        follow_chat(FollowChat(chat_id=chat_id, after=-1))
+        follow_chat(FollowChat(chat_id=chat_id, after=-1, principal=LOCAL))
 
 
 def test_on_postgresql_a_post_wakes_the_follower_at_once(
@@ -346,7 +350,7 @@ def test_on_postgresql_a_post_wakes_the_follower_at_once(
     if backend != "postgresql":
         pytest.skip("SQLite has no hints between connections: followers poll")
     chat_id = create_chat(container)
-    events = container.follow_chat(poll_interval=30.0)(FollowChat(chat_id=chat_id))
+    events = container.follow_chat(poll_interval=30.0)(FollowChat(chat_id=chat_id, principal=LOCAL))
     posting: dict[int, float] = {}  # seq: when its post was called
     received: dict[int, float] = {}
 
@@ -369,7 +373,7 @@ def test_on_postgresql_a_post_wakes_the_follower_at_once(
     delays = sorted(received[seq] - posting[seq] for seq in received)
     assert delays[-1] < 5.0, delays
     print(f"\npost called -> FollowChat yielded (s): p50 {delays[4]:.4f}, max {delays[-1]:.4f}")
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     assert next(events) == ChatDeleted(chat_id=chat_id)
 
 

@@ -10,6 +10,7 @@ from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput
 from domain.events import ChatCreated, MessagePosted
+from domain.principals import LOCAL
 from domain.rules import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, TEXT_MAX_LENGTH, TITLE_MAX_LENGTH
 from infrastructure.container import Container
 from queries.dtos import MessageDTO
@@ -20,19 +21,19 @@ from tests.support.database import count_rows
 
 
 def create(container: Container, title: str = "A chat") -> ChatCreated:
-    event = container.create_chat()(CreateChat(title=title))
+    event = container.create_chat()(CreateChat(title=title, principal=LOCAL))
     assert isinstance(event, ChatCreated)
     return event
 
 
 def post(container: Container, chat_id: int, text: str) -> MessagePosted:
-    event = container.post_message()(PostMessage(chat_id=chat_id, text=text))
+    event = container.post_message()(PostMessage(chat_id=chat_id, text=text, principal=LOCAL))
     assert isinstance(event, MessagePosted)
     return event
 
 
 def get(container: Container, chat_id: int, limit: int = DEFAULT_LIMIT) -> ChatDetailDTO:
-    detail = container.get_chat()(GetChat(chat_id=chat_id, limit=limit))
+    detail = container.get_chat()(GetChat(chat_id=chat_id, limit=limit, principal=LOCAL))
     assert isinstance(detail, ChatDetailDTO)
     return detail
 
@@ -100,7 +101,7 @@ def test_create_chat_rejects_invalid_titles_and_writes_nothing(
     container: Container, title: str
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
-        container.create_chat()(CreateChat(title=title))
+        container.create_chat()(CreateChat(title=title, principal=LOCAL))
     assert caught.value.field == "title"
     assert_nothing_stored(container)
 
@@ -129,6 +130,7 @@ def test_post_message_returns_the_stored_message_exactly_as_sent(container: Cont
             seq=1,
             text="  hello, world \n",
             created_at=posted.created_at,
+            author=None,
         ),
     )
     assert detail.message_count == 1
@@ -151,7 +153,7 @@ def test_post_message_rejects_invalid_texts_and_writes_nothing(
 ) -> None:
     chat = create(container)
     with pytest.raises(InvalidInput) as caught:
-        container.post_message()(PostMessage(chat_id=chat.chat_id, text=text))
+        container.post_message()(PostMessage(chat_id=chat.chat_id, text=text, principal=LOCAL))
     assert caught.value.field == "text"
 
     detail = get(container, chat.chat_id)
@@ -165,7 +167,7 @@ def test_invalid_text_to_a_missing_chat_is_invalid_input_not_not_found(
     container: Container,
 ) -> None:
     with pytest.raises(InvalidInput):
-        container.post_message()(PostMessage(chat_id=12345, text="   "))
+        container.post_message()(PostMessage(chat_id=12345, text="   ", principal=LOCAL))
     assert_nothing_stored(container)
 
 
@@ -174,7 +176,7 @@ def test_post_message_to_impossible_or_missing_ids_raises_chat_not_found(
     container: Container, chat_id: int
 ) -> None:
     with pytest.raises(ChatNotFound) as caught:
-        container.post_message()(PostMessage(chat_id=chat_id, text="hello"))
+        container.post_message()(PostMessage(chat_id=chat_id, text="hello", principal=LOCAL))
     assert caught.value.chat_id == chat_id
     assert_nothing_stored(container)
 
@@ -184,7 +186,7 @@ def test_post_message_to_a_missing_chat_writes_nothing(container: Container) -> 
     post(container, chat.chat_id, "first")
     missing = chat.chat_id + 1000
     with pytest.raises(ChatNotFound) as caught:
-        container.post_message()(PostMessage(chat_id=missing, text="lost"))
+        container.post_message()(PostMessage(chat_id=missing, text="lost", principal=LOCAL))
     assert caught.value.chat_id == missing
 
     engine = container.write_engine()
@@ -240,13 +242,13 @@ def test_get_chat_returns_at_most_the_limit_of_a_long_chat(container: Container)
 def test_get_chat_rejects_limits_out_of_range(container: Container, limit: int) -> None:
     chat = create(container)
     with pytest.raises(InvalidInput) as caught:
-        container.get_chat()(GetChat(chat_id=chat.chat_id, limit=limit))
+        container.get_chat()(GetChat(chat_id=chat.chat_id, limit=limit, principal=LOCAL))
     assert caught.value.field == "limit"
 
 
 def test_get_chat_checks_the_limit_before_the_chat(container: Container) -> None:
     with pytest.raises(InvalidInput):
-        container.get_chat()(GetChat(chat_id=424242, limit=0))
+        container.get_chat()(GetChat(chat_id=424242, limit=0, principal=LOCAL))
 
 
 @pytest.mark.parametrize("chat_id", [0, -1, 1, 424242, MAX_ID, MAX_ID + 1, 10**30])
@@ -254,7 +256,7 @@ def test_get_chat_of_a_missing_chat_raises_chat_not_found(
     container: Container, chat_id: int
 ) -> None:
     with pytest.raises(ChatNotFound) as caught:
-        container.get_chat()(GetChat(chat_id=chat_id))
+        container.get_chat()(GetChat(chat_id=chat_id, principal=LOCAL))
     assert caught.value.chat_id == chat_id
 
 
@@ -268,7 +270,7 @@ def test_delete_chat_removes_the_chat_and_its_messages_only(container: Container
         post(container, doomed.chat_id, f"doomed {n}")
         post(container, kept.chat_id, f"kept {n}")
 
-    deleted = container.delete_chat()(DeleteChat(chat_id=doomed.chat_id))
+    deleted = container.delete_chat()(DeleteChat(chat_id=doomed.chat_id, principal=LOCAL))
     assert deleted.chat_id == doomed.chat_id
 
     with pytest.raises(ChatNotFound):
@@ -286,12 +288,14 @@ def test_delete_chat_removes_the_chat_and_its_messages_only(container: Container
 
 def test_a_deleted_chat_stays_gone(container: Container) -> None:
     chat = create(container)
-    container.delete_chat()(DeleteChat(chat_id=chat.chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat.chat_id, principal=LOCAL))
 
     with pytest.raises(ChatNotFound):
-        container.delete_chat()(DeleteChat(chat_id=chat.chat_id))
+        container.delete_chat()(DeleteChat(chat_id=chat.chat_id, principal=LOCAL))
     with pytest.raises(ChatNotFound):
-        container.post_message()(PostMessage(chat_id=chat.chat_id, text="too late"))
+        container.post_message()(
+            PostMessage(chat_id=chat.chat_id, text="too late", principal=LOCAL)
+        )
     assert_nothing_stored(container)
 
     # Ids are not handed out again: a stale reference cannot reach a new chat.
@@ -301,7 +305,7 @@ def test_a_deleted_chat_stays_gone(container: Container) -> None:
 @pytest.mark.parametrize("chat_id", [0, -1, 1, 424242, MAX_ID, MAX_ID + 1, 10**30])
 def test_delete_of_a_missing_chat_raises_chat_not_found(container: Container, chat_id: int) -> None:
     with pytest.raises(ChatNotFound) as caught:
-        container.delete_chat()(DeleteChat(chat_id=chat_id))
+        container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
     assert caught.value.chat_id == chat_id
 
 

@@ -10,6 +10,7 @@ from commands.create_chat import CreateChat, CreateChatResult
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage, PostMessageResult
 from domain.errors import ChatNotFound, IdempotencyKeyReused, InvalidInput
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from queries.get_chat import GetChat
 from tests.support.clocks import StepClock
@@ -26,11 +27,13 @@ def clock(container: Container) -> Iterator[StepClock]:
 
 
 def create(container: Container, title: str, key: str | None) -> CreateChatResult:
-    return container.create_chat()(CreateChat(title=title, idempotency_key=key))
+    return container.create_chat()(CreateChat(title=title, idempotency_key=key, principal=LOCAL))
 
 
 def post(container: Container, chat_id: int, text: str, key: str | None) -> PostMessageResult:
-    return container.post_message()(PostMessage(chat_id=chat_id, text=text, idempotency_key=key))
+    return container.post_message()(
+        PostMessage(chat_id=chat_id, text=text, idempotency_key=key, principal=LOCAL)
+    )
 
 
 def count(container: Container, table: str) -> int:
@@ -78,7 +81,7 @@ def test_a_repeated_post_returns_the_first_message(container: Container) -> None
     again = post(container, chat.chat_id, "hello", "m-1")
     assert again == first
     assert (first.replayed, again.replayed) == (False, True)
-    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10))
+    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10, principal=LOCAL))
     assert detail.message_count == 1
     assert [m.id for m in detail.messages] == [first.message_id]
 
@@ -121,7 +124,7 @@ def test_a_malformed_key_is_invalid_input(container: Container, key: str) -> Non
 def test_deleting_a_chat_forgets_its_message_keys(container: Container) -> None:
     chat = create(container, "Standup", None)
     post(container, chat.chat_id, "hello", "m-1")
-    container.delete_chat()(DeleteChat(chat_id=chat.chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat.chat_id, principal=LOCAL))
     assert count(container, "idempotency_keys") == 0
     with pytest.raises(ChatNotFound):
         post(container, chat.chat_id, "hello", "m-1")
@@ -174,6 +177,6 @@ def test_concurrent_posts_with_one_key_post_one_message(container: Container) ->
 
     run_in_threads([worker] * 12)
     assert len(set(results)) == 1
-    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10))
+    detail = container.get_chat()(GetChat(chat_id=chat.chat_id, limit=10, principal=LOCAL))
     assert detail.message_count == 1
     assert count(container, "messages") == 1

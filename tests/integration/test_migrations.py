@@ -20,6 +20,7 @@ from sqlmodel import SQLModel
 from commands.create_chat import CreateChat
 from commands.post_message import PostMessage, PostMessageResult
 from domain.errors import IdempotencyKeyReused
+from domain.principals import LOCAL
 from infrastructure import migrations, read_models, tables  # noqa: F401  (the last two declare every table on SQLModel.metadata)
 from infrastructure.container import Container
 from infrastructure.idempotency import fingerprint
@@ -356,7 +357,7 @@ def test_0003_fills_last_activity_and_preview_as_a_rebuild_would(
     assert rebuild_read_models(engine) == len(ids)
     assert chat_views_snapshot(engine) == upgraded
 
-    listed = app_container.list_chats()(ListChats(limit=100))
+    listed = app_container.list_chats()(ListChats(limit=100, principal=LOCAL))
     by_title = {chat.title: chat for chat in listed.chats}
     assert [chat.title for chat in listed.chats] == [
         "old",
@@ -383,9 +384,9 @@ def test_0003_rows_keep_working_after_the_upgrade(empty_url: str, app_container:
     ids = write_as_0002(engine)
     migrations.upgrade(empty_url)
 
-    app_container.post_message()(PostMessage(chat_id=ids["empty"], text="y" * 120))
+    app_container.post_message()(PostMessage(chat_id=ids["empty"], text="y" * 120, principal=LOCAL))
 
-    listed = app_container.list_chats()(ListChats(limit=2))
+    listed = app_container.list_chats()(ListChats(limit=2, principal=LOCAL))
     assert listed.chats[0].id == ids["empty"]
     assert listed.chats[0].last_message_preview == "y" * 100
     assert listed.chats[1].id == ids["old"]
@@ -611,7 +612,7 @@ def test_0004_numbers_each_chats_messages_in_id_order(
     # The read side reads the chats forward by seq, in the posts' order.
     read_after = app_container.get_messages_after()
     for chat_id, count in counts.items():
-        page = read_after(GetMessagesAfter(chat_id=chat_id, after=0, limit=100))
+        page = read_after(GetMessagesAfter(chat_id=chat_id, after=0, limit=100, principal=LOCAL))
         own = [post for post in written.posts if post.chat_id == chat_id]
         assert page.last_seq == count
         assert [m.seq for m in page.messages] == list(range(1, count + 1))
@@ -620,7 +621,9 @@ def test_0004_numbers_each_chats_messages_in_id_order(
     # New posts continue each chat's numbering.
     post = app_container.post_message()
     for chat_id, count in counts.items():
-        assert post(PostMessage(chat_id=chat_id, text="after 0004")).seq == count + 1
+        assert (
+            post(PostMessage(chat_id=chat_id, text="after 0004", principal=LOCAL)).seq == count + 1
+        )
     assert last_seqs(engine, "chat_views", "chat_id") == {
         chat_id: count + 1 for chat_id, count in counts.items()
     }
@@ -644,7 +647,9 @@ def test_0004_gives_stored_message_results_their_seq(
     post = app_container.post_message()
     for first in keyed:
         retried = post(
-            PostMessage(chat_id=first.chat_id, text=first.text, idempotency_key=first.key)
+            PostMessage(
+                chat_id=first.chat_id, text=first.text, idempotency_key=first.key, principal=LOCAL
+            )
         )
         assert retried.replayed is True
         assert retried == PostMessageResult(
@@ -659,21 +664,39 @@ def test_0004_gives_stored_message_results_their_seq(
     assert last_seqs(engine, "chats", "id") == written.counts()
     # The key still belongs to its first request.
     with pytest.raises(IdempotencyKeyReused):
-        post(PostMessage(chat_id=keyed[0].chat_id, text="other", idempotency_key=keyed[0].key))
+        post(
+            PostMessage(
+                chat_id=keyed[0].chat_id,
+                text="other",
+                idempotency_key=keyed[0].key,
+                principal=LOCAL,
+            )
+        )
     # A create_chat result has no seq to gain: untouched, and still replayed.
     assert (
         rows(engine, "SELECT * FROM idempotency_keys WHERE scope = 'create_chat'")
         == create_chat_key_before
     )
-    again = app_container.create_chat()(CreateChat(title="a", idempotency_key=CREATE_CHAT_KEY))
+    again = app_container.create_chat()(
+        CreateChat(title="a", idempotency_key=CREATE_CHAT_KEY, principal=LOCAL)
+    )
     assert again.replayed is True
     assert again.chat_id == written.chats["a"]
     # A key used after the upgrade stores and replays the seq the post took.
     a = written.chats["a"]
-    fresh = post(PostMessage(chat_id=a, text="keyed after 0004", idempotency_key="after"))
+    fresh = post(
+        PostMessage(chat_id=a, text="keyed after 0004", idempotency_key="after", principal=LOCAL)
+    )
     assert fresh.seq == 6
-    assert post(PostMessage(chat_id=a, text="keyed after 0004", idempotency_key="after")) == fresh
-    assert post(PostMessage(chat_id=a, text="not keyed")).seq == 7
+    assert (
+        post(
+            PostMessage(
+                chat_id=a, text="keyed after 0004", idempotency_key="after", principal=LOCAL
+            )
+        )
+        == fresh
+    )
+    assert post(PostMessage(chat_id=a, text="not keyed", principal=LOCAL)).seq == 7
 
 
 def test_0004_downgrades_and_upgrades_again(empty_url: str, app_container: Container) -> None:
@@ -706,7 +729,7 @@ def test_0004_downgrades_and_upgrades_again(empty_url: str, app_container: Conta
     assert schema_diff(engine) == []
     last = written.posts[-1]
     replayed = app_container.post_message()(
-        PostMessage(chat_id=last.chat_id, text=last.text, idempotency_key=last.key)
+        PostMessage(chat_id=last.chat_id, text=last.text, idempotency_key=last.key, principal=LOCAL)
     )
     assert replayed.replayed is True
     assert replayed.message_id == last.message_id
@@ -865,7 +888,7 @@ def test_0006_puts_each_chat_s_newest_message_time_on_its_row(
     with app_container.clock.override(providers.Object(behind)):
         post = app_container.post_message()
         for title, seconds in PLANS_0005.items():
-            posted = post(PostMessage(chat_id=ids[title], text="after 0006"))
+            posted = post(PostMessage(chat_id=ids[title], text="after 0006", principal=LOCAL))
             expected = START_0005 + timedelta(seconds=seconds[-1]) if seconds else START_0005
             assert (posted.seq, posted.created_at) == (len(seconds) + 1, expected)
             assert last_message_times(engine)[ids[title]] == expected

@@ -22,6 +22,7 @@ from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput
+from domain.principals import LOCAL
 from infrastructure import tables
 from infrastructure.consistency import HAS_REPLAYED, POSITION_AFTER_COMMIT
 from infrastructure.container import Container
@@ -49,21 +50,23 @@ def b64json(payload: Any) -> str:
 def walk_list(container: Container, limit: int) -> list[ChatListDTO]:
     """Every page of the chat list through the handler, first to last."""
     handler = container.list_chats()
-    pages = [handler(ListChats(limit=limit))]
+    pages = [handler(ListChats(limit=limit, principal=LOCAL))]
     while pages[-1].next_cursor is not None:
         assert len(pages) < MAX_PAGES, "the list never ends"
-        pages.append(handler(ListChats(limit=limit, cursor=pages[-1].next_cursor)))
+        pages.append(handler(ListChats(limit=limit, cursor=pages[-1].next_cursor, principal=LOCAL)))
     return pages
 
 
 def walk_history(container: Container, chat_id: int, limit: int) -> list[HistoryDTO]:
     """Every page of a chat's history through the handler, newest page first."""
     handler = container.get_history()
-    pages = [handler(GetHistory(chat_id=chat_id, limit=limit))]
+    pages = [handler(GetHistory(chat_id=chat_id, limit=limit, principal=LOCAL))]
     while pages[-1].next_before is not None:
         assert len(pages) < MAX_PAGES, "the history never ends"
         before = pages[-1].next_before
-        pages.append(handler(GetHistory(chat_id=chat_id, before=before, limit=limit)))
+        pages.append(
+            handler(GetHistory(chat_id=chat_id, before=before, limit=limit, principal=LOCAL))
+        )
     return pages
 
 
@@ -81,10 +84,10 @@ def summaries(pages: list[ChatListDTO]) -> list[ChatSummaryDTO]:
 def test_list_chats_returns_frozen_pages(container: Container) -> None:
     create = container.create_chat()
     post = container.post_message()
-    chats = [create(CreateChat(title=f"chat {n}")).chat_id for n in range(21)]
-    posted = post(PostMessage(chat_id=chats[3], text="x" * 150))
+    chats = [create(CreateChat(title=f"chat {n}", principal=LOCAL)).chat_id for n in range(21)]
+    posted = post(PostMessage(chat_id=chats[3], text="x" * 150, principal=LOCAL))
 
-    first = container.list_chats()(ListChats())  # the default limit: 20
+    first = container.list_chats()(ListChats(principal=LOCAL))  # the default limit: 20
 
     assert isinstance(first, ChatListDTO)
     assert len(first.chats) == 20
@@ -100,7 +103,7 @@ def test_list_chats_returns_frozen_pages(container: Container) -> None:
     with pytest.raises(AttributeError):
         top.title = "changed"  # type: ignore[misc]
 
-    rest = container.list_chats()(ListChats(cursor=first.next_cursor))
+    rest = container.list_chats()(ListChats(cursor=first.next_cursor, principal=LOCAL))
     assert len(rest.chats) == 1
     assert rest.next_cursor is None
     seen = [chat.id for chat in first.chats + rest.chats]
@@ -111,11 +114,13 @@ def test_list_chats_returns_frozen_pages(container: Container) -> None:
 
 
 def test_get_history_returns_frozen_pages(container: Container) -> None:
-    chat_id = container.create_chat()(CreateChat(title="history")).chat_id
+    chat_id = container.create_chat()(CreateChat(title="history", principal=LOCAL)).chat_id
     post = container.post_message()
-    posted = [post(PostMessage(chat_id=chat_id, text=f"m{n}")) for n in range(25)]
+    posted = [post(PostMessage(chat_id=chat_id, text=f"m{n}", principal=LOCAL)) for n in range(25)]
 
-    newest = container.get_history()(GetHistory(chat_id=chat_id))  # the default limit: 20
+    newest = container.get_history()(
+        GetHistory(chat_id=chat_id, principal=LOCAL)
+    )  # the default limit: 20
 
     assert isinstance(newest, HistoryDTO)
     assert newest.chat_id == chat_id
@@ -123,7 +128,9 @@ def test_get_history_returns_frozen_pages(container: Container) -> None:
     assert all(isinstance(m, MessageDTO) for m in newest.messages)
     assert [m.created_at for m in newest.messages] == [p.created_at for p in posted[5:]]
     assert newest.next_before is not None
-    older = container.get_history()(GetHistory(chat_id=chat_id, before=newest.next_before))
+    older = container.get_history()(
+        GetHistory(chat_id=chat_id, before=newest.next_before, principal=LOCAL)
+    )
     assert [m.text for m in older.messages] == [f"m{n}" for n in range(5)]
     assert older.next_before is None
     with pytest.raises(AttributeError):
@@ -138,11 +145,11 @@ def id_cursor(chat_id: int, message_id: int) -> str:
 def test_a_cursor_by_message_id_still_pages_as_one_by_seq(container: Container) -> None:
     create = container.create_chat()
     post = container.post_message()
-    one = create(CreateChat(title="one")).chat_id
-    two = create(CreateChat(title="two")).chat_id
+    one = create(CreateChat(title="one", principal=LOCAL)).chat_id
+    two = create(CreateChat(title="two", principal=LOCAL)).chat_id
     for n in range(8):  # interleaved: a message's id is not its seq
-        post(PostMessage(chat_id=one, text=f"one {n}"))
-        post(PostMessage(chat_id=two, text=f"two {n}"))
+        post(PostMessage(chat_id=one, text=f"one {n}", principal=LOCAL))
+        post(PostMessage(chat_id=two, text=f"two {n}", principal=LOCAL))
     stored = stored_messages(container.write_engine(), one)
     assert [m.seq for m in stored] == list(range(1, 9))
     assert [m.id for m in stored] != [m.seq for m in stored]
@@ -150,8 +157,10 @@ def test_a_cursor_by_message_id_still_pages_as_one_by_seq(container: Container) 
 
     for message in stored:
         by_seq = encode_history(HistoryPosition(one, message.seq))
-        page = history(GetHistory(chat_id=one, before=by_seq, limit=3))
-        assert page == history(GetHistory(chat_id=one, before=id_cursor(one, message.id), limit=3))
+        page = history(GetHistory(chat_id=one, before=by_seq, limit=3, principal=LOCAL))
+        assert page == history(
+            GetHistory(chat_id=one, before=id_cursor(one, message.id), limit=3, principal=LOCAL)
+        )
         older = [m for m in stored if m.seq < message.seq]
         assert [m.id for m in page.messages] == [m.id for m in older[-3:]]
         # Its next page continues with a cursor of today's kind.
@@ -159,19 +168,19 @@ def test_a_cursor_by_message_id_still_pages_as_one_by_seq(container: Container) 
         if page.next_before is not None:
             assert page.next_before == encode_history(HistoryPosition(one, older[-3].seq))
 
-    container.delete_chat()(DeleteChat(chat_id=one))
+    container.delete_chat()(DeleteChat(chat_id=one, principal=LOCAL))
     with pytest.raises(ChatNotFound):  # the chat is gone, as with a cursor by seq
-        history(GetHistory(chat_id=one, before=id_cursor(one, stored[4].id)))
+        history(GetHistory(chat_id=one, before=id_cursor(one, stored[4].id), principal=LOCAL))
 
 
 @pytest.mark.parametrize("limit", [0, 101, -1, True])
 def test_the_handlers_refuse_an_invalid_limit(container: Container, limit: int) -> None:
-    chat_id = container.create_chat()(CreateChat(title="x")).chat_id
+    chat_id = container.create_chat()(CreateChat(title="x", principal=LOCAL)).chat_id
 
     with pytest.raises(InvalidInput) as listed:
-        container.list_chats()(ListChats(limit=limit))
+        container.list_chats()(ListChats(limit=limit, principal=LOCAL))
     with pytest.raises(InvalidInput) as paged:
-        container.get_history()(GetHistory(chat_id=chat_id, limit=limit))
+        container.get_history()(GetHistory(chat_id=chat_id, limit=limit, principal=LOCAL))
 
     assert listed.value.field == paged.value.field == "limit"
 
@@ -179,17 +188,19 @@ def test_the_handlers_refuse_an_invalid_limit(container: Container, limit: int) 
 def test_the_handlers_refuse_foreign_cursors(container: Container) -> None:
     create = container.create_chat()
     post = container.post_message()
-    one = create(CreateChat(title="one")).chat_id
-    two = create(CreateChat(title="two")).chat_id
+    one = create(CreateChat(title="one", principal=LOCAL)).chat_id
+    two = create(CreateChat(title="two", principal=LOCAL)).chat_id
     for n in range(3):
-        post(PostMessage(chat_id=one, text=f"one {n}"))
-        post(PostMessage(chat_id=two, text=f"two {n}"))
-    list_cursor = container.list_chats()(ListChats(limit=1)).next_cursor
-    history_cursor = container.get_history()(GetHistory(chat_id=one, limit=1)).next_before
+        post(PostMessage(chat_id=one, text=f"one {n}", principal=LOCAL))
+        post(PostMessage(chat_id=two, text=f"two {n}", principal=LOCAL))
+    list_cursor = container.list_chats()(ListChats(limit=1, principal=LOCAL)).next_cursor
+    history_cursor = container.get_history()(
+        GetHistory(chat_id=one, limit=1, principal=LOCAL)
+    ).next_before
     assert list_cursor is not None
     assert history_cursor is not None
 
-    of_two = container.get_history()(GetHistory(chat_id=two, limit=3)).messages[0]
+    of_two = container.get_history()(GetHistory(chat_id=two, limit=3, principal=LOCAL)).messages[0]
     for wrong in (
         list_cursor,
         "garbage",
@@ -201,14 +212,14 @@ def test_the_handlers_refuse_foreign_cursors(container: Container) -> None:
         b64json({"k": "messages", "chat": one, "id": of_two.id}),
     ):
         with pytest.raises(InvalidInput) as refused:
-            container.get_history()(GetHistory(chat_id=one, before=wrong))
+            container.get_history()(GetHistory(chat_id=one, before=wrong, principal=LOCAL))
         assert refused.value.field == "before"
     with pytest.raises(InvalidInput) as refused:
-        container.get_history()(GetHistory(chat_id=two, before=history_cursor))
+        container.get_history()(GetHistory(chat_id=two, before=history_cursor, principal=LOCAL))
     assert refused.value.field == "before"
     for wrong in (history_cursor, "garbage", b64json({"k": "chats", "id": one})):
         with pytest.raises(InvalidInput) as refused:
-            container.list_chats()(ListChats(cursor=wrong))
+            container.list_chats()(ListChats(cursor=wrong, principal=LOCAL))
         assert refused.value.field == "cursor"
 
 
@@ -227,27 +238,29 @@ def test_a_history_cursor_must_name_its_chat_with_an_integer(
     cursor = b64json({"k": kind, "chat": chat_in_cursor, place: 5})
 
     with pytest.raises(InvalidInput):
-        container.get_history()(GetHistory(chat_id=chat_id, before=cursor))
+        container.get_history()(GetHistory(chat_id=chat_id, before=cursor, principal=LOCAL))
 
 
 def test_history_of_a_missing_or_deleted_chat_is_not_found(container: Container) -> None:
-    chat_id = container.create_chat()(CreateChat(title="doomed")).chat_id
+    chat_id = container.create_chat()(CreateChat(title="doomed", principal=LOCAL)).chat_id
     post = container.post_message()
     for n in range(5):
-        post(PostMessage(chat_id=chat_id, text=f"m{n}"))
-    cursor = container.get_history()(GetHistory(chat_id=chat_id, limit=2)).next_before
+        post(PostMessage(chat_id=chat_id, text=f"m{n}", principal=LOCAL))
+    cursor = container.get_history()(
+        GetHistory(chat_id=chat_id, limit=2, principal=LOCAL)
+    ).next_before
     assert cursor is not None
 
-    container.delete_chat()(DeleteChat(chat_id=chat_id))
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
 
     history = container.get_history()
     with pytest.raises(ChatNotFound):
-        history(GetHistory(chat_id=chat_id, before=cursor))
+        history(GetHistory(chat_id=chat_id, before=cursor, principal=LOCAL))
     with pytest.raises(ChatNotFound):
-        history(GetHistory(chat_id=chat_id))
+        history(GetHistory(chat_id=chat_id, principal=LOCAL))
     for impossible in (0, -1, 2**63, 10**30):
         with pytest.raises(ChatNotFound):
-            history(GetHistory(chat_id=impossible))
+            history(GetHistory(chat_id=impossible, principal=LOCAL))
 
 
 # --- paging while others write ---------------------------------------------------------------
@@ -311,9 +324,9 @@ def test_paging_the_list_while_messages_arrive(container: Container, server_url:
     rng = random.Random(99)
     create = container.create_chat()
     post = container.post_message()
-    chats = [create(CreateChat(title=f"chat {n}")).chat_id for n in range(CHATS)]
+    chats = [create(CreateChat(title=f"chat {n}", principal=LOCAL)).chat_id for n in range(CHATS)]
     for chat_id in rng.sample(chats, CHATS // 2):
-        post(PostMessage(chat_id=chat_id, text=f"before the walk, to {chat_id}"))
+        post(PostMessage(chat_id=chat_id, text=f"before the walk, to {chat_id}", principal=LOCAL))
     hot = rng.sample(chats, HOT_CHATS)
     gate = Gate()
     lock = threading.Lock()
@@ -406,10 +419,10 @@ def test_paging_the_list_while_messages_arrive(container: Container, server_url:
 def test_paging_back_through_a_chat_while_messages_arrive(
     container: Container, server_url: str
 ) -> None:
-    chat_id = container.create_chat()(CreateChat(title="busy")).chat_id
+    chat_id = container.create_chat()(CreateChat(title="busy", principal=LOCAL)).chat_id
     post = container.post_message()
     for n in range(120):
-        post(PostMessage(chat_id=chat_id, text=f"old {n}"))
+        post(PostMessage(chat_id=chat_id, text=f"old {n}", principal=LOCAL))
     gate = Gate()
     statuses: list[int] = []
     pages: list[Json] = []
@@ -482,12 +495,12 @@ def run_commands(container: Container, seed: int, steps: int) -> None:
     for step in range(steps):
         roll = rng.random()
         if not live or roll < 0.2:
-            live.append(create(CreateChat(title=f"chat {seed}-{step}")).chat_id)
+            live.append(create(CreateChat(title=f"chat {seed}-{step}", principal=LOCAL)).chat_id)
         elif roll < 0.9:
             text_ = rng.choice(TEXTS) + f" {step}" * rng.randint(0, 3)
-            post(PostMessage(chat_id=rng.choice(live), text=text_))
+            post(PostMessage(chat_id=rng.choice(live), text=text_, principal=LOCAL))
         else:
-            delete(DeleteChat(chat_id=live.pop(rng.randrange(len(live)))))
+            delete(DeleteChat(chat_id=live.pop(rng.randrange(len(live))), principal=LOCAL))
 
 
 def read_everything(container: Container) -> tuple[list[ChatListDTO], dict[int, list[HistoryDTO]]]:
@@ -506,7 +519,7 @@ def test_the_rebuilt_read_model_serves_the_same_pages(container: Container, seed
         run_commands(container, seed + 1, steps=40)
     create = container.create_chat()
     for n in range(3):
-        create(CreateChat(title=f"empty {n}"))
+        create(CreateChat(title=f"empty {n}", principal=LOCAL))
     engine = container.write_engine()
     projected = chat_views_snapshot(engine)
     before = read_everything(container)
@@ -544,7 +557,7 @@ def test_the_list_and_the_chats_agree(container: Container) -> None:
     get_chat = container.get_chat()
 
     for chat in summaries(walk_list(container, limit=9)):
-        shown = get_chat(GetChat(chat_id=chat.id, limit=1))
+        shown = get_chat(GetChat(chat_id=chat.id, limit=1, principal=LOCAL))
         assert (chat.title, chat.created_at, chat.message_count, chat.last_message_at) == (
             shown.title,
             shown.created_at,
@@ -728,14 +741,14 @@ def test_a_history_page_is_an_index_range_scan(container: Container) -> None:
     engine = container.read_engine()
 
     def statement_of(before: str | None, limit: int = 20) -> Statement:
-        query = GetHistory(chat_id=chat_id, before=before, limit=limit)
+        query = GetHistory(chat_id=chat_id, before=before, limit=limit, principal=LOCAL)
         # One statement per page.
         (statement,) = statements_of(read_engines(container), partial(history, query))
         return statement
 
-    page = history(GetHistory(chat_id=chat_id, before=deep))
+    page = history(GetHistory(chat_id=chat_id, before=deep, principal=LOCAL))
     assert [m.id for m in page.messages] == [m.id for m in stored[80:100]]
-    assert history(GetHistory(chat_id=chat_id, before=deep_by_id)) == page
+    assert history(GetHistory(chat_id=chat_id, before=deep_by_id, principal=LOCAL)) == page
     pages = (
         (statement_of(None, limit=100), "(chat_id=? AND seq<?)"),
         (statement_of(middle), "(chat_id=? AND seq<?)"),
@@ -757,7 +770,7 @@ def test_a_chat_s_last_messages_are_an_index_range_scan(container: Container) ->
     engine = container.read_engine()
 
     for chat_id, limit in ((busy[0], 20), (busy[-1], 100)):
-        query = GetChat(chat_id=chat_id, limit=limit)
+        query = GetChat(chat_id=chat_id, limit=limit, principal=LOCAL)
         (statement,) = statements_of(read_engines(container), partial(handler, query))
         assert [m.seq for m in handler(query).messages] == list(
             range(MESSAGES_PER_BUSY_CHAT - limit + 1, MESSAGES_PER_BUSY_CHAT + 1)
@@ -777,7 +790,9 @@ def test_a_post_reads_no_message_only_the_chat_s_row(container: Container) -> No
     engine = container.write_engine()
     post = container.post_message()
 
-    sent = statements_of([engine], lambda: post(PostMessage(chat_id=busy[0], text="one more")))
+    sent = statements_of(
+        [engine], lambda: post(PostMessage(chat_id=busy[0], text="one more", principal=LOCAL))
+    )
 
     reads = [statement for statement in sent if re.search(r"\bFROM messages\b", statement[0])]
     assert reads == [], sent
@@ -816,7 +831,7 @@ def test_a_list_page_is_an_index_range_scan(container: Container) -> None:
     fill(container.write_engine())
     handler = container.list_chats()
     engine = container.read_engine()
-    first = handler(ListChats(limit=100))
+    first = handler(ListChats(limit=100, principal=LOCAL))
     assert first.next_cursor is not None
     far = walk_list(container, limit=100)[20]  # two thousand chats in
     assert far.next_cursor is not None
@@ -826,7 +841,7 @@ def test_a_list_page_is_an_index_range_scan(container: Container) -> None:
         (first.next_cursor, "last_activity_at"),
         (far.next_cursor, "last_activity_at"),
     ):
-        query = ListChats(limit=100, cursor=cursor)
+        query = ListChats(limit=100, cursor=cursor, principal=LOCAL)
         (statement,) = statements_of(read_engines(container), partial(handler, query))
         if engine.dialect.name == "postgresql":
             tree = postgres_plan(engine, statement)

@@ -16,6 +16,7 @@ from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
 from domain.errors import ChatNotFound, InvalidInput
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from queries.get_chat import GetChat
@@ -51,23 +52,35 @@ def run_random_commands(container: Container, seed: int, steps: int = 150) -> Ex
         live = sorted(expected.counts)
         roll = rng.random()
         if not live or roll < 0.15:
-            created = create(CreateChat(title=f"  chat {seed}-{step} "))
+            created = create(CreateChat(title=f"  chat {seed}-{step} ", principal=LOCAL))
             expected.counts[created.chat_id] = 0
         elif roll < 0.80:
             chat_id = rng.choice(live)
-            post(PostMessage(chat_id=chat_id, text=f"message {step} " * rng.randint(1, 5)))
+            post(
+                PostMessage(
+                    chat_id=chat_id, text=f"message {step} " * rng.randint(1, 5), principal=LOCAL
+                )
+            )
             expected.counts[chat_id] += 1
         elif roll < 0.88:
             chat_id = rng.choice(live)
-            delete(DeleteChat(chat_id=chat_id))
+            delete(DeleteChat(chat_id=chat_id, principal=LOCAL))
             del expected.counts[chat_id]
             expected.deleted.add(chat_id)
         elif roll < 0.94 and expected.deleted:
             with pytest.raises(ChatNotFound):
-                post(PostMessage(chat_id=rng.choice(sorted(expected.deleted)), text="late"))
+                post(
+                    PostMessage(
+                        chat_id=rng.choice(sorted(expected.deleted)), text="late", principal=LOCAL
+                    )
+                )
         else:
             with pytest.raises(InvalidInput):
-                post(PostMessage(chat_id=rng.choice(live), text=" " * rng.randint(0, 3)))
+                post(
+                    PostMessage(
+                        chat_id=rng.choice(live), text=" " * rng.randint(0, 3), principal=LOCAL
+                    )
+                )
     return expected
 
 
@@ -79,11 +92,14 @@ def assert_matches(container: Container, expected: Expected) -> None:
     get_chat = container.get_chat()
     read_after = container.get_messages_after()
     for chat_id, count in expected.counts.items():
-        assert get_chat(GetChat(chat_id=chat_id)).message_count == count
-        assert read_after(GetMessagesAfter(chat_id=chat_id, after=0)).last_seq == count
+        assert get_chat(GetChat(chat_id=chat_id, principal=LOCAL)).message_count == count
+        assert (
+            read_after(GetMessagesAfter(chat_id=chat_id, after=0, principal=LOCAL)).last_seq
+            == count
+        )
     for chat_id in expected.deleted:
         with pytest.raises(ChatNotFound):
-            get_chat(GetChat(chat_id=chat_id))
+            get_chat(GetChat(chat_id=chat_id, principal=LOCAL))
 
 
 def rebuild_and_compare(container: Container) -> list[tuple[object, ...]]:
@@ -120,7 +136,7 @@ def test_projected_read_model_equals_the_rebuilt_one(
     assert client.post(f"/chats/{target}/messages", json={"text": "over HTTP"}).status_code == 201
     expected.counts[http_chat] = 3
     expected.counts[target] += 1
-    empty = container.create_chat()(CreateChat(title="never written to")).chat_id
+    empty = container.create_chat()(CreateChat(title="never written to", principal=LOCAL)).chat_id
     expected.counts[empty] = 0
 
     # Non-trivial: chats with messages, empty chats and deleted chats all took part.
@@ -178,15 +194,15 @@ def test_rebuild_repairs_a_corrupted_read_model(
 ) -> None:
     create = container.create_chat()
     post = container.post_message()
-    busy = create(CreateChat(title="busy")).chat_id
-    quiet = create(CreateChat(title="quiet")).chat_id
-    empty = create(CreateChat(title="empty")).chat_id
-    gone = create(CreateChat(title="gone")).chat_id
+    busy = create(CreateChat(title="busy", principal=LOCAL)).chat_id
+    quiet = create(CreateChat(title="quiet", principal=LOCAL)).chat_id
+    empty = create(CreateChat(title="empty", principal=LOCAL)).chat_id
+    gone = create(CreateChat(title="gone", principal=LOCAL)).chat_id
     for n in range(7):
-        post(PostMessage(chat_id=busy, text=f"busy {n}"))
-    post(PostMessage(chat_id=quiet, text="quiet"))
-    post(PostMessage(chat_id=gone, text="gone"))
-    container.delete_chat()(DeleteChat(chat_id=gone))
+        post(PostMessage(chat_id=busy, text=f"busy {n}", principal=LOCAL))
+    post(PostMessage(chat_id=quiet, text="quiet", principal=LOCAL))
+    post(PostMessage(chat_id=gone, text="gone", principal=LOCAL))
+    container.delete_chat()(DeleteChat(chat_id=gone, principal=LOCAL))
 
     engine = container.write_engine()
     good = chat_views_snapshot(engine)
@@ -198,12 +214,17 @@ def test_rebuild_repairs_a_corrupted_read_model(
     assert rebuild_read_models(engine) == 3
     assert chat_views_snapshot(engine) == good
     get_chat = container.get_chat()
-    assert get_chat(GetChat(chat_id=busy)).message_count == 7
-    assert container.get_messages_after()(GetMessagesAfter(chat_id=busy, after=0)).last_seq == 7
-    assert get_chat(GetChat(chat_id=quiet)).message_count == 1
-    assert get_chat(GetChat(chat_id=empty)).last_message_at is None
+    assert get_chat(GetChat(chat_id=busy, principal=LOCAL)).message_count == 7
+    assert (
+        container.get_messages_after()(
+            GetMessagesAfter(chat_id=busy, after=0, principal=LOCAL)
+        ).last_seq
+        == 7
+    )
+    assert get_chat(GetChat(chat_id=quiet, principal=LOCAL)).message_count == 1
+    assert get_chat(GetChat(chat_id=empty, principal=LOCAL)).last_message_at is None
     with pytest.raises(ChatNotFound):
-        get_chat(GetChat(chat_id=gone))
+        get_chat(GetChat(chat_id=gone, principal=LOCAL))
 
 
 def test_get_reads_the_read_model_not_the_write_model(

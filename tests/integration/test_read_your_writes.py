@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from commands.create_chat import CreateChat
 from devtools.postgres_cluster import PostgresCluster
+from domain.principals import LOCAL
 from infrastructure import migrations
 from infrastructure.container import Container
 from queries.get_chat import GetChat
@@ -118,11 +119,13 @@ def test_a_malformed_token_is_a_422_with_a_replica(lagging_client: httpx.Client)
 
 
 def test_the_read_waits_its_bound_then_runs_on_the_primary(lagging: Container) -> None:
-    chat = lagging.create_chat()(CreateChat(title="t"))
+    chat = lagging.create_chat()(CreateChat(title="t", principal=LOCAL))
     reads = lagging.read_targets()
     assert port_serving(reads, chat.consistency_token) == primary_port(lagging)
     # Scripts get the same through the container.
-    shown = lagging.get_chat()(GetChat(chat.chat_id, consistency_token=chat.consistency_token))
+    shown = lagging.get_chat()(
+        GetChat(chat.chat_id, consistency_token=chat.consistency_token, principal=LOCAL)
+    )
     assert shown.title == "t"
 
 
@@ -130,10 +133,10 @@ def test_a_standby_that_has_the_write_serves_the_read(
     databases: EmptyDatabases, standby: PostgresCluster
 ) -> None:
     with reading_from(databases, standby) as container:
-        chat = container.create_chat()(CreateChat(title="t"))
+        chat = container.create_chat()(CreateChat(title="t", principal=LOCAL))
         assert port_serving(container.read_targets(), chat.consistency_token) == standby.port
         shown = container.get_chat()(
-            GetChat(chat.chat_id, consistency_token=chat.consistency_token)
+            GetChat(chat.chat_id, consistency_token=chat.consistency_token, principal=LOCAL)
         )
         assert shown.title == "t"
 
@@ -159,12 +162,14 @@ def test_with_two_standbys_a_read_with_a_token_runs_on_the_one_that_has_the_writ
         delayed(delayed_standby),
     ):
         reads = container.read_targets()
-        chat = container.create_chat()(CreateChat(title="t"))
+        chat = container.create_chat()(CreateChat(title="t", principal=LOCAL))
         token = chat.consistency_token
         with_token = [port_serving(reads, token) for _ in range(20)]
         assert set(with_token) == {standby.port}
         shown = [
-            container.get_chat()(GetChat(chat.chat_id, consistency_token=token)).title
+            container.get_chat()(
+                GetChat(chat.chat_id, consistency_token=token, principal=LOCAL)
+            ).title
             for _ in range(10)
         ]
         assert shown == ["t"] * 10
@@ -182,6 +187,6 @@ def test_a_standby_too_far_behind_is_left_aside(
     ):
         reads = container.read_targets()
         assert {port_serving(reads) for _ in range(4)} == {delayed_standby.port, standby.port}
-        container.create_chat()(CreateChat(title="t"))
+        container.create_chat()(CreateChat(title="t", principal=LOCAL))
         time.sleep(1.5)  # past REPLICA_MAX_LAG, and past the next look at its lag
         assert {port_serving(reads) for _ in range(10)} == {standby.port}

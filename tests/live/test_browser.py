@@ -19,6 +19,7 @@ import pytest
 from api.schemas import MessageResponse
 from commands.post_message import PostMessage
 from devtools.ports import free_port
+from domain.principals import LOCAL
 from tests.browser.dom import is_tag, parse
 from tests.live.chromium import BackgroundPage
 from tests.live.page import PageServer
@@ -68,7 +69,7 @@ def test_a_browser_resumes_by_itself_without_a_gap(
             # The server is gone, and the browser's stream with it.
             for number in range(BEFORE + 1, BEFORE + WHILE_AWAY + 1):
                 message = script.post_message()(
-                    PostMessage(chat_id=chat_id, text=f"message {number}")
+                    PostMessage(chat_id=chat_id, text=f"message {number}", principal=LOCAL)
                 )
                 posted.append(json.loads(MessageResponse.from_event(message).model_dump_json()))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from api.schemas import MessageResponse
 from commands.post_message import PostMessage
+from domain.principals import LOCAL
 from infrastructure.container import Container
 from tests.live.listeners import HintListeners
 from tests.live.processes import serving
@@ -41,7 +42,7 @@ def by_script(script: Container, chat_id: int) -> Post:
     """Posts as a script does, from the test process: the message as HTTP would render it."""
 
     def post(text: str) -> Any:
-        posted = script.post_message()(PostMessage(chat_id=chat_id, text=text))
+        posted = script.post_message()(PostMessage(chat_id=chat_id, text=text, principal=LOCAL))
         return json.loads(MessageResponse.from_event(posted).model_dump_json())
 
     return post
