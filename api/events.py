@@ -377,7 +377,7 @@ StreamCaller = Annotated[Principal, Depends(stream_caller)]
     status_code=status.HTTP_201_CREATED,
     summary="Get a ticket to open the chat's event stream from a browser",
     response_description="The ticket, and when it expires unused.",
-    responses={**UNAUTHORIZED, **NOT_FOUND, **UNAVAILABLE},
+    responses={**UNAUTHORIZED, **NOT_FOUND, **TOO_LARGE, **UNAVAILABLE},
 )
 async def create_stream_ticket(
     chat_id: ChatId, request: Request, caller: Caller

@@ -1,14 +1,16 @@
 """Rebuilds every read model from the write model, in one transaction."""
 
-from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from infrastructure.projections import PREVIEW_LENGTH
-from infrastructure.read_models import chat_views
-from infrastructure.tables import chats, messages
+from infrastructure.read_models import chat_member_views, chat_views, member_event_views
+from infrastructure.tables import chat_members, chats, messages
 
 
 def rebuild_read_models(write_engine: Engine) -> int:
-    """Replace the chat views with ones computed from chats and messages; returns their count.
+    """Replace the chat views and the member views with ones computed from chats, messages
+    and members; returns the chat views' count. The membership feed is history, not state:
+    it is kept, and each chat view points at its newest entry again.
 
     Safe while the service runs: writers are held off until the rebuild commits, so no
     projection update can land on a row that the rebuild is about to replace.
@@ -39,8 +41,9 @@ def rebuild_read_models(write_engine: Engine) -> int:
     )
     with write_engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("LOCK TABLE chats, messages IN SHARE MODE"))
+            connection.execute(text("LOCK TABLE chats, messages, chat_members IN SHARE MODE"))
         connection.execute(delete(chat_views))
+        connection.execute(delete(chat_member_views))
         connection.execute(
             insert(chat_views).from_select(
                 [
@@ -56,4 +59,22 @@ def rebuild_read_models(write_engine: Engine) -> int:
                 per_chat,
             )
         )
+        connection.execute(
+            insert(chat_member_views).from_select(
+                ["chat_id", "user_id", "role", "added_at", "last_activity_at"],
+                select(
+                    chat_members.c.chat_id,
+                    chat_members.c.user_id,
+                    chat_members.c.role,
+                    chat_members.c.added_at,
+                    chat_views.c.last_activity_at,
+                ).join(chat_views, chat_views.c.chat_id == chat_members.c.chat_id),
+            )
+        )
+        newest_event = (
+            select(func.coalesce(func.max(member_event_views.c.id), 0))
+            .where(member_event_views.c.chat_id == chat_views.c.chat_id)
+            .scalar_subquery()
+        )
+        connection.execute(update(chat_views).values(last_member_event=newest_event))
         return connection.scalar(select(func.count()).select_from(chat_views)) or 0

@@ -164,14 +164,27 @@ def container(session_container: Container) -> Container:
     return session_container
 
 
+# Every table of the schema, emptied before each test (on SQLite, children first).
+TABLES = (
+    "stream_tickets",
+    "chat_members",
+    "messages",
+    "idempotency_keys",
+    "chats",
+    "chat_views",
+    "chat_member_views",
+    "member_event_views",
+    "api_keys",
+)
+
+
 def _empty_tables(container: Container) -> None:
     with container.write_engine().begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("TRUNCATE chats, messages, chat_views, idempotency_keys"))
+            connection.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
         else:
-            connection.execute(text("DELETE FROM chats"))  # cascades to messages
-            connection.execute(text("DELETE FROM chat_views"))
-            connection.execute(text("DELETE FROM idempotency_keys"))
+            for table in TABLES:
+                connection.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(scope="session")

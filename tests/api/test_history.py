@@ -100,6 +100,7 @@ def post_many(container: Container, chat_id: int, count: int, start: int = 1) ->
                 "seq": event.seq,
                 "text": event.text,
                 "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+                "author": event.author,
             }
         )
     return posted
