@@ -7,10 +7,11 @@ browser keeps pages of other origins from calling it.
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-METHODS = ["GET", "HEAD", "POST", "DELETE"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE"]  # PUT: a chat's members
 # What a page may send beyond the CORS-safelisted headers (Starlette adds those itself;
 # Content-Type counts as one only for form types, not application/json).
 REQUEST_HEADERS = [
+    "Authorization",  # a Bearer token (AUTH_MODE=required); not a cookie: no credentials mode
     "Content-Type",
     "Idempotency-Key",
     "Last-Event-ID",
@@ -24,6 +25,7 @@ RESPONSE_HEADERS = [
     "Idempotent-Replayed",
     "Retry-After",
     "Consistency-Token",
+    "WWW-Authenticate",
 ]
 
 

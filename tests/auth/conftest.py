@@ -74,6 +74,3 @@ def service_key(auth_container: Container, secured: httpx.Client) -> str:
     """A fresh API key, as `chatapi keys create` makes it."""
     _, key = auth_container.api_keys().create("test service")
     return key
-
-
-

@@ -1,4 +1,5 @@
 import httpx
+
 from tests.auth.conftest import bearer, token
 
 

@@ -46,10 +46,65 @@ source.addEventListener("message.posted", (event) => {
 """
 
 
-class PageServer:
-    """Serves PAGE on a loopback port and records what the page reports."""
+# The same, as the README's browser example does it with AUTH_MODE=required: a ticket per
+# connection (made with the user's token, which the test hands over in the page's URL), and
+# on an error the page closes the stream and opens a new one itself, with a new ticket and
+# `after` its last seq: EventSource's own reconnection would bring back the spent ticket.
+TICKET_PAGE = b"""<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>A chat, live, with tickets</title></head>
+<body>
+<p>Opened <span id="opens">0</span> times.</p>
+<ol id="messages"></ol>
+<script>
+const params = new URLSearchParams(location.search);
+const api = params.get("api"), chat = params.get("chat"), token = params.get("token");
+let opens = 0, lastSeq = 0;
+async function connect() {
+  let ticket;
+  try {
+    const answer = await fetch(`${api}/chats/${chat}/events/tickets`, {
+      method: "POST", headers: {Authorization: `Bearer ${token}`},
+    });
+    if (!answer.ok) throw new Error(String(answer.status));
+    ticket = (await answer.json()).ticket;
+  } catch (error) {
+    setTimeout(connect, 500);
+    return;
+  }
+  const source = new EventSource(
+    `${api}/chats/${chat}/events?ticket=${encodeURIComponent(ticket)}&after=${lastSeq}`);
+  source.onopen = () => {
+    opens += 1;
+    document.getElementById("opens").textContent = String(opens);
+    fetch(`/opened?count=${opens}`);
+  };
+  source.addEventListener("message.posted", (event) => {
+    lastSeq = Number(event.lastEventId);
+    const item = document.createElement("li");
+    item.dataset.id = event.lastEventId;
+    item.textContent = event.data;
+    document.getElementById("messages").appendChild(item);
+    fetch(`/received?id=${encodeURIComponent(event.lastEventId)}`);
+  });
+  source.onerror = () => {
+    source.close();
+    setTimeout(connect, 500);
+  };
+}
+connect();
+</script>
+<img src="/until-released" alt="">
+</body>
+</html>
+"""
 
-    def __init__(self) -> None:
+
+class PageServer:
+    """Serves a page (PAGE unless told) on a loopback port and records what it reports."""
+
+    def __init__(self, page: bytes = PAGE) -> None:
+        self.page = page
         self.opens = 0
         self.received: list[str] = []
         self._changed = threading.Condition()
@@ -104,7 +159,7 @@ class PageServer:
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 if path == "/":
-                    self._answer(200, PAGE, "text/html; charset=utf-8")
+                    self._answer(200, page.page, "text/html; charset=utf-8")
                     return
                 if path == "/until-released":
                     page._released.wait(RELEASE_TIMEOUT_SECONDS)

@@ -119,14 +119,17 @@ def open_events(
     after: int | None = None,
     last_event_id: int | str | None = None,
     timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> Iterator[EventReader]:
     """A stream of events, which must answer 200; closed on exit.
 
     `timeout`: the longest wait for any bytes (a heartbeat counts), so a stream that goes
-    silent fails the test instead of hanging it.
+    silent fails the test instead of hanging it. `headers`: an Authorization, say.
     """
     params = {} if after is None else {"after": after}
-    headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+    headers = dict(headers or {})
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
     with client.stream(
         "GET", path, params=params, headers=headers, timeout=httpx.Timeout(timeout)
     ) as response:

@@ -1,0 +1,262 @@
+"""Credentials under AUTH_MODE=required: every bad one is the same kind of 401 (with
+`WWW-Authenticate: Bearer`, `{"detail": str}`, and never the credential in it); a good user
+token or API key is let in."""
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from infrastructure.container import Container
+from tests.auth.conftest import AUDIENCE, SECRET, bearer, token
+from tests.auth.helpers import create_chat, open_stream, refused
+from tests.support.servers import container_for, new_client, served
+
+ISSUER = "https://id.example"
+
+
+def _now() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def _claims(**claims: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "sub": "ann",
+        "aud": AUDIENCE,
+        "iat": _now(),
+        "exp": _now() + 3600,
+    }
+    payload.update(claims)
+    return {name: value for name, value in payload.items() if value is not None}
+
+
+def _b64(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unsigned() -> str:
+    """`alg: none`: a header and a good payload, and no signature at all."""
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}."
+
+
+def _signed_as(algorithm: str) -> str:
+    return jwt.encode(_claims(), SECRET, algorithm=algorithm)
+
+
+def _resigned_payload() -> str:
+    """A good token whose payload is swapped for another user's, signature kept."""
+    header, _, signature = token("ann").split(".")
+    return f"{header}.{_b64(_claims(sub='root'))}.{signature}"
+
+
+# What each bad user token is, built when the test runs (their times are then current).
+BAD_TOKENS: dict[str, Callable[[], str]] = {
+    "forged": lambda: token("ann", secret="another-secret-of-at-least-32-bytes-987654"),
+    "payload-swapped": _resigned_payload,
+    "alg-none": _unsigned,
+    "alg-none-with-signature": lambda: _unsigned() + token("ann").split(".")[2],
+    "hs512": lambda: _signed_as("HS512"),
+    "hs384": lambda: _signed_as("HS384"),
+    "expired": lambda: token("ann", exp=_now() - 5, iat=_now() - 3600),
+    "nbf-in-the-future": lambda: token("ann", nbf=_now() + 600),
+    "iat-in-the-future": lambda: token("ann", iat=_now() + 600),
+    "no-exp": lambda: token("ann", exp=None),
+    "no-aud": lambda: token("ann", aud=None),
+    "wrong-aud": lambda: token("ann", aud="another-service"),
+    "aud-list-without-ours": lambda: token("ann", aud=["x", "y"]),
+    "no-sub": lambda: token("ann", sub=None),
+    "sub-129-characters": lambda: token("a" * 129),
+    "sub-empty": lambda: token(""),
+    "sub-blank": lambda: token("   "),
+    "sub-not-a-string": lambda: token("ann", sub=12345),
+    "sub-with-nul": lambda: token("ann\x00x"),
+    "exp-not-a-number": lambda: token("ann", exp="tomorrow"),
+    "garbage": lambda: "abc",
+    "three-garbage-parts": lambda: "a.b.c",
+    "two-parts": lambda: ".".join(token("ann").split(".")[:2]),
+    "truncated-signature": lambda: token("ann")[:-4],
+}
+
+
+def test_no_credential_is_refused(secured: httpx.Client) -> None:
+    detail = refused(secured.get("/chats/"))
+    assert "Bearer" in detail
+    # As for every endpoint, whatever the method.
+    refused(secured.post("/chats/", json={"title": "t"}))
+    refused(secured.get("/chats/1"))
+    refused(secured.delete("/chats/1"))
+    refused(secured.post("/chats/1/messages/", json={"text": "x"}))
+    refused(secured.get("/chats/1/messages/"))
+    refused(secured.get("/chats/1/messages/1"))
+    refused(secured.get("/chats/1/members/"))
+    refused(secured.put("/chats/1/members/ann", json={"role": "owner"}))
+    refused(secured.delete("/chats/1/members/ann"))
+    refused(secured.post("/chats/1/events/tickets"))
+    refused(secured.get("/chats/1/events"))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Basic YW5uOnNlY3JldA==", id="basic"),
+        pytest.param("Bearer", id="bearer-without-value"),
+        pytest.param("Bearer ", id="bearer-empty"),
+        pytest.param("Bearer    ", id="bearer-blank"),
+        pytest.param("Token abc", id="other-scheme"),
+        pytest.param("", id="empty-header"),
+    ],
+)
+def test_a_header_that_is_not_a_bearer_credential_is_refused(
+    secured: httpx.Client, authorization: str
+) -> None:
+    refused(secured.get("/chats/", headers={"Authorization": authorization}))
+
+
+def test_the_basic_scheme_with_a_good_token_is_refused(secured: httpx.Client) -> None:
+    good = token("ann")
+    refused(secured.get("/chats/", headers={"Authorization": f"Basic {good}"}), good)
+    refused(secured.get("/chats/", headers={"Authorization": good}), good)  # no scheme
+
+
+@pytest.mark.parametrize("name", list(BAD_TOKENS))
+def test_a_bad_user_token_is_refused(secured: httpx.Client, name: str) -> None:
+    credential = BAD_TOKENS[name]()
+    refused(secured.get("/chats/", headers=bearer(credential)), credential)
+    refused(secured.post("/chats/", json={"title": "t"}, headers=bearer(credential)), credential)
+
+
+def test_the_refusals_say_what_is_wrong_without_the_token(secured: httpx.Client) -> None:
+    expired = token("ann", exp=_now() - 5)
+    assert "expired" in refused(secured.get("/chats/", headers=bearer(expired)), expired)
+    early = token("ann", nbf=_now() + 600)
+    refused(secured.get("/chats/", headers=bearer(early)), early)
+    no_exp = token("ann", exp=None)
+    assert "exp" in refused(secured.get("/chats/", headers=bearer(no_exp)), no_exp)
+
+
+def test_a_credential_in_the_query_string_is_refused(secured: httpx.Client) -> None:
+    good = token("ann")
+    for name in ("access_token", "token", "bearer", "authorization", "api_key", "key"):
+        refused(secured.get("/chats/", params={name: good}), good)
+        refused(secured.post("/chats/", params={name: good}, json={"title": "t"}), good)
+    # Nothing was created by those.
+    assert secured.get("/chats/", headers=bearer(good)).json() == {"chats": []}
+    chat_id = create_chat(secured, bearer(good))
+    refused(secured.get(f"/chats/{chat_id}", params={"access_token": good}), good)
+    refused(secured.get(f"/chats/{chat_id}/events", params={"access_token": good}), good)
+    # Nor as a stream ticket: a ticket is not a token.
+    refused(secured.get(f"/chats/{chat_id}/events", params={"ticket": good}), good)
+
+
+def test_a_good_token_is_let_in(secured: httpx.Client) -> None:
+    response = secured.get("/chats/", headers=bearer(token("ann")))
+    assert response.status_code == 200, response.text
+    assert "www-authenticate" not in response.headers
+    # nbf and iat in the past are fine, an unknown claim is ignored, the scheme's case too.
+    past = _now() - 60
+    fine = token("ann", nbf=past, iat=past, scope="whatever", jti="1")
+    assert secured.get("/chats/", headers=bearer(fine)).status_code == 200
+    lower = {"Authorization": f"bearer {token('ann')}"}
+    assert secured.get("/chats/", headers=lower).status_code == 200
+    # An `aud` list with ours in it.
+    listed = token("ann", aud=["other", AUDIENCE])
+    assert secured.get("/chats/", headers=bearer(listed)).status_code == 200
+    # A `sub` of 128 characters, and one that is not ASCII, are user ids.
+    for user_id in ("a" * 128, "Zoë 😀"):
+        headers = bearer(token(user_id))
+        chat_id = create_chat(secured, headers)
+        members = secured.get(f"/chats/{chat_id}/members/", headers=headers).json()["members"]
+        assert [member["user_id"] for member in members] == [user_id]
+
+
+def test_the_issuer_is_checked_when_one_is_set(database_url: str, secured: httpx.Client) -> None:
+    container = container_for(
+        database_url,
+        auth_mode="required",
+        auth_jwt_secret=SECRET,
+        auth_jwt_issuer=ISSUER,
+        access_log=False,
+    )
+    with served(container) as base_url, new_client(base_url) as client:
+        for bad in (token("ann"), token("ann", iss="https://evil.example")):
+            refused(client.get("/chats/", headers=bearer(bad)), bad)
+        good = token("ann", iss=ISSUER)
+        assert client.get("/chats/", headers=bearer(good)).status_code == 200
+    # The server without AUTH_JWT_ISSUER does not look at `iss`.
+    assert secured.get("/chats/", headers=bearer(token("ann", iss="anyone"))).status_code == 200
+
+
+def test_a_good_api_key_is_let_in_and_its_use_is_recorded(
+    secured: httpx.Client, service_key: str, auth_container: Container
+) -> None:
+    (info,) = auth_container.api_keys().list()
+    assert info.last_used_at is None
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    response = secured.get("/chats/", headers=bearer(service_key))
+    assert response.status_code == 200, response.text
+    (used,) = auth_container.api_keys().list()
+    assert used.last_used_at is not None
+    assert before <= used.last_used_at <= datetime.now(UTC) + timedelta(seconds=1)
+    assert used.revoked_at is None
+
+
+def test_bad_api_keys_are_refused(
+    secured: httpx.Client, service_key: str, auth_container: Container
+) -> None:
+    key_id, secret = service_key.removeprefix("chatapi_sk_").split("_")
+    wrong_secret = f"chatapi_sk_{key_id}_{'0' * 64}"
+    flipped = f"chatapi_sk_{key_id}_{secret[:-1]}{'1' if secret[-1] != '1' else '2'}"
+    unknown = f"chatapi_sk_{'0' * 16}_{secret}"
+    malformed = [
+        "chatapi_sk_",
+        "chatapi_sk_abc",
+        f"chatapi_sk_{key_id}",
+        f"chatapi_sk_{key_id}_{secret[:-1]}",
+        f"chatapi_sk_{key_id}_{secret}0",
+        f"chatapi_sk_{key_id.upper()}_{secret.upper()}",
+        f"chatapi_sk_{key_id}-{secret}",
+        f"{service_key} and more",
+    ]
+    for bad in [wrong_secret, flipped, unknown, *malformed]:
+        refused(secured.get("/chats/", headers=bearer(bad)), bad, secret)
+    # Wrong keys do not count as its use.
+    (info,) = auth_container.api_keys().list()
+    assert info.last_used_at is None
+    assert secured.get("/chats/", headers=bearer(service_key)).status_code == 200
+
+
+def test_a_revoked_api_key_is_refused(
+    secured: httpx.Client, service_key: str, auth_container: Container
+) -> None:
+    _, other_key = auth_container.api_keys().create("another service")
+    assert secured.get("/chats/", headers=bearer(service_key)).status_code == 200
+    (info,) = [key for key in auth_container.api_keys().list() if key.name == "test service"]
+    auth_container.api_keys().revoke(info.id)
+    refused(secured.get("/chats/", headers=bearer(service_key)), service_key)
+    refused(secured.post("/chats/", json={"title": "t"}, headers=bearer(service_key)), service_key)
+    (revoked,) = [key for key in auth_container.api_keys().list() if key.id == info.id]
+    assert revoked.revoked_at is not None
+    # Revoking it again changes nothing; the other key still works.
+    auth_container.api_keys().revoke(info.id)
+    refused(secured.get("/chats/", headers=bearer(service_key)), service_key)
+    assert secured.get("/chats/", headers=bearer(other_key)).status_code == 200
+
+
+def test_a_revoked_key_cannot_open_a_stream_with_a_ticket_it_made(
+    secured: httpx.Client, service_key: str, auth_container: Container
+) -> None:
+    """Revoked at once: its tickets and its requests alike (a ticket made before the
+    revocation is a credential of that key)."""
+    headers = bearer(service_key)
+    chat_id = create_chat(secured, headers)
+    ticket = secured.post(f"/chats/{chat_id}/events/tickets", headers=headers).json()["ticket"]
+    (info,) = auth_container.api_keys().list()
+    auth_container.api_keys().revoke(info.id)
+    refused(secured.get(f"/chats/{chat_id}/events", headers=headers), service_key)
+    refused(open_stream(secured, chat_id, ticket=ticket), ticket)
