@@ -4,6 +4,7 @@
 honoured, and `iss` is checked when AUTH_JWT_ISSUER is set."""
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 
@@ -11,6 +12,8 @@ from domain.errors import InvalidInput, Unauthenticated
 from domain.principals import Principal, user
 
 ALGORITHM = "HS256"
+# Distinct good tokens whose check is remembered (a few hundred bytes each).
+VERIFIED_TOKENS = 4096
 
 
 class UserTokens:
@@ -19,9 +22,21 @@ class UserTokens:
         self._audience = audience
         self._issuer = issuer
         self._required = ["exp", "aud", "sub", *(["iss"] if issuer else [])]
+        # A client sends the same token with every request until it expires: checking its
+        # signature and claims once (~60 us) rather than per request. Only tokens found good
+        # are kept (a failure raises, and lru_cache keeps no exception); what can change
+        # while one is kept, its expiry, is checked on every use.
+        self._verified = lru_cache(maxsize=VERIFIED_TOKENS)(self._decode)
 
     def verify(self, token: str) -> Principal:
         """The user the token names, until its `exp`; Unauthenticated if it is not good."""
+        principal = self._verified(token)
+        assert principal.expires_at is not None  # `exp` is required
+        if principal.expires_at <= datetime.now(UTC):
+            raise Unauthenticated("the token has expired")
+        return principal
+
+    def _decode(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,

@@ -3,6 +3,7 @@ in a few words, reading an event stream with credentials, and running the consol
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +44,28 @@ def refused(response: httpx.Response, *credentials: str) -> str:
         for value in response.headers.values():
             assert credential not in value, response.headers
     return detail
+
+
+def raw_get(client: httpx.Client, path: str, *header_lines: str) -> httpx.Response:
+    """A GET sent byte for byte as written, for the headers httpx would refuse to send
+    (`Authorization: Bearer ` with its trailing space); the answer as an httpx.Response."""
+    url = client.base_url
+    assert url.host and url.port, url
+    head = "".join(f"{line}\r\n" for line in header_lines)
+    request = f"GET {path} HTTP/1.1\r\nHost: {url.host}\r\n{head}Connection: close\r\n\r\n"
+    with socket.create_connection((url.host, url.port), timeout=10) as connection:
+        connection.sendall(request.encode("latin-1"))
+        received = bytearray()
+        while chunk := connection.recv(65536):
+            received += chunk
+    head_bytes, _, body = bytes(received).partition(b"\r\n\r\n")
+    status_line, *lines = head_bytes.decode("latin-1").split("\r\n")
+    headers = [tuple(line.split(":", 1)) for line in lines]
+    return httpx.Response(
+        int(status_line.split()[1]),
+        headers=[(name.strip(), value.strip()) for name, value in headers],
+        content=body,
+    )
 
 
 def created(response: httpx.Response, status: int = 201) -> Json:
@@ -134,12 +157,13 @@ def open_stream(
         headers=headers or {},
         timeout=httpx.Timeout(10.0),
     ) as response:
-        if response.status_code == 200:
-            first = next(response.iter_bytes())
-            assert first.startswith(b"retry:"), first
-        else:
+        if response.status_code != 200:
             response.read()
-        return response
+            return response
+        first = next(response.iter_bytes())
+        assert first.startswith(b"retry:"), first
+        # What was read of it, as a response of its own: the stream is closed now.
+        return httpx.Response(200, headers=response.headers, content=first)
 
 
 def cli_env(database_url: str | None = None, **settings: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ token or API key is let in."""
 
 import base64
 import json
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from infrastructure.container import Container
 from tests.auth.conftest import AUDIENCE, SECRET, bearer, token
-from tests.auth.helpers import create_chat, open_stream, refused
+from tests.auth.helpers import create_chat, open_stream, raw_get, refused
 from tests.support.servers import container_for, new_client, served
 
 ISSUER = "https://id.example"
@@ -46,7 +47,9 @@ def _unsigned() -> str:
 
 
 def _signed_as(algorithm: str) -> str:
-    return jwt.encode(_claims(), SECRET, algorithm=algorithm)
+    with warnings.catch_warnings():  # the secret is short for HS384/HS512: no matter here
+        warnings.simplefilter("ignore")
+        return jwt.encode(_claims(), SECRET, algorithm=algorithm)
 
 
 def _resigned_payload() -> str:
@@ -106,8 +109,6 @@ def test_no_credential_is_refused(secured: httpx.Client) -> None:
     [
         pytest.param("Basic YW5uOnNlY3JldA==", id="basic"),
         pytest.param("Bearer", id="bearer-without-value"),
-        pytest.param("Bearer ", id="bearer-empty"),
-        pytest.param("Bearer    ", id="bearer-blank"),
         pytest.param("Token abc", id="other-scheme"),
         pytest.param("", id="empty-header"),
     ],
@@ -116,6 +117,14 @@ def test_a_header_that_is_not_a_bearer_credential_is_refused(
     secured: httpx.Client, authorization: str
 ) -> None:
     refused(secured.get("/chats/", headers={"Authorization": authorization}))
+
+
+def test_a_bearer_header_with_an_empty_value_is_refused(secured: httpx.Client) -> None:
+    for line in ("Authorization: Bearer ", "Authorization: Bearer    ", "Authorization:"):
+        refused(raw_get(secured, "/chats/", line))
+    # The same way of sending a good one works (the raw request itself is sound).
+    good = raw_get(secured, "/chats/", f"Authorization: Bearer {token('ann')}")
+    assert good.status_code == 200, good.text
 
 
 def test_the_basic_scheme_with_a_good_token_is_refused(secured: httpx.Client) -> None:
