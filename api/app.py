@@ -110,12 +110,17 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 
 async def purge_expired_keys(container: Container) -> None:
-    """Forget expired idempotency keys every IDEMPOTENCY_PURGE_INTERVAL seconds."""
+    """Forget expired idempotency keys and stream tickets every IDEMPOTENCY_PURGE_INTERVAL
+    seconds."""
     while True:
         await asyncio.sleep(container.settings().idempotency_purge_interval)
-        try:
-            purged = await run_in_threadpool(container.purge_idempotency_keys)
-        except (DBAPIError, PoolTimeout) as exc:  # the database is down; try again next time
-            log.warning("idempotency key purge failed: %s", str(exc).splitlines()[0])
-        else:
-            log.info("purged %d expired idempotency keys", purged)
+        for what, purge in (
+            ("idempotency keys", container.purge_idempotency_keys),
+            ("stream tickets", container.purge_stream_tickets),
+        ):
+            try:
+                purged = await run_in_threadpool(purge)
+            except (DBAPIError, PoolTimeout) as exc:  # the database is down; try next time
+                log.warning("purge of expired %s failed: %s", what, str(exc).splitlines()[0])
+            else:
+                log.info("purged %d expired %s", purged, what)

@@ -97,9 +97,9 @@ class BenchConfig:
     )
     only: str = choice(
         "BENCH_ONLY",
-        ("all", "streams", "replicas"),
-        "`streams` or `replicas`: only the event-stream or the replica scenarios, merged into "
-        "the saved docs/benchmarks.json",
+        ("all", "streams", "replicas", "auth"),
+        "`streams`, `replicas` or `auth`: only the event-stream, the replica or the identity "
+        "and access scenarios, merged into the saved docs/benchmarks.json",
     )
     streams: int = number("BENCH_STREAMS", 1000, "event streams held open by the stream client")
     stream_chats: int = number(
@@ -118,6 +118,16 @@ class BenchConfig:
         "BENCH_FRESH_READS",
         1000,
         "POSTs timed, each followed by a GET with its Consistency-Token, per read target",
+    )
+    auth_rounds: int = number(
+        "BENCH_AUTH_ROUNDS",
+        3,
+        "rounds of each identity and access comparison, its two sides measured in turn",
+    )
+    list_requests: int = number(
+        "BENCH_LIST_REQUESTS",
+        2000,
+        "chat-list requests timed one at a time per user and round (identity and access)",
     )
 
     @classmethod

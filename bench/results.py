@@ -208,6 +208,71 @@ class Replicas:
 
 
 @dataclass
+class Turns:
+    """One comparison measured in turns in one run (A, B, A, B, ...): each side's runs in
+    the order measured, round i of one side next to round i of the other."""
+
+    base: list[Measurement]  # A: what the other side is compared with
+    other: list[Measurement]  # B
+
+
+@dataclass
+class IndexRead:
+    """How an EXPLAIN ANALYZE'd statement read the index that serves it."""
+
+    node: str  # "Index Scan Backward", "Index Only Scan", ...
+    index: str
+    relation: str
+    rows: int  # the rows the node returned, over all its loops
+    execution_ms: float  # the whole statement's Execution Time
+    plan: str  # EXPLAIN (ANALYZE, BUFFERS), as text
+
+
+@dataclass
+class ProjectionCost:
+    """A post's per-member projection statement on one chat, EXPLAIN ANALYZE'd repeatedly,
+    each time rolled back."""
+
+    chat_id: int
+    members: int
+    rows: int  # rows the statement updated
+    execution_ms: list[float]  # each run's Execution Time, in order
+    plan: str  # the last run's plan, as text
+
+
+@dataclass
+class Auth:
+    """The identity and access scenarios (bench/auth.py): user tokens against AUTH_MODE=none,
+    a user's chat list by how many chats they are in, and a post by how many members its
+    chat has; in one run of their own (a run with BENCH_ONLY=auth adds them to the results
+    of an earlier full run)."""
+
+    started_at: str
+    code: dict[str, Any]
+    alone: bool  # run with BENCH_ONLY=auth, then put in an earlier full run's results
+    chats: int  # in the database, in all, once the scenarios' chats were added
+    added_chats: int  # of those, added by the scenarios (one message each)
+    member_rows: int  # chat_member_views' rows, in all
+    users: int  # distinct members
+    reader_chats: int  # chats the user of the GET and POST comparisons is a member of
+    few_chats: int
+    many_chats: int
+    crowd_members: int  # the crowded chat's members; the pair chat has 2
+    load_s: float  # the scenarios' rows: inserted, VACUUM ANALYZEd, CHECKPOINTed
+    get20: Turns  # base: AUTH_MODE=none, no header; other: AUTH_MODE=required, a user token
+    post_message: Turns  # the same
+    chat_list: Turns  # GET /chats/?limit=20: base: the user in few chats; other: in many
+    chat_list_short: list[Measurement]  # the user in many chats, limit=few_chats: as many
+    # chats in the answer as the few-chats user gets, each run right after that round's pair
+    list_loop_few: list[Latency]  # the chat list requested one at a time, a round each
+    list_loop_many: list[Latency]
+    list_plans: dict[str, IndexRead]  # the user query's plan, "few" and "many"
+    post_members: Turns  # POST messages: base: in the 2-member chat; other: the crowded one
+    projection: dict[str, ProjectionCost]  # by the chat's members: "2", "1000"
+    total_s: float
+
+
+@dataclass
 class Results:
     started_at: str
     config: dict[str, Any]
@@ -229,6 +294,7 @@ class Results:
     streams: Streams | None = None
     replicas: Replicas | None = None
     make_run: MakeRun | None = None  # None in runs made before it was measured
+    auth: Auth | None = None  # None in runs made before it was measured
 
 
 def save(results: Results, path: Path, **beside: object) -> None:

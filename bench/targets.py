@@ -1,6 +1,7 @@
 """The targets the service is held to, and whether a run met them (reported, not asserted)."""
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -8,12 +9,23 @@ from bench.config import BenchConfig
 from bench.dataset import BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES
 from bench.paging import HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
 from bench.procstat import CpuUsage
-from bench.results import WORKERS_1, WORKERS_2, Delivery, Measurement, Results, Streams
+from bench.results import (
+    WORKERS_1,
+    WORKERS_2,
+    Auth,
+    Delivery,
+    Measurement,
+    Results,
+    Streams,
+    Turns,
+)
 
 DELIVERY_P99_MS = 50.0  # from a post's 201 to its event on every stream of its chat
 POST_WITH_STREAMS = 0.9  # POST throughput with every stream open, against none open
 WORKERS_SCALING = 1.6  # throughput with WORKERS=2 against one worker, the same PostgreSQL
 MAKE_RUN_SHARE = 0.9  # the share of the floor as `make run` serves, against the main run's
+AUTH_SHARE = 0.9  # throughput with a user token, against the same run with AUTH_MODE=none
+CHAT_LIST_SPREAD = 1.2  # chat-list p50 of a user in many chats and of one in few: within
 # The main runs that the `make run` scenario repeats: endpoint, and what the target calls it.
 MAKE_RUN_ENDPOINTS = {"get20": "GET limit=20", "post_message": "POST messages"}
 
@@ -132,6 +144,61 @@ def _make_run(results: Results) -> list[Target]:
     return targets
 
 
+def turn_ratios(turns: Turns, value: Callable[[Measurement], float]) -> list[float]:
+    """Each round's ratio, the other side's value over the base side's in the same round."""
+    return [value(o) / value(b) for b, o in zip(turns.base, turns.other, strict=True)]
+
+
+def median_ratio(turns: Turns, value: Callable[[Measurement], float]) -> float:
+    """The median of the rounds' ratios (NaN without a round)."""
+    ratios = turn_ratios(turns, value)
+    return statistics.median(ratios) if ratios else math.nan
+
+
+def rps(m: Measurement) -> float:
+    return m.result.rps
+
+
+def p50(m: Measurement) -> float:
+    return m.result.p50_ms
+
+
+def spread(ratio: float) -> float:
+    """How far apart two values are, either way round: 1.25 for a ratio of 1.25 or 0.8."""
+    return max(ratio, 1 / ratio)
+
+
+def _rounds(ratios: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in ratios)
+
+
+def _auth(auth: Auth | None) -> list[Target]:
+    """Throughput with a user token against AUTH_MODE=none, and a user's chat list p50 in
+    many chats against in few: medians of the rounds' ratios."""
+    few, many = (auth.few_chats, auth.many_chats) if auth else (10, 10_000)
+    targets = []
+    for key, what, turns in (
+        ("auth_get20", "GET limit=20", auth.get20 if auth else None),
+        ("auth_post_message", "POST messages", auth.post_message if auth else None),
+    ):
+        goal = f"{what} with a user token ≥ {AUTH_SHARE}x AUTH_MODE=none, same run"
+        if turns is None or not turns.base:
+            targets.append(Target(key, goal, "not measured", None))
+            continue
+        ratio = median_ratio(turns, rps)
+        measured = f"{ratio:.2f}x (median of rounds {_rounds(turn_ratios(turns, rps))})"
+        targets.append(Target(key, goal, measured, ratio >= AUTH_SHARE))
+    goal = (
+        f"chat list p50, user in {many:,} chats within {CHAT_LIST_SPREAD}x of a user in "
+        f"{few:,}"
+    )
+    if auth is None or not auth.chat_list.base:
+        return [*targets, Target("auth_chat_list", goal, "not measured", None)]
+    ratio = median_ratio(auth.chat_list, p50)
+    measured = f"{ratio:.2f}x (median of rounds {_rounds(turn_ratios(auth.chat_list, p50))})"
+    return [*targets, Target("auth_chat_list", goal, measured, spread(ratio) <= CHAT_LIST_SPREAD)]
+
+
 def evaluate(results: Results) -> list[Target]:
     endpoints, sizes = results.endpoints, results.chat_size
     floor = endpoints.get("floor")
@@ -220,4 +287,10 @@ def evaluate(results: Results) -> list[Target]:
             fmt="{:+.1f}%",
         )
     )
-    return targets + _streams(results.streams) + _workers(results.streams) + _make_run(results)
+    return (
+        targets
+        + _streams(results.streams)
+        + _workers(results.streams)
+        + _make_run(results)
+        + _auth(results.auth)
+    )

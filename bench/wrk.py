@@ -33,6 +33,10 @@ class WrkSetup:
     threads: int
     cpus: str | None
     timeout_s: int = 30  # a slow response is latency to measure, not an error
+    # Sent as every request's Authorization header (bench/lua/common.lua), e.g. "Bearer
+    # <a user's token>"; None sends none. Passed in wrk's environment, so that it is not
+    # in the command line the results keep.
+    authorization: str | None = None
 
 
 @dataclass
@@ -88,6 +92,7 @@ def _env(setup: WrkSetup) -> dict[str, str]:
         **os.environ,
         "LUA_PATH": f"{LUA_DIR}/?.lua;;",
         "WRK_THREADS": str(setup.threads),
+        "BENCH_AUTHORIZATION": setup.authorization or "",
     }
 
 

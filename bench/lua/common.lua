@@ -8,6 +8,21 @@ local M = {}
 M.threads = {}
 local started = 0
 
+-- BENCH_AUTHORIZATION (environment; bench/wrk.py sets it), when not empty: the
+-- Authorization header of every request, e.g. a user's token (bench/auth.py). wrk.format()
+-- sends wrk.headers when given no headers; a script that gives its own adds it with
+-- M.headers().
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization == "" then
+  authorization = nil
+end
+wrk.headers["Authorization"] = authorization
+
+function M.headers(headers)
+  headers["Authorization"] = authorization
+  return headers
+end
+
 -- Gives each thread its index `tid` (0-based) before its init() runs.
 function M.setup(thread)
   thread:set("tid", started)

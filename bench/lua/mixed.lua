@@ -4,7 +4,7 @@ local common = require("common")
 setup = common.setup
 done = common.done
 
-local headers = { ["Content-Type"] = "application/json" }
+local headers = common.headers({ ["Content-Type"] = "application/json" })
 local body = '{"text": "A soak message, about as long as a short chat line."}'
 
 function init(args)

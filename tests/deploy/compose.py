@@ -1,6 +1,7 @@
 """Reading docker-compose.yml: its short and long syntaxes brought to one shape each."""
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,42 @@ def environment(service: Service) -> dict[str, str]:
     if isinstance(given, list):
         return dict(str(item).partition("=")[::2] for item in given)
     return {str(name): "" if value is None else str(value) for name, value in given.items()}
+
+
+def env_files(service: Service) -> list[str]:
+    """The paths of the service's `env_file`s, in order (relative to the compose file's
+    directory), from a string, a list of strings, or the long `{path, required}` form."""
+    given = service.get("env_file") or []
+    entries = [given] if isinstance(given, str) else list(given)
+    return [str(entry["path"]) if isinstance(entry, dict) else str(entry) for entry in entries]
+
+
+def read_env_file(text: str) -> dict[str, str]:
+    """`NAME=value` lines as Compose reads an env file: blank lines and `#` comments skipped,
+    one pair of matching quotes around a value removed."""
+    variables: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        assert equals, f"not NAME=value: {line!r}"
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        variables[name.strip()] = value
+    return variables
+
+
+def container_environment(
+    service: Service, env_file_contents: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """What Compose sets in the service's container over the image's ENV: its env files'
+    variables, in order (`env_file_contents` gives each path's), then its `environment`."""
+    variables: dict[str, str] = {}
+    for path in env_files(service):
+        variables.update(env_file_contents[path])
+    return {**variables, **environment(service)}
 
 
 def published_ports(service: Service) -> dict[int, int]:

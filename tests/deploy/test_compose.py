@@ -7,20 +7,26 @@ is healthy, proxy (nginx, deploy/nginx.conf) starts in front of it, the one publ
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
+from cli.serve import is_loopback
 from infrastructure.settings import Settings
 from tests.deploy import compose as c
-from tests.deploy import nginx_conf
-from tests.deploy.image import COMPOSE_FILE, REPO, Image
+from tests.deploy import dockerignore, nginx_conf
+from tests.deploy.conftest import example_env_file
+from tests.deploy.image import COMPOSE_FILE, DOCKERIGNORE, REPO, Image
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 POSTGRES_DATA = "/var/lib/postgresql/data"  # where the postgres:15 image keeps its cluster
 NGINX_IN_IMAGE = "/etc/nginx/nginx.conf"  # the main configuration file of the nginx image
+SECRETS_FILE = "deploy/chatapi.env"  # the api's secrets: made by whoever deploys, not in git
+GITIGNORE = REPO / ".gitignore"
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -192,3 +198,83 @@ def test_migrate_and_api_reach_db_with_its_credentials(compose: dict[str, Any], 
     assert url.password == db.get("POSTGRES_PASSWORD")
     assert url.database == db.get("POSTGRES_DB", user)
     Settings(database_url=url.render_as_string(hide_password=False))  # the service accepts it
+
+
+# --- Identity and access ---------------------------------------------------------------------
+
+
+def settings_of(environment: Mapping[str, str]) -> Settings:
+    """The Settings a process with `environment` builds (only the variables it reads)."""
+    fields = {name.lower(): value for name, value in environment.items()}
+    return Settings(
+        **{name: value for name, value in fields.items() if name in Settings.model_fields}
+    )
+
+
+def git_ignores(path: str) -> bool:
+    """Whether .gitignore keeps `path` out of git. Enough of git's rules for that file: a
+    pattern with a slash is anchored at the root, one without matches at any depth, `*`
+    stays within a segment, `!` re-includes, the last match wins."""
+    lines = []
+    for line in GITIGNORE.read_text().splitlines():
+        pattern = line.strip()
+        if pattern and not pattern.startswith("#"):
+            negated, pattern = pattern.startswith("!"), pattern.removeprefix("!")
+            if "/" not in pattern.rstrip("/"):
+                pattern = "**/" + pattern
+            lines.append(("!" if negated else "") + pattern)
+    return dockerignore.ignored(path, dockerignore.rules("\n".join(lines)))
+
+
+def test_the_git_ignore_reader() -> None:
+    assert git_ignores(".venv/bin/python")
+    assert git_ignores("api/__pycache__/app.cpython-311.pyc")
+    assert not git_ignores("api/app.py")
+
+
+@pytest.mark.parametrize("name", ["migrate", "api"])
+def test_the_api_and_migrate_read_the_secrets_file(compose: dict[str, Any], name: str) -> None:
+    """Both build Settings (alembic's env.py too), from the same file."""
+    assert c.env_files(c.service(compose, name)) == [SECRETS_FILE]
+
+
+def test_the_secrets_file_stays_out_of_git_and_of_the_image() -> None:
+    assert git_ignores(SECRETS_FILE)
+    assert dockerignore.ignored(SECRETS_FILE, dockerignore.rules(DOCKERIGNORE.read_text()))
+    example = SECRETS_FILE + ".example"
+    assert not git_ignores(example)  # committed, for whoever deploys to start from
+    assert (REPO / example).is_file()
+
+
+def test_the_example_names_settings_and_its_placeholders_are_refused() -> None:
+    """Copied as it is, the example never serves with a secret everyone can read."""
+    example = example_env_file(SECRETS_FILE)
+    assert {"AUTH_JWT_SECRET", "AUTH_KEY_PEPPER"} <= set(example), example
+    for name, placeholder in example.items():
+        assert name.lower() in Settings.model_fields, name
+        with pytest.raises(ValidationError, match=name):
+            Settings(auth_mode="required", **{name.lower(): placeholder})
+
+
+def test_the_api_serves_with_credentials_required(
+    compose: dict[str, Any], image: Image, env_file_contents: dict[str, dict[str, str]]
+) -> None:
+    """The image listens on 0.0.0.0, where `serve` refuses AUTH_MODE=none; the api needs
+    every caller's credentials, with the secrets of its env file."""
+    api = c.service(compose, "api")
+    environment = {**image.environment(), **c.container_environment(api, env_file_contents)}
+    settings = settings_of(environment)
+    assert not is_loopback(settings.host), settings.host
+    assert settings.auth_mode == "required"
+    assert not settings.allow_unauthenticated
+    secrets = env_file_contents[SECRETS_FILE]
+    assert settings.auth_jwt_secret is not None
+    assert settings.auth_jwt_secret.get_secret_value() == secrets["AUTH_JWT_SECRET"]
+    assert settings.key_pepper == secrets["AUTH_KEY_PEPPER"].encode()
+
+
+def test_the_secrets_are_not_written_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        written = c.environment(service)
+        for secret in ("AUTH_JWT_SECRET", "AUTH_KEY_PEPPER"):
+            assert secret not in written, f"{name} sets {secret} in the compose file"

@@ -18,11 +18,13 @@ from typing import Any
 
 import httpx
 
+from tests.auth.conftest import SECRET, bearer, token
 from tests.live.listeners import HintListeners
 from tests.live.processes import ServeProcess, serving
 from tests.live.sockets import client_port
 from tests.live.subscribers import MAX_TO_REACH_EVERY_WORKER, open_on_every_worker
 from tests.support.servers import HTTP_TIMEOUT_SECONDS, new_client
+from tests.support.sse import open_events
 from tests.support.threads import run_in_threads
 
 WORKERS = 2
@@ -119,3 +121,45 @@ def test_streams_on_either_worker_get_every_message_posted_through_either(
         finally:
             for subscriber in subscribers:
                 subscriber.close()
+
+
+def test_a_member_removed_through_one_worker_loses_their_stream_on_the_other(
+    postgres_url: str, hint_listeners: HintListeners, tmp_path: Path
+) -> None:
+    """The removal reaches the other process as a hint, and the removed user's next read
+    there ends the stream with `member.removed`: within a hint's time, not the heartbeat's."""
+    ann, bob = bearer(token("ann")), bearer(token("bob"))
+    auth = {"AUTH_MODE": "required", "AUTH_JWT_SECRET": SECRET}
+    with serving(
+        postgres_url, tmp_path, None, WORKERS=str(WORKERS), STREAM_HEARTBEAT=HEARTBEAT, **auth
+    ) as server:
+        hint_listeners.wait_for(WORKERS, START_SECONDS, besides=set())
+        serving_workers: set[int] = set()
+        for _ in range(MAX_TO_REACH_EVERY_WORKER):
+            with new_client(server.base_url) as probe:
+                serving_workers.add(server.worker_of(client_port(probe.get("/health/live"))))
+            if len(serving_workers) == WORKERS:
+                break
+        one, other = sorted(serving_workers)
+        for streaming, removing in ((one, other), (other, one)):
+            with client_on(server, removing) as owner, client_on(server, streaming) as member:
+                created = owner.post("/chats/", json={"title": "two workers"}, headers=ann)
+                chat_id = created.json()["id"]
+                added = owner.put(
+                    f"/chats/{chat_id}/members/bob", json={"role": "member"}, headers=ann
+                )
+                assert added.status_code == 201, added.text
+                path = f"/chats/{chat_id}/events"
+                with open_events(member, path, after=0, headers=bob, timeout=5.0) as events:
+                    assert (
+                        owner.post(
+                            f"/chats/{chat_id}/messages/", json={"text": "hi"}, headers=ann
+                        ).status_code
+                        == 201
+                    )
+                    assert events.next().json()["seq"] == 1
+                    started = time.monotonic()
+                    removed = owner.delete(f"/chats/{chat_id}/members/bob", headers=ann)
+                    assert removed.status_code == 204, removed.text
+                    assert [e.event for e in events.rest()] == ["member.removed"]
+                    assert time.monotonic() - started < HINT_SECONDS
