@@ -34,6 +34,7 @@ request's Authorization header (bench/lua/common.lua), from its environment.
 """
 
 import gc
+import json
 import secrets
 import statistics
 import sys
@@ -47,9 +48,9 @@ from typing import Any
 
 import jwt
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
 
-from bench import machine, postgres, profile, server
+from bench import machine, profile, server
 from bench.config import BenchConfig, BenchError, Pinning
 from bench.dataset import CHAT_COUNT, EPOCH
 from bench.procstat import QuietWaiter
@@ -57,7 +58,15 @@ from bench.replicas import Client, latency
 from bench.results import Auth, IndexRead, Latency, Measurement, Profile, ProjectionCost, Turns
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.server import ROOT, Server
-from bench.targets import AUTH_SHARE, CHAT_LIST_SPREAD, median_ratio, p50, rps, spread
+from bench.targets import (
+    AUTH_SHARE,
+    CHAT_LIST_SPREAD,
+    median_ratio,
+    p50,
+    rps,
+    spread,
+    turn_ratios,
+)
 from bench.wrk import WrkSetup
 from infrastructure.projections import MOVE_FOR_MEMBERS, PREVIEW_LENGTH
 from queries.list_chats import MINE_FIRST
@@ -77,8 +86,8 @@ WARM_REQUESTS = 50  # untimed requests before each loop: the connection and code
 PROJECTION_RUNS = 25
 MEMBER_VIEWS = "chat_member_views"
 # The profiles these scenarios may take: an auth-only run replaces the saved ones.
-PROFILE_GET, PROFILE_POST = "auth-get20", "auth-post-message"
-PROFILE_NAMES = (PROFILE_GET, PROFILE_POST)
+PROFILE_GET, PROFILE_POST, PROFILE_LIST = "auth-get20", "auth-post-message", "auth-chat-list"
+PROFILE_NAMES = (PROFILE_GET, PROFILE_POST, PROFILE_LIST)
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,8 @@ def index_read(explained: list[dict[str, Any]], relation: str, plan: str) -> Ind
         (child.get("Index Name", "") for child in node.get("Plans", [])), ""
     )
     rows = int(node.get("Actual Rows", 0) * node.get("Actual Loops", 1))
-    return IndexRead(node["Node Type"], index, relation, rows, float(top["Execution Time"]), plan)
+    kind = node["Node Type"] + (" Backward" if node.get("Scan Direction") == "Backward" else "")
+    return IndexRead(kind, index, relation, rows, float(top["Execution Time"]), plan)
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -262,7 +272,9 @@ def load(engine: Engine) -> Loaded:
             connection.execute(ADD_OTHERS, {"chat": chat, "prefix": prefix, "count": members - 1})
         connection.execute(ADD_MEMBER_VIEWS)
         connection.execute(
-            text("SELECT setval(pg_get_serial_sequence('chats', 'id'), (SELECT max(id) FROM chats))")
+            text(
+                "SELECT setval(pg_get_serial_sequence('chats', 'id'), (SELECT max(id) FROM chats))"
+            )
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(
@@ -284,23 +296,23 @@ def load(engine: Engine) -> Loaded:
 
 
 def explain(
-    connection: Connection, statement: Executable, params: dict[str, Any], json: bool
+    connection: Connection, statement: ClauseElement, params: dict[str, Any], as_json: bool
 ) -> Any:
     """EXPLAIN (ANALYZE, BUFFERS) of one of the service's own statements: the plan as
     PostgreSQL's JSON, or as its text."""
     compiled = statement.compile(dialect=connection.dialect)
     values = compiled.construct_params(params)
-    options = "ANALYZE, BUFFERS, FORMAT JSON" if json else "ANALYZE, BUFFERS"
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if as_json else "ANALYZE, BUFFERS"
     rows = connection.exec_driver_sql(f"EXPLAIN ({options}) {compiled}", values).all()
-    return rows[0][0] if json else "\n".join(row[0] for row in rows)
+    return rows[0][0] if as_json else "\n".join(row[0] for row in rows)
 
 
 def list_plan(engine: Engine, user: str) -> IndexRead:
     """The user query of GET /chats/?limit=20 (its first page), as the service sends it."""
     params = {"viewer": user, "limit": PAGE + 1}
     with engine.connect() as connection:
-        explained = explain(connection, MINE_FIRST, params, json=True)
-        plan = explain(connection, MINE_FIRST, params, json=False)
+        explained = explain(connection, MINE_FIRST, params, as_json=True)
+        plan = explain(connection, MINE_FIRST, params, as_json=False)
     return index_read(explained, MEMBER_VIEWS, plan)
 
 
@@ -315,10 +327,10 @@ def projection_costs(engine: Engine, chats: dict[int, int], runs: int) -> dict[s
                 params = {"chat": chat, "at": datetime.now(UTC)}
                 with connection.begin() as transaction:
                     if index == runs:  # the last, as text, for the report
-                        plan = explain(connection, MOVE_FOR_MEMBERS, params, json=False)
+                        plan = explain(connection, MOVE_FOR_MEMBERS, params, as_json=False)
                         found[chat] = replace(found[chat], plan=plan)
                     else:
-                        explained = explain(connection, MOVE_FOR_MEMBERS, params, json=True)
+                        explained = explain(connection, MOVE_FOR_MEMBERS, params, as_json=True)
                         found[chat] = index_read(explained, MEMBER_VIEWS, "")
                         samples[chat].append(found[chat].execution_ms)
                     transaction.rollback()
@@ -351,22 +363,18 @@ class Side:
         return self.runner.measure(self.name, self.label, self.script, self.args)
 
 
-def in_turns(rounds: int, base: Side, other: Side, then: Side | None = None) -> Turns:
-    """base, other (then `then`), base, other, ...: `rounds` runs of each."""
+def in_turns(rounds: int, base: Side, other: Side) -> Turns:
+    """base, other, base, other, ...: `rounds` runs of each."""
     turns = Turns([], [])
     for round_ in range(1, rounds + 1):
         log(f"auth: round {round_} of {rounds}")
         turns.base.append(base.measure())
         turns.other.append(other.measure())
-        if then is not None:
-            then.runner.repeated.append("")  # placeholder, replaced below
-            then.runner.repeated.pop()
     return turns
 
 
 def _ratio_line(what: str, turns: Turns, value: Callable[[Measurement], float]) -> str:
-    ratios = [value(o) / value(b) for b, o in zip(turns.base, turns.other, strict=True)]
-    rounds = ", ".join(f"{r:.2f}" for r in ratios)
+    rounds = ", ".join(f"{r:.2f}" for r in turn_ratios(turns, value))
     return f"{what}: median {median_ratio(turns, value):.2f}x (rounds {rounds})"
 
 
@@ -404,7 +412,9 @@ class AuthBench:
                 auth, profiles = self._scenarios(loaded, open_, closed, secret)
             except BaseException:
                 for service in (open_, closed):
-                    print(f"--- {service.name} log (tail) ---\n{service.log_tail()}", file=sys.stderr)
+                    print(
+                        f"--- {service.name} log (tail) ---\n{service.log_tail()}", file=sys.stderr
+                    )
                 raise
         auth.started_at, auth.code = started_at, code
         auth.total_s = time.monotonic() - began
@@ -475,7 +485,35 @@ class AuthBench:
             ),
         )
         log("auth: " + _ratio_line("POST with a token against none, requests/s", post, rps))
-        profiles = self._profiles(closed, as_reader.setup, get20, post)
+        profiles = [
+            *self._profile_missed(
+                PROFILE_LIST,
+                f"GET /chats/?limit={PAGE}, user in {MANY_CHATS:,} chats",
+                spread(median_ratio(chat_list, p50)) > CHAT_LIST_SPREAD,
+                closed,
+                self._runner(closed, open_, bearer[MANY]).setup,
+                "get_page.lua",
+                [f"/chats/?limit={PAGE}"],
+            ),
+            *self._profile_missed(
+                PROFILE_GET,
+                "GET /chats/{id}?limit=20, user token",
+                median_ratio(get20, rps) < AUTH_SHARE,
+                closed,
+                as_reader.setup,
+                "get.lua",
+                [*ALL_CHATS, "20"],
+            ),
+            *self._profile_missed(
+                PROFILE_POST,
+                "POST /chats/{id}/messages/, user token",
+                median_ratio(post, rps) < AUTH_SHARE,
+                closed,
+                as_reader.setup,
+                "post_message.lua",
+                ALL_CHATS,
+            ),
+        ]
 
         log(f"auth: EXPLAIN ANALYZE of the projection statement, {PROJECTION_RUNS} times each")
         chats = {where.pair: PAIR_MEMBERS, where.crowd: CROWD_MEMBERS}
@@ -502,7 +540,9 @@ class AuthBench:
                 [str(where.crowd), str(where.crowd)],
             ),
         )
-        log("auth: " + _ratio_line("POST, crowded chat against pair, requests/s", post_members, rps))
+        log(
+            "auth: " + _ratio_line("POST, crowded chat against pair, requests/s", post_members, rps)
+        )
         auth = Auth(
             started_at="",
             code={},
@@ -582,29 +622,26 @@ class AuthBench:
             )
         ratio = median_ratio(turns, p50)
         verdict = "met" if spread(ratio) <= CHAT_LIST_SPREAD else "MISSED"
-        log(f"auth: " + _ratio_line("chat list p50, many against few", turns, p50) + f" {verdict}")
+        log("auth: " + _ratio_line("chat list p50, many against few", turns, p50) + f" {verdict}")
         return turns, short, loops, plans
 
-    def _profiles(
-        self, closed: Server, setup: WrkSetup, get20: Turns, post: Turns
+    def _profile_missed(
+        self,
+        name: str,
+        label: str,
+        missed: bool,
+        service: Server,
+        setup: WrkSetup,
+        script: str,
+        args: list[str],
     ) -> list[Profile]:
-        """py-spy on the AUTH_MODE=required service, where its throughput target is missed."""
-        profiles: list[Profile] = []
-        for name, turns, script, args, label in (
-            (PROFILE_GET, get20, "get.lua", [*ALL_CHATS, "20"], "GET limit=20, user token"),
-            (PROFILE_POST, post, "post_message.lua", ALL_CHATS, "POST messages, user token"),
-        ):
-            ratio = median_ratio(turns, rps)
-            if ratio >= AUTH_SHARE:
-                continue
-            log(f"auth: {label} at {ratio:.2f}x of AUTH_MODE=none (< {AUTH_SHARE}x)")
-            if not self.config.profile:
-                continue
-            log(f"auth: profiling {label}")
-            found = profile.record(name, label, closed, setup, script, args, self.docs)
-            if found:
-                profiles.append(found)
-        return profiles
+        """py-spy on the AUTH_MODE=required service under this load, if its target is missed
+        (and BENCH_PROFILE is on)."""
+        if not missed or not self.config.profile:
+            return []
+        log(f"auth: target missed; profiling {label}")
+        found = profile.record(name, label, service, setup, script, args, self.docs)
+        return [found] if found else []
 
 
 def _check(
@@ -621,8 +658,6 @@ def _check(
     if answer.status != status:
         raise BenchError(f"GET {path} {who} answered {answer.status}: {answer.body[:200]!r}")
     if chats is not None:
-        import json
-
         listed = len(json.loads(answer.body)["chats"])
         if listed != chats:
             raise BenchError(f"GET {path} {who} listed {listed} chats, not {chats}")
@@ -647,7 +682,3 @@ def one_at_a_time(url: str, authorization: str, path: str, requests: int) -> Lat
         gc.enable()
         client.close()
     return latency(seconds)
-
-
-def postmaster(cluster: Any) -> int:
-    return postgres.postmaster_pid(cluster)

@@ -10,12 +10,13 @@ again from saved results, after a change to the report, without a new run:
 import math
 import re
 import shlex
+import statistics
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from string import Template
 
-from bench import observations, plot
+from bench import auth, observations, plot
 from bench.config import knobs
 from bench.dataset import (
     BIG_CHAT_MESSAGES,
@@ -37,17 +38,33 @@ from bench.replicas import WARM_ROUNDS
 from bench.results import (
     WORKERS_1,
     WORKERS_2,
+    Auth,
+    IndexRead,
+    Latency,
     Measurement,
     Profile,
     ReadsOn,
     Replicas,
     Results,
     Streams,
+    Turns,
     load,
     save,
 )
 from bench.scenarios import DELETE_LEAD_S, DELETE_TAIL_S, DISTURBED_PCT
-from bench.targets import MAKE_RUN_SHARE, WORKERS_SCALING, Target, cpu_split, evaluate
+from bench.targets import (
+    AUTH_SHARE,
+    CHAT_LIST_SPREAD,
+    MAKE_RUN_SHARE,
+    WORKERS_SCALING,
+    Target,
+    cpu_split,
+    evaluate,
+    median_ratio,
+    p50,
+    rps,
+    turn_ratios,
+)
 from bench.wrk import LUA_DIR, WrkResult
 
 ROOT = LUA_DIR.parent.parent
@@ -690,6 +707,269 @@ def _replicas(results: Results) -> str:
     )
 
 
+def _auth_when(found: Auth) -> str:
+    if found.alone:
+        same = "by a `BENCH_ONLY=auth` run; the other sections are from the run above"
+    else:
+        same = "in the same run as the sections above, after them"
+    commit = found.code["commit"]
+    changed = " plus uncommitted changes" if found.code["uncommitted"] else ""
+    return f"Measured on {found.started_at} (commit `{commit}`{changed}), {same}."
+
+
+def _auth_setup(found: Auth) -> str:
+    return (
+        f"{found.added_chats:,} chats added to the run's database, for {found.chats:,} in all: "
+        "each with one message and, as the service's own projections would have left them, "
+        f"its rows in `chat_views` and one row per member in `chat_member_views`; two "
+        f"members each (of {auth.BACKGROUND_USERS:,} users), activity spread over a year. A "
+        f"user in {found.few_chats:,} of them and one in {found.many_chats:,}, spread "
+        f"evenly; a chat of {auth.PAIR_MEMBERS} members and one of {found.crowd_members:,}; "
+        f"the user of the GET and POST runs a member of chats 1..{CHAT_COUNT:,} and of those "
+        f"two: {found.member_rows:,} rows in `chat_member_views`, of {found.users:,} users, "
+        f"loaded, VACUUM ANALYZEd and CHECKPOINTed in {found.load_s:.1f} s. Two services "
+        "of their own (`chatapi serve`, one worker, pinned as above), up at once, with the "
+        "same settings but `AUTH_MODE`: `none` and `required` (`AUTH_JWT_SECRET` a random "
+        "secret of the run, given to both). User tokens are HS256 JWTs (`sub`, "
+        f"`aud={auth.AUDIENCE}`, `exp`), sent by wrk in every request's `Authorization` "
+        "header ([bench/lua/common.lua](../bench/lua/common.lua)). Each comparison is "
+        f"measured in turns, A then B, {len(found.get20.base)} rounds, every wrk run after "
+        "its own warm-up as above; its ratio is the median of the rounds' ratios. The "
+        "idle service reads the hints each POST sends to every process: its CPU is the "
+        f"`idle service` column. The scenarios took {found.total_s:.0f} s in all, the "
+        "loading included."
+    )
+
+
+def _turn_rows(
+    turns: Turns, against: Callable[[Measurement], float], extra: Sequence[Measurement] = ()
+) -> list[list[str]]:
+    """Round by round, base then other (then `extra`'s run of that round): each run with
+    its ratio to the base run of its round by `against`."""
+    rows = []
+    for index, base in enumerate(turns.base):
+        runs = [base, turns.other[index], *([extra[index]] if index < len(extra) else [])]
+        for m in runs:
+            r, cpu = m.result, m.cpu
+            rows.append(
+                [
+                    m.label,
+                    str(index + 1),
+                    f"{r.rps:,.0f}",
+                    f"{against(m) / against(base):.2f}",
+                    _ms(r.p50_ms),
+                    _ms(r.p99_ms),
+                    *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
+                    _pct(cpu.clients_pct),
+                    _pct(cpu.other_pct),
+                ]
+            )
+    return rows
+
+
+def _turn_table(turns: Turns, ratio: str, extra: Sequence[Measurement] = ()) -> str:
+    against = rps if "requests/s" in ratio else p50
+    headings = ["run", "round", "requests/s", ratio, "p50", "p99", "CPU: server", "PostgreSQL"]
+    headings += ["wrk", "idle service", "other"]
+    return table(headings, "lrrrrrrrrrr", _turn_rows(turns, against, extra))
+
+
+def _median(turns: Turns, value: Callable[[Measurement], float]) -> str:
+    rounds = ", ".join(f"{r:.2f}" for r in turn_ratios(turns, value))
+    return f"**{median_ratio(turns, value):.2f}x** (rounds {rounds})"
+
+
+def _median_p50(runs: Sequence[Measurement] | Sequence[Latency]) -> float:
+    values = [m.result.p50_ms if isinstance(m, Measurement) else m.p50_ms for m in runs]
+    return statistics.median(values) if values else math.nan
+
+
+def _auth_token(found: Auth) -> str:
+    return "\n\n".join(
+        [
+            "**A user token against AUTH_MODE=none.** `GET /chats/{id}?limit=20`, then "
+            f"`POST /chats/{{id}}/messages/`, over chats 1..{CHAT_COUNT:,} as in the runs "
+            "above: on the `AUTH_MODE=none` service without a header, then on the "
+            "`AUTH_MODE=required` one with the token of a user who is a member of every one "
+            "of those chats (so every request is allowed: a user's GET reads the chat only "
+            "if a member row says so, a user's POST updates it only if one does).",
+            _turn_table(found.get20, "against AUTH_MODE=none, requests/s"),
+            _turn_table(found.post_message, "against AUTH_MODE=none, requests/s"),
+            f"With a user token, against `AUTH_MODE=none`: `GET /chats/{{id}}?limit=20` "
+            f"{_median(found.get20, rps)}, `POST /chats/{{id}}/messages/` "
+            f"{_median(found.post_message, rps)} (target ≥ {AUTH_SHARE}x). p50, medians of "
+            f"the rounds: GET {_ms(_median_p50(found.get20.base))} without, "
+            f"{_ms(_median_p50(found.get20.other))} with; POST "
+            f"{_ms(_median_p50(found.post_message.base))} without, "
+            f"{_ms(_median_p50(found.post_message.other))} with.",
+        ]
+    )
+
+
+def _loop_rows(found: Auth) -> list[list[str]]:
+    rows = []
+    for index, (few, many) in enumerate(
+        zip(found.list_loop_few, found.list_loop_many, strict=True)
+    ):
+        for count, loop in ((found.few_chats, few), (found.many_chats, many)):
+            rows.append(
+                [
+                    f"user in {count:,} chats",
+                    str(index + 1),
+                    f"{loop.samples:,}",
+                    *(_ms(v) for v in (loop.p50_ms, loop.p90_ms, loop.p99_ms, loop.max_ms)),
+                ]
+            )
+    return rows
+
+
+def _plan_line(which: str, read: IndexRead) -> str:
+    if not read.index:
+        return f"for the user in {which}: no index scan of `{read.relation}` (**{read.node}**)"
+    return (
+        f"for the user in {which}: **{read.node}** on `{read.index}`, **{read.rows:,} rows**, "
+        f"{read.execution_ms:.3f} ms"
+    )
+
+
+def _auth_list(found: Auth) -> str:
+    few, many = f"{found.few_chats:,} chats", f"{found.many_chats:,} chats"
+    loop_ratio = _median_p50(found.list_loop_many) / _median_p50(found.list_loop_few)
+    short = _median_p50(found.chat_list_short) / _median_p50(found.chat_list.base)
+    plans = found.list_plans
+    lines = [
+        _plan_line(which, plans[key])
+        for key, which in (("many", many), ("few", few))
+        if key in plans
+    ]
+    blocks = [
+        f"**A user's chat list, by how many chats they are in.** `GET /chats/?limit=20` on "
+        f"the `AUTH_MODE=required` service (`get_page.lua`), as the user in {few} (who gets "
+        f"{found.few_chats:,} chats), then as the user in {many} (20 chats, and a "
+        f"`next_cursor`), then as that user with `limit={found.few_chats}`, for an answer as "
+        f"long as the first user's: a difference between the first two runs that the third "
+        "does not show is the answer's length, not the reading.",
+        _turn_table(found.chat_list, f"p50 against the user in {few}", found.chat_list_short),
+        f"p50, the user in {many} against the user in {few}: {_median(found.chat_list, p50)} "
+        f"(target within {CHAT_LIST_SPREAD}x); with `limit={found.few_chats}` "
+        f"**{short:.2f}x** (medians of the rounds' p50s).",
+        f"The same request one at a time from this harness, on one keep-alive connection, "
+        f"after {auth.WARM_REQUESTS} untimed ones, each timed by the client; the users in "
+        "turn, after each round's wrk runs:",
+        table(
+            ["user", "round", "requests", "p50", "p90", "p99", "max"], "lrrrrrr", _loop_rows(found)
+        ),
+        f"One at a time, p50 in {many} against in {few}: **{loop_ratio:.2f}x** (medians of "
+        "the rounds' p50s).",
+    ]
+    if lines:
+        blocks.append(
+            "How PostgreSQL ran the service's user query (`queries/list_chats.py` "
+            f"`MINE_FIRST`, limit {auth.PAGE + 1}: one more than the page tells whether "
+            f"there is a next), `EXPLAIN (ANALYZE, BUFFERS)` before the runs: "
+            + "; ".join(lines)
+            + "."
+        )
+    if "many" in plans:
+        blocks.append(
+            f"<details>\n<summary>The plan, user in {many}</summary>\n\n```\n"
+            f"{plans['many'].plan}\n```\n\n</details>"
+        )
+    return "\n\n".join(blocks)
+
+
+def _projection_rows(found: Auth) -> list[list[str]]:
+    rows = []
+    for cost in found.projection.values():
+        times = sorted(cost.execution_ms)
+        rows.append(
+            [
+                f"chat {cost.chat_id}",
+                f"{cost.members:,}",
+                f"{cost.rows:,}",
+                f"{len(times)}",
+                _ms(statistics.median(times) if times else math.nan),
+                _ms(times[0] if times else math.nan),
+                _ms(times[-1] if times else math.nan),
+            ]
+        )
+    return rows
+
+
+def _auth_members(found: Auth) -> str:
+    costs = list(found.projection.values())
+    pair, crowd = found.post_members.base, found.post_members.other
+    medians = [statistics.median(c.execution_ms) if c.execution_ms else math.nan for c in costs]
+    blocks = [
+        f"**A post, by the members of its chat.** `POST /chats/{{id}}/messages/` with the "
+        f"token of a member, all requests to one chat: the chat of {auth.PAIR_MEMBERS} "
+        f"members, then the one of {found.crowd_members:,}. Every post copies its time to "
+        "each member's row of `chat_member_views` (`infrastructure/projections.py` "
+        "`MOVE_FOR_MEMBERS`, in the post's transaction, one statement with the chat view's "
+        "update).",
+        _turn_table(found.post_members, f"against the {auth.PAIR_MEMBERS}-member chat, requests/s"),
+        f"POST throughput in the {found.crowd_members:,}-member chat against the "
+        f"{auth.PAIR_MEMBERS}-member one: {_median(found.post_members, rps)}; p50 "
+        f"{_ms(_median_p50(crowd))} against {_ms(_median_p50(pair))} (medians of the "
+        "rounds).",
+        "PostgreSQL's time for the per-member statement (`UPDATE chat_member_views SET "
+        "last_activity_at = ... WHERE chat_id = ...`), `EXPLAIN ANALYZE` on each chat in "
+        "turn before the POST runs, each run rolled back:",
+        table(
+            ["chat", "members", "rows updated", "runs", "median", "fastest", "slowest"],
+            "lrrrrrr",
+            _projection_rows(found),
+        ),
+    ]
+    if costs:
+        crowded = costs[-1]
+        blocks.append(
+            f"<details>\n<summary>The plan, {crowded.members:,}-member chat</summary>\n\n"
+            f"```\n{crowded.plan}\n```\n\n</details>"
+        )
+    if len(costs) == 2:
+        blocks.append(
+            "**The choice.** A user's chat list reads one row per chat they are in, kept in "
+            "the order of the chat's last activity: every post writes its time to every "
+            "member's row, so that the list is an index range read of `limit` entries, flat "
+            "for any user however many chats they are in (the list runs above). The price is "
+            "paid by the writer, and grows with the members per chat: a post in the "
+            f"{costs[1].members:,}-member chat updates {costs[1].rows:,} rows (and their "
+            f"index entries), {_ms(medians[1])} of PostgreSQL's time against "
+            f"{_ms(medians[0])} for {costs[0].members}, on top of the rest of the post. "
+            "The other way, one row per chat read through the user's memberships, would "
+            "make the post cheap and the list of a user in many chats read and sort all of "
+            "them."
+        )
+    return "\n\n".join(blocks)
+
+
+def _auth_profiles(results: Results) -> str:
+    taken = [p for p in results.profiles if p.name in auth.PROFILE_NAMES]
+    if not taken:
+        return ""
+    links = ", ".join(f"{p.label} ([{p.svg}]({p.svg}))" for p in taken)
+    return (
+        f"Profiled (py-spy, on the `AUTH_MODE=required` service) where a target here was "
+        f"missed: {links}; their top frames are under the profiles below."
+    )
+
+
+def _auth(results: Results) -> str:
+    found = results.auth
+    if found is None:
+        return ""
+    return _section(
+        "Identity and access",
+        _auth_when(found),
+        _auth_setup(found),
+        _auth_token(found),
+        _auth_list(found),
+        _auth_members(found),
+        _auth_profiles(results),
+    )
+
+
 def _profile(p: Profile) -> str:
     summary = p.summary
     packages = ", ".join(f"{name} {pct:.0f}%" for name, pct in summary.by_package)
@@ -759,6 +1039,7 @@ def markdown(results: Results, targets: list[Target]) -> str:
         soak=_soak(results),
         streams=_streams(results),
         replicas=_replicas(results),
+        auth=_auth(results),
         profiles=_profiles(results),
         observations="\n".join(f"- {note}" for note in observations.notes(results)),
         knobs=_knobs(),

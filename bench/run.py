@@ -3,13 +3,15 @@
     .venv/bin/python -m bench.run
     BENCH_ONLY=streams .venv/bin/python -m bench.run   # the event-stream scenarios only
     BENCH_ONLY=replicas .venv/bin/python -m bench.run  # the replica scenarios only
+    BENCH_ONLY=auth .venv/bin/python -m bench.run      # the identity and access scenarios only
 
 Starts a throwaway PostgreSQL cluster, loads the dataset, starts `chatapi serve` and the
 floor, drives each endpoint with wrk, measures GET and POST again on the service started as
-`make run` starts it (bench/make_run.py), runs the event-stream scenarios (bench/streams.py)
-and the replica scenarios (bench/replicas.py), and writes the report. A streams-only or
-replicas-only run puts its numbers in place of those scenarios' in the saved
-docs/benchmarks.json and keeps the rest. Everything it starts is stopped and removed at the
+`make run` starts it (bench/make_run.py), runs the event-stream scenarios (bench/streams.py),
+the replica scenarios (bench/replicas.py) and the identity and access scenarios
+(bench/auth.py), and writes the report. A streams-only, replicas-only or auth-only run puts
+its numbers in place of those scenarios' in the saved docs/benchmarks.json and keeps the
+rest. Everything it starts is stopped and removed at the
 end, on failure and on Ctrl-C too.
 """
 
@@ -29,6 +31,7 @@ from types import FrameType
 from sqlalchemy import Engine, create_engine
 
 from bench import (
+    auth,
     dataset,
     machine,
     make_run,
@@ -42,7 +45,7 @@ from bench import (
 )
 from bench.config import BenchConfig, BenchError, Pinning
 from bench.replicas import ReplicaBench
-from bench.results import Profile, Results, Streams, load
+from bench.results import Auth, Profile, Results, Streams, load
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.streams import PROFILE_NAMES, StreamBench
 from bench.targets import MAKE_RUN_ENDPOINTS, evaluate
@@ -61,7 +64,7 @@ def _cpus(spec: str) -> set[int]:
 
 
 def _saved(only: str) -> Results:
-    """The results of the last full run, which a streams-only or replicas-only run adds to."""
+    """The results of the last full run, which a streams-, replicas- or auth-only run adds to."""
     saved = DOCS / "benchmarks.json"
     if not saved.exists():
         raise BenchError(f"BENCH_ONLY={only} adds to {saved}: run the whole `make bench` first")
@@ -147,6 +150,20 @@ def replica_bench(config: BenchConfig, stage: Stage) -> ReplicaBench:
     )
 
 
+def auth_bench(config: BenchConfig, stage: Stage) -> auth.AuthBench:
+    return auth.AuthBench(
+        config,
+        stage.setup,
+        stage.cluster.url,
+        postgres.postmaster_pid(stage.cluster),
+        stage.pinning,
+        stage.pool,
+        stage.quiet,
+        stage.work,
+        DOCS,
+    )
+
+
 def bench(config: BenchConfig, stack: ExitStack) -> Results:
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -193,6 +210,9 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
     # Last: its base backup copies the database as the other scenarios left it, and no
     # other scenario pays for the standby's replay of their writes.
     results.replicas = replica_bench(config, stage).run()
+    # After the replicas: the chats and members it adds are not copied to their standby.
+    results.auth, auth_profiles = auth_bench(config, stage).run()
+    results.profiles += auth_profiles
     results.config["delete_pool_grown_by"] = pool.grown_by
     results.config["runs_repeated"] = runner.repeated
     results.config["quiet_waited_s"] = round(config.quiet_wait - quiet.left, 1)
@@ -210,6 +230,20 @@ def replicas_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Resu
     """The replica scenarios alone (BENCH_ONLY=replicas), in place of the saved run's."""
     stage = prepare(config, stack)
     return dataclasses.replace(saved, replicas=replica_bench(config, stage).run())
+
+
+def auth_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Results:
+    """The identity and access scenarios alone (BENCH_ONLY=auth), in place of the saved
+    run's."""
+    stage = prepare(config, stack)
+    return merged_auth(saved, *auth_bench(config, stage).run())
+
+
+def merged_auth(saved: Results, found: Auth, profiles: list[Profile]) -> Results:
+    """The saved results with these identity and access results and profiles in place of
+    theirs."""
+    kept = [p for p in saved.profiles if p.name not in auth.PROFILE_NAMES]
+    return dataclasses.replace(saved, auth=found, profiles=kept + profiles)
 
 
 def merged(saved: Results, streams: Streams, profiles: list[Profile]) -> Results:
@@ -271,6 +305,8 @@ def main() -> int:
                 results = streams_only(config, stack, _saved(config.only))
             elif config.only == "replicas":
                 results = replicas_only(config, stack, _saved(config.only))
+            elif config.only == "auth":
+                results = auth_only(config, stack, _saved(config.only))
             else:
                 results = bench(config, stack)
         targets = evaluate(results)

@@ -188,10 +188,7 @@ def _auth(auth: Auth | None) -> list[Target]:
         ratio = median_ratio(turns, rps)
         measured = f"{ratio:.2f}x (median of rounds {_rounds(turn_ratios(turns, rps))})"
         targets.append(Target(key, goal, measured, ratio >= AUTH_SHARE))
-    goal = (
-        f"chat list p50, user in {many:,} chats within {CHAT_LIST_SPREAD}x of a user in "
-        f"{few:,}"
-    )
+    goal = f"chat list p50, user in {many:,} chats within {CHAT_LIST_SPREAD}x of a user in {few:,}"
     if auth is None or not auth.chat_list.base:
         return [*targets, Target("auth_chat_list", goal, "not measured", None)]
     ratio = median_ratio(auth.chat_list, p50)

@@ -150,7 +150,7 @@ class PostMessageHandler:
             post.principal,
             "post_message",
             key,
-            {"text": post.text, "author": post.author},
+            post.request,
             PostMessageResult,
             lambda: self._insert(uow, post, seq, created_at),
             chat_id=post.chat_id,
@@ -192,6 +192,14 @@ class Post:
     @property
     def members_only(self) -> bool:
         return self.principal.user_id is not None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """What makes a retry "the same post": the author only when there is one, so that
+        keys stored before authors existed still match their retries."""
+        if self.author is None:
+            return {"text": self.text}
+        return {"text": self.text, "author": self.author}
 
     @property
     def params(self) -> dict[str, Any]:

@@ -194,6 +194,36 @@ def chatapi(
     )
 
 
+def start(
+    *args: str, database_url: str | None = None, cwd: Path | None = None, **settings: str
+) -> subprocess.Popen[str]:
+    """Start the console script, for commands that run side by side (see `finish`)."""
+    return subprocess.Popen(
+        [str(CHATAPI), *args],
+        env=cli_env(database_url, **settings),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(
+    process: subprocess.Popen[str], timeout: float = COMMAND_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess[str]:
+    """The started command's outcome, once it exits; killed (and the test failed) if it
+    runs past `timeout`."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"{process.args} still ran after {timeout} s: {stdout} {stderr}"
+        ) from None
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def succeeded(result: subprocess.CompletedProcess[str]) -> Any:
     """The one JSON line a successful command printed on stdout."""
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)

@@ -81,3 +81,88 @@ def test_writes_are_limited_more_strictly_than_reads() -> None:
     }
     assert rates["chatapi_writes"] < rates["chatapi_reads"], rates
     assert n.directive("limit_req_status") == n.directive("limit_conn_status") == "429"
+
+
+# --- Credentials: passed to the app, never logged ----------------------------------------------
+
+# What a log line must never hold: the request line or URI with its query string (an event
+# stream's ?ticket=), query arguments, the body, and request headers (Authorization, cookies).
+NEVER_LOGGED = re.compile(
+    r"\$\{?(request|request_uri|args|query_string|arg_\w+|request_body|http_\w+|cookie_\w+)\}?"
+    r"(?!\w)"
+)
+VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+# Levels from the most to the least severe: a level writes itself and every one before it.
+ERROR_LEVELS = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"]
+
+
+def log_formats() -> dict[str, str]:
+    """{name: the format's text} of every log_format."""
+    formats = {}
+    for value in n.values("log_format"):
+        name, _, rest = value.partition(" ")
+        formats[name] = rest
+    return formats
+
+
+def maps() -> dict[str, str]:
+    """{variable a map sets: the text of that map (its source and every value)}."""
+    found = re.findall(r"map\s+(\$\w+)\s+\$(\w+)\s*\{", n.without_comments(n.text()))
+    return {target: f"{source} {n.block(f'map {source} ${target}')}" for source, target in found}
+
+
+def logged_sources(text: str) -> str:
+    """`text` with the variables it uses that a map sets replaced by where they come from."""
+    by_map = maps()
+    return VARIABLE.sub(lambda m: by_map.get(m[1], m[0]), text)
+
+
+def test_the_never_logged_pattern_finds_what_it_must_and_only_that() -> None:
+    for bad in ["$request", "${request}", "$request_uri", "$args", "$arg_ticket", "$query_string"]:
+        assert NEVER_LOGGED.search(f'"x":"{bad}"'), bad
+    for bad in ["$http_authorization", "$http_cookie", "$cookie_session", "$request_body"]:
+        assert NEVER_LOGGED.search(f'"x":"{bad}"'), bad
+    for fine in ["$request_method", "$request_time", "$request_id", "$remote_addr", "$status"]:
+        assert not NEVER_LOGGED.search(f'"x":"{fine}"'), fine
+
+
+def test_no_log_format_holds_a_credential_or_the_query_string() -> None:
+    """No Authorization header (a user token, an API key), no ?ticket= (in the request line,
+    the URI or the arguments), directly or through a map."""
+    formats = log_formats()
+    assert formats, "no log_format"
+    for name, text in formats.items():
+        for variable in ("$http_authorization", "$request", "$request_uri", "$args"):
+            assert not re.search(re.escape(variable) + r"(?!\w)", text), (name, variable)
+        assert "$query_string" not in text, name
+        assert not NEVER_LOGGED.search(text), (name, NEVER_LOGGED.findall(text))
+        # The request id comes from a header, but only when it is a plain token (the map's
+        # pattern), so it is no header's value in general: what else it maps from is checked.
+        sources = logged_sources(text).replace("$http_x_request_id", "")
+        assert not NEVER_LOGGED.search(sources), (name, NEVER_LOGGED.findall(sources))
+
+
+def test_every_access_log_uses_one_of_these_formats() -> None:
+    """Never nginx's predefined `combined`, which logs $request (the query string too)."""
+    formats = log_formats()
+    access_logs = n.values("access_log")
+    assert access_logs, "no access_log: nginx would write `combined` lines to logs/access.log"
+    for value in access_logs:
+        words = value.split()
+        assert words == ["off"] or (len(words) >= 2 and words[1] in formats), value
+
+
+def test_event_streams_write_no_error_lines_which_quote_their_ticket() -> None:
+    """nginx's error lines quote the request line, ?ticket= included: a stream's location
+    writes only critical ones."""
+    level = n.directive("error_log", n.block(EVENTS)).split()[-1]
+    assert ERROR_LEVELS.index(level) <= ERROR_LEVELS.index("crit"), level
+
+
+def test_the_authorization_header_goes_to_the_app_untouched() -> None:
+    config = n.text()
+    assert n.values("proxy_pass_request_headers") in ([], ["on"])
+    for value in n.values("proxy_set_header", config):
+        assert value.split()[0].lower() != "authorization", value
+    for location in ("location /", EVENTS):
+        assert n.directive("proxy_pass", n.block(location)) == "http://chatapi"

@@ -4,10 +4,12 @@ With no Docker engine here, the final stage's environment, CMD and HEALTHCHECK a
 Compose services' commands are read from their files and run as processes from the
 repository root (standing in for /app), with the project's virtualenv standing in for
 /opt/venv. Only PORT, HOST and DATABASE_URL are changed, to reach a free loopback port and
-a fresh test database.
+a fresh test database; a service's env file is its committed example with fresh secrets
+(tests/deploy/conftest.py).
 """
 
 import importlib.metadata
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ EXIT_UNHEALTHY = 1  # Docker: 0 healthy, 1 unhealthy, 2 reserved
 EXIT_BAD_SETTING = 2  # README: "a one-line message and exit status 2"
 
 Json = dict[str, Any]
+EnvFiles = dict[str, dict[str, str]]
 
 
 @pytest.fixture
@@ -49,15 +52,19 @@ def container_env(image: Image, database_url: str, port: int) -> dict[str, str]:
     }
 
 
-def service_env(image: Image, service: c.Service, **overrides: str) -> dict[str, str]:
-    """What a Compose service of this image runs with: image ENV, then its `environment`."""
-    return {**image.environment(), **c.environment(service), **overrides}
+def service_env(
+    image: Image, service: c.Service, env_files: EnvFiles, **overrides: str
+) -> dict[str, str]:
+    """What a Compose service of this image runs with: image ENV, then its env files and
+    its `environment`."""
+    return {**image.environment(), **c.container_environment(service, env_files), **overrides}
 
 
-def migrate(image: Image, compose: Json, database_url: str) -> None:
+def migrate(image: Image, compose: Json, env_files: EnvFiles, database_url: str) -> None:
     """Run the Compose `migrate` service's command, which must succeed."""
     service = c.service(compose, "migrate")
-    result = runtime.run(c.command(service), service_env(image, service, DATABASE_URL=database_url))
+    env = service_env(image, service, env_files, DATABASE_URL=database_url)
+    result = runtime.run(c.command(service), env)
     assert result.returncode == 0, describe(result)
     assert "Traceback" not in result.stderr, describe(result)
 
@@ -79,19 +86,19 @@ def started(image: Image, database_url: str, directory: Path) -> Iterator[Server
 
 
 def healthchecks(
-    image: Image, compose: Json, env: dict[str, str]
+    image: Image, compose: Json, env_files: EnvFiles, env: dict[str, str]
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run the Dockerfile's HEALTHCHECK and the api service's healthcheck with `env`.
 
-    The latter gets the api service's `environment` too, as in its container; the DATABASE_URL
-    there names host `db`, which is only validated: the healthcheck asks the server on PORT.
+    The latter gets the api service's env files and `environment` too, as in its container
+    (AUTH_MODE=required with its secrets); the DATABASE_URL there names host `db`, which is
+    only validated: the healthcheck asks the server on PORT.
     """
     api = c.service(compose, "api")
+    in_container = {**env, **c.container_environment(api, env_files), "PORT": env["PORT"]}
     return {
         "Dockerfile HEALTHCHECK": runtime.run(image.healthcheck_argv(), env),
-        "compose api healthcheck": runtime.run(
-            c.healthcheck_argv(api), {**env, **c.environment(api), "PORT": env["PORT"]}
-        ),
+        "compose api healthcheck": runtime.run(c.healthcheck_argv(api), in_container),
     }
 
 
@@ -145,18 +152,19 @@ def test_the_virtualenv_standing_in_for_the_images_holds_its_locked_versions() -
 
 
 def test_the_migrate_command_migrates_and_can_run_again(
-    image: Image, compose: Json, fresh_database: str
+    image: Image, compose: Json, env_file_contents: EnvFiles, fresh_database: str
 ) -> None:
-    migrate(image, compose, fresh_database)
+    migrate(image, compose, env_file_contents, fresh_database)
     assert at_head(fresh_database)
-    migrate(image, compose, fresh_database)  # `docker compose up` again: nothing to do, exit 0
+    # `docker compose up` again: nothing to do, exit 0
+    migrate(image, compose, env_file_contents, fresh_database)
     assert at_head(fresh_database)
 
 
 def test_the_image_serves_the_api_once_migrated(
-    image: Image, compose: Json, fresh_database: str, tmp_path: Path
+    image: Image, compose: Json, env_file_contents: EnvFiles, fresh_database: str, tmp_path: Path
 ) -> None:
-    migrate(image, compose, fresh_database)
+    migrate(image, compose, env_file_contents, fresh_database)
     recorder = Recorder()
     with (
         started(image, fresh_database, tmp_path) as server,
@@ -174,7 +182,7 @@ def test_the_image_serves_the_api_once_migrated(
         assert chat["title"] == "Deploy"
         assert chat["messages"] == []
 
-        for name, result in healthchecks(image, compose, server.env).items():
+        for name, result in healthchecks(image, compose, env_file_contents, server.env).items():
             assert result.returncode == 0, f"{name}: {describe(result)}\n{server.output()}"
 
         status = server.stop()
@@ -186,7 +194,7 @@ def test_the_image_serves_the_api_once_migrated(
 
 
 def test_the_image_serves_503_until_migrated_then_is_ready_without_a_restart(
-    image: Image, compose: Json, fresh_database: str, tmp_path: Path
+    image: Image, compose: Json, env_file_contents: EnvFiles, fresh_database: str, tmp_path: Path
 ) -> None:
     """The start-up command never migrates (the one-shot `migrate` does, so replicas never
     race to), and an unmigrated database does not stop it: it says so, answers 503 and is
@@ -206,24 +214,26 @@ def test_the_image_serves_503_until_migrated_then_is_ready_without_a_restart(
             assert response.status_code == 503, f"{response.text}\n{server.output()}"
             assert "retry-after" in response.headers
 
-        for name, result in healthchecks(image, compose, server.env).items():
+        for name, result in healthchecks(image, compose, env_file_contents, server.env).items():
             assert result.returncode == EXIT_UNHEALTHY, f"{name}: {describe(result)}"
             assert "Traceback" not in result.stderr, f"{name}: {describe(result)}"
         assert not at_head(fresh_database)  # the server changed nothing
 
-        migrate(image, compose, fresh_database)
+        migrate(image, compose, env_file_contents, fresh_database)
 
         server.wait_for(http, "/health/ready", 200)
         expect(http.post("/chats/", json={"title": "after"}), 201, server)
-        for name, result in healthchecks(image, compose, server.env).items():
+        for name, result in healthchecks(image, compose, env_file_contents, server.env).items():
             assert result.returncode == 0, f"{name}: {describe(result)}\n{server.output()}"
         assert "Traceback" not in server.output(), server.output()
 
 
-def test_the_healthcheck_fails_when_nothing_listens(image: Image, compose: Json) -> None:
+def test_the_healthcheck_fails_when_nothing_listens(
+    image: Image, compose: Json, env_file_contents: EnvFiles
+) -> None:
     api = c.service(compose, "api")
-    env = service_env(image, api, PORT=str(free_port()))
-    for name, result in healthchecks(image, compose, env).items():
+    env = service_env(image, api, env_file_contents, PORT=str(free_port()))
+    for name, result in healthchecks(image, compose, env_file_contents, env).items():
         assert result.returncode == EXIT_UNHEALTHY, f"{name}: {describe(result)}"
         assert "Traceback" not in result.stderr, f"{name}: {describe(result)}"
 
@@ -245,3 +255,75 @@ def test_a_bad_setting_stops_start_up_with_one_line(
     assert name in lines[0], describe(result)
     assert "Traceback" not in result.stdout + result.stderr, describe(result)
     assert list(database.iterdir()) == [], "a database was created before the settings failed"
+
+
+def test_the_image_alone_refuses_to_serve_everyone_unauthenticated(
+    image: Image, tmp_path: Path
+) -> None:
+    """`docker run chatapi` with no AUTH_MODE: the image listens on 0.0.0.0, where
+    AUTH_MODE=none would let anyone do everything: one line, exit 2, nothing served."""
+    database = tmp_path / "data"
+    database.mkdir()
+    env = {
+        **image.environment(),
+        "DATABASE_URL": f"sqlite:///{database}/chatapi.db",
+        "PORT": str(free_port()),
+    }
+    assert env["HOST"] == "0.0.0.0", env["HOST"]
+
+    result = runtime.run(image.startup_argv(), env)  # bounded: a server that starts fails it
+
+    assert result.returncode == EXIT_BAD_SETTING, describe(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, describe(result)
+    assert "AUTH_MODE" in lines[0], describe(result)
+    assert "Traceback" not in result.stdout + result.stderr, describe(result)
+    assert list(database.iterdir()) == [], "a database was created before the refusal"
+
+
+def test_the_api_service_serves_only_with_credentials(
+    image: Image, compose: Json, env_file_contents: EnvFiles, fresh_database: str, tmp_path: Path
+) -> None:
+    """The api as Compose runs it (image ENV, env file, `environment`: AUTH_MODE=required),
+    on a loopback port: its health is public, everything else needs a credential, which
+    `docker compose exec api python -m cli ...` makes with the container's own settings."""
+    migrate(image, compose, env_file_contents, fresh_database)
+    api = c.service(compose, "api")
+    env = service_env(
+        image,
+        api,
+        env_file_contents,
+        DATABASE_URL=fresh_database,
+        HOST="127.0.0.1",  # the one change besides the database: not 0.0.0.0 in a test
+        PORT=str(free_port()),
+    )
+    assert env["AUTH_MODE"] == "required"
+    exec_in_api = ["python", "-m", "cli"]  # as the image runs the console script
+    with (
+        Server(image.startup_argv(), env, tmp_path, image.stop_signal()) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as http,
+    ):
+        server.wait_for(http, "/health/ready", 200)
+        refused = http.post("/chats/", json={"title": "anyone"})
+        assert refused.status_code == 401, f"{refused.text}\n{server.output()}"
+        assert refused.headers["www-authenticate"] == "Bearer"
+
+        minted = runtime.run([*exec_in_api, "token", "mint", "ann", "--ttl", "600"], env)
+        assert minted.returncode == 0, describe(minted)
+        token = minted.stdout.strip()
+        as_ann = {"Authorization": f"Bearer {token}"}
+        chat = expect(http.post("/chats/", json={"title": "ann's"}, headers=as_ann), 201, server)
+
+        made = runtime.run([*exec_in_api, "keys", "create", "deploy-test"], env)
+        assert made.returncode == 0, describe(made)
+        as_bot = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+        posted = http.post(
+            f"/chats/{chat['id']}/messages/", json={"text": "hi", "author": "bot"}, headers=as_bot
+        )
+        assert expect(posted, 201, server)["author"] == "bot"
+
+        for name, result in healthchecks(image, compose, env_file_contents, server.env).items():
+            assert result.returncode == 0, f"{name}: {describe(result)}\n{server.output()}"
+        server.stop()
+        for secret in (token, *env_file_contents[c.env_files(api)[0]].values()):
+            assert secret not in server.output(), "a credential or secret in the server's log"

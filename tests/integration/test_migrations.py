@@ -34,7 +34,17 @@ from tests.integration.helpers import chat_views_snapshot
 from tests.support.clocks import StepClock
 from tests.support.database import count_rows
 
-TABLES = {"chats", "messages", "chat_views", "idempotency_keys"}
+TABLES = {
+    "chats",
+    "messages",
+    "chat_views",
+    "idempotency_keys",
+    "chat_members",
+    "api_keys",
+    "stream_tickets",
+    "chat_member_views",
+    "member_event_views",
+}
 VIEWS = {"message_views"}
 
 
@@ -282,6 +292,7 @@ CHAT_VIEWS_0002 = table(
 COLUMNS_0002 = {"chat_id", "title", "created_at", "message_count", "last_message_at"}
 COLUMNS_0003 = COLUMNS_0002 | {"last_activity_at", "last_message_preview"}
 COLUMNS_0004 = COLUMNS_0003 | {"last_seq"}
+COLUMNS_0007 = COLUMNS_0004 | {"last_member_event"}
 LIST_INDEX = "ix_chat_views_last_activity_at_chat_id"
 
 
@@ -349,7 +360,7 @@ def test_0003_fills_last_activity_and_preview_as_a_rebuild_would(
     migrations.upgrade(empty_url)
 
     assert migrations.is_at_head(engine)
-    assert chat_view_columns(engine) == COLUMNS_0004  # head: 0004 (and 0005) followed
+    assert chat_view_columns(engine) == COLUMNS_0007  # head: 0004 to 0007 followed
     assert LIST_INDEX in chat_view_indexes(engine)
     upgraded = chat_views_snapshot(engine)
     assert len(upgraded) == len(ids)
@@ -434,6 +445,8 @@ IDEMPOTENCY_KEYS = table(
 )
 MESSAGE_VIEW_COLUMNS_0003 = ["id", "chat_id", "text", "created_at"]
 MESSAGE_VIEW_COLUMNS_0004 = ["id", "chat_id", "seq", "text", "created_at"]
+# The messages as 0004 to 0006 have them (0007 adds their author).
+MESSAGES_0004 = "SELECT id, chat_id, seq, text, created_at FROM messages ORDER BY id"
 SEQ_INDEX = "ix_messages_chat_id_seq"
 CREATE_CHAT_KEY = "create-a"
 
@@ -589,8 +602,8 @@ def test_0004_numbers_each_chats_messages_in_id_order(
     assert migrations.is_at_head(engine)
     assert "last_seq" in column_names(engine, "chats")
     assert "seq" in column_names(engine, "messages")
-    assert chat_view_columns(engine) == COLUMNS_0004
-    assert column_names(engine, "message_views") == MESSAGE_VIEW_COLUMNS_0004
+    assert chat_view_columns(engine) == COLUMNS_0007
+    assert column_names(engine, "message_views") == [*MESSAGE_VIEW_COLUMNS_0004, "author"]
     expected = written.expected_seqs()
     assert len(expected) == len(POSTS_0003)
     assert seqs_by_id(engine, "messages") == expected
@@ -792,21 +805,21 @@ def test_0005_drops_the_chat_id_id_index_and_its_downgrade_restores_it(
         chat_id = insert_chat(connection, "before 0005")
         for n in range(5):
             insert_message(connection, chat_id, f"m{n}")
-    messages_0004 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    messages_0004 = rows(engine, MESSAGES_0004)
     assert not migrations.is_at_head(engine)  # the service refuses it until migrated
 
     migrations.upgrade(empty_url)
 
     assert migrations.is_at_head(engine)
     assert message_indexes(engine) == {SEQ_INDEX: ["chat_id", "seq"]}
-    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0004
+    assert rows(engine, MESSAGES_0004) == messages_0004
     assert schema_diff(engine) == []
 
     migrations.downgrade(empty_url, "0004")
 
     assert not migrations.is_at_head(engine)
     assert message_indexes(engine) == {ID_INDEX: ["chat_id", "id"], SEQ_INDEX: ["chat_id", "seq"]}
-    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0004
+    assert rows(engine, MESSAGES_0004) == messages_0004
 
     migrations.upgrade(empty_url)
 
@@ -899,7 +912,7 @@ def test_0006_downgrades_and_upgrades_again(empty_url: str, app_container: Conta
     engine = app_container.write_engine()
     write_as_0005(engine)
     chats_0005 = rows(engine, "SELECT * FROM chats ORDER BY id")
-    messages_0005 = rows(engine, "SELECT * FROM messages ORDER BY id")
+    messages_0005 = rows(engine, MESSAGES_0004)
     migrations.upgrade(empty_url)
     times = last_message_times(engine)
 
@@ -908,7 +921,7 @@ def test_0006_downgrades_and_upgrades_again(empty_url: str, app_container: Conta
     assert not migrations.is_at_head(engine)
     assert "last_message_at" not in column_names(engine, "chats")
     assert rows(engine, "SELECT * FROM chats ORDER BY id") == chats_0005
-    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0005
+    assert rows(engine, MESSAGES_0004) == messages_0005
     # SQLite copied the table: its constraints and its never reused ids came along.
     with pytest.raises(IntegrityError), engine.begin() as connection:
         insert_chat(connection, "")
@@ -922,4 +935,4 @@ def test_0006_downgrades_and_upgrades_again(empty_url: str, app_container: Conta
 
     assert schema_diff(engine) == []
     assert last_message_times(engine) == times | {later: None}
-    assert rows(engine, "SELECT * FROM messages ORDER BY id") == messages_0005
+    assert rows(engine, MESSAGES_0004) == messages_0005
