@@ -1,12 +1,12 @@
 """What goes over HTTP: request bodies, response bodies, and error bodies."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
-from domain.events import ChatCreated, MessagePosted
+from domain.events import ChatCreated, MessagePosted, Role
 from domain.principals import USER_ID_MAX_LENGTH
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
 from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
@@ -370,7 +370,6 @@ def created_headers(what: str, example: str) -> dict[str, Any]:
 
 
 MEMBER_EXAMPLE: JsonDict = {"user_id": "ann", "role": "owner", "added_at": EXAMPLE_TIME}
-Role = Literal["owner", "member"]
 
 
 class MemberResponse(BaseModel):

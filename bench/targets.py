@@ -193,6 +193,11 @@ def _auth(auth: Auth | None) -> list[Target]:
         return [*targets, Target("auth_chat_list", goal, "not measured", None)]
     ratio = median_ratio(auth.chat_list, p50)
     measured = f"{ratio:.2f}x (median of rounds {_rounds(turn_ratios(auth.chat_list, p50))})"
+    short = [m.result.p50_ms for m in auth.chat_list_short]
+    if short:
+        # The same user with limit=few: as many chats in the answer as the other user gets.
+        same_length = statistics.median(short) / statistics.median(map(p50, auth.chat_list.base))
+        measured += f"; {same_length:.2f}x with limit={few}, an answer as long"
     return [*targets, Target("auth_chat_list", goal, measured, spread(ratio) <= CHAT_LIST_SPREAD)]
 
 

@@ -1,6 +1,8 @@
 """What a caller may do to a chat, read from the write model inside the command's
 transaction: the rules every membership-aware command shares."""
 
+from datetime import datetime
+
 from sqlalchemy import BindParameter, bindparam, exists, func, select
 
 from domain.errors import ChatNotFound, Forbidden
@@ -30,7 +32,7 @@ def lock_chat(uow: UnitOfWork, chat_id: int, lock: bool = True) -> None:
         raise ChatNotFound(chat_id)
 
 
-def role_of(uow: UnitOfWork, chat_id: int, user_id: str) -> tuple[str, object] | None:
+def role_of(uow: UnitOfWork, chat_id: int, user_id: str) -> tuple[str, datetime] | None:
     """The user's (role, added_at) in the chat, or None if not a member."""
     row = uow.connection.execute(MEMBER, {"chat_id": chat_id, "user_id": user_id}).first()
     return None if row is None else (row.role, row.added_at)

@@ -1,7 +1,6 @@
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import bindparam, insert, update
 
@@ -53,7 +52,7 @@ class PutMemberHandler:
     def __call__(self, command: PutMember) -> MemberResult:
         chat_id = command.chat_id
         user_id = validate_user_id(command.user_id)
-        role = cast(Role, validate_role(command.role))
+        role = validate_role(command.role)
         if not is_possible_id(chat_id):
             raise ChatNotFound(chat_id)
         with self._uow() as uow:
@@ -68,7 +67,6 @@ class PutMemberHandler:
                 result = MemberResult(chat_id, user_id, role, now, added=True)
             else:
                 current, added_at = found
-                assert isinstance(added_at, datetime)
                 if current != role:
                     if current == "owner" and owner_count(uow, chat_id) == 1:
                         raise LastOwner(chat_id)
@@ -77,11 +75,4 @@ class PutMemberHandler:
                     uow.record(MemberRoleChanged(chat_id, user_id, role, added_at, now))
                 result = MemberResult(chat_id, user_id, role, added_at, added=False)
             uow.commit()
-            return MemberResult(
-                result.chat_id,
-                result.user_id,
-                result.role,
-                result.added_at,
-                result.added,
-                uow.consistency_token(),
-            )
+            return replace(result, consistency_token=uow.consistency_token())

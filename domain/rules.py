@@ -1,8 +1,10 @@
 """The rules every chat and message obeys, whoever sends them."""
 
 import re
+from typing import cast, get_args
 
 from domain.errors import InvalidInput
+from domain.events import Role
 
 TITLE_MAX_LENGTH = 200
 TEXT_MAX_LENGTH = 5000
@@ -77,10 +79,10 @@ def validate_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-ROLES = ("owner", "member")
+ROLES: tuple[str, ...] = get_args(Role)
 
 
-def validate_role(role: str) -> str:
+def validate_role(role: str) -> Role:
     if role not in ROLES:
         raise InvalidInput("role", "role is owner or member")
-    return role
+    return cast(Role, role)

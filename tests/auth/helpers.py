@@ -50,7 +50,8 @@ def raw_get(client: httpx.Client, path: str, *header_lines: str) -> httpx.Respon
     """A GET sent byte for byte as written, for the headers httpx would refuse to send
     (`Authorization: Bearer ` with its trailing space); the answer as an httpx.Response."""
     url = client.base_url
-    assert url.host and url.port, url
+    assert url.host, url
+    assert url.port, url
     head = "".join(f"{line}\r\n" for line in header_lines)
     request = f"GET {path} HTTP/1.1\r\nHost: {url.host}\r\n{head}Connection: close\r\n\r\n"
     with socket.create_connection((url.host, url.port), timeout=10) as connection:
@@ -219,7 +220,7 @@ def finish(
         process.kill()
         stdout, stderr = process.communicate()
         raise AssertionError(
-            f"{process.args} still ran after {timeout} s: {stdout} {stderr}"
+            f"{process.args!r} still ran after {timeout} s: {stdout!r} {stderr!r}"
         ) from None
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 

@@ -2,9 +2,10 @@
 echo a secret), `chatapi serve` refuses AUTH_MODE=none on a reachable HOST, and the
 console script makes user tokens and API keys that the server takes."""
 
+import logging.config
 import os
+import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,15 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+import cli.main
+import cli.serve
+from cli.errors import UnsupportedConfiguration
 from devtools.ports import free_port
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 from tests.auth.conftest import AUDIENCE, SECRET, bearer
 from tests.auth.helpers import chatapi, failed, finish, refused, start, succeeded
+from tests.support.servers import container_for
 
 SHORT_SECRET = "short-secret-SHHH-0123456789"  # 28 bytes
 EXIT_INVALID = 2
@@ -52,7 +57,7 @@ def test_auth_required_needs_a_long_enough_secret(tmp_path: Path) -> None:
     assert "32" in message
     assert "AUTH_JWT_SECRET" in message
     _refusal(auth_mode="required", auth_jwt_secret="s" * 31)
-    # 32 bytes is enough; bytes, not characters: 16 × "é" is 32 bytes.
+    # 32 bytes is enough; bytes, not characters: "é" * 16 is 32 bytes.
     for secret in ("s" * 32, "é" * 16):
         settings = Settings(auth_mode="required", auth_jwt_secret=secret)
         assert settings.auth_jwt_secret is not None
@@ -109,24 +114,25 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "AUTH_JWT_SECRET_FILE" in message
 
 
+class Proceeded(Exception):
+    """serve() went past its checks: it would start logging and serving now."""
+
+
+def _serve_in_process(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> None:
+    """cli.serve.serve with these settings, stopped (Proceeded) where it would start."""
+
+    def proceed(*args: Any, **kwargs: Any) -> None:
+        raise Proceeded
+
+    monkeypatch.setattr(logging.config, "dictConfig", proceed)
+    cli.serve.serve(container_for("sqlite:///unused.db", **settings))
+
+
 def test_serve_refuses_what_it_cannot_serve_safely(tmp_path: Path) -> None:
+    """As a user runs it: refused at once, in one JSON line, no traceback, no secret."""
     port = str(free_port())
-    # Each would serve on 0.0.0.0 if it did not refuse: started side by side, all refuse.
     refusals = {
         "none-on-any": start("serve", cwd=tmp_path, HOST="0.0.0.0", PORT=port),
-        "none-on-ipv6-any": start("serve", cwd=tmp_path, HOST="::", PORT=port),
-        "none-on-a-name": start("serve", cwd=tmp_path, HOST="chat.example.com", PORT=port),
-        "none-said-false": start(
-            "serve",
-            cwd=tmp_path,
-            HOST="0.0.0.0",
-            PORT=port,
-            AUTH_MODE="none",
-            ALLOW_UNAUTHENTICATED="false",
-        ),
-        "required-without-secret": start(
-            "serve", cwd=tmp_path, HOST="0.0.0.0", PORT=port, AUTH_MODE="required"
-        ),
         "required-short-secret": start(
             "serve",
             cwd=tmp_path,
@@ -137,47 +143,83 @@ def test_serve_refuses_what_it_cannot_serve_safely(tmp_path: Path) -> None:
         ),
     }
     started = time.monotonic()
-    messages = {
-        name: failed(finish(process, 20), EXIT_INVALID) for name, process in refusals.items()
-    }
+    messages = {name: failed(finish(p, 20), EXIT_INVALID) for name, p in refusals.items()}
     assert time.monotonic() - started < 20
-    for name in ("none-on-any", "none-on-ipv6-any", "none-on-a-name", "none-said-false"):
-        assert "ALLOW_UNAUTHENTICATED" in messages[name], messages[name]
-        assert "AUTH_MODE" in messages[name], messages[name]
-    assert "AUTH_JWT_SECRET" in messages["required-without-secret"]
-    assert "AUTH_JWT_SECRET" in messages["required-short-secret"]
-    assert SHORT_SECRET not in messages["required-short-secret"]
+    assert "ALLOW_UNAUTHENTICATED" in messages["none-on-any"], messages
+    assert "AUTH_MODE" in messages["none-on-any"], messages
+    assert "AUTH_JWT_SECRET" in messages["required-short-secret"], messages
+    assert SHORT_SECRET not in messages["required-short-secret"], messages
     assert not list(tmp_path.iterdir())  # not even a database file was made
 
 
-@pytest.fixture(scope="module")
-def minted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """What `chatapi token mint` printed, and its failures, run side by side once."""
-    cwd = tmp_path_factory.mktemp("mint")
-    processes = {
-        "ann": start("token", "mint", "ann", cwd=cwd, AUTH_JWT_SECRET=SECRET),
-        "short": start("token", "mint", "bob", "--ttl", "60", cwd=cwd, AUTH_JWT_SECRET=SECRET),
-        "no-secret": start("token", "mint", "ann", cwd=cwd),
-        "no-ttl": start("token", "mint", "ann", "--ttl", "0", cwd=cwd, AUTH_JWT_SECRET=SECRET),
-        "bad-user": start("token", "mint", "x" * 129, cwd=cwd, AUTH_JWT_SECRET=SECRET),
-    }
-    yield {name: finish(process) for name, process in processes.items()}
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]", "192.0.2.7", "chat.example.com", ""])
+def test_auth_mode_none_is_refused_on_a_reachable_host(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    with pytest.raises(UnsupportedConfiguration) as raised:
+        _serve_in_process(monkeypatch, host=host)
+    assert "ALLOW_UNAUTHENTICATED" in str(raised.value)
+    with pytest.raises(UnsupportedConfiguration):
+        _serve_in_process(monkeypatch, host=host, allow_unauthenticated=False)
+    # On purpose, it serves.
+    with pytest.raises(Proceeded):
+        _serve_in_process(monkeypatch, host=host, allow_unauthenticated=True)
+    # And with AUTH_MODE=required, of course.
+    with pytest.raises(Proceeded):
+        _serve_in_process(monkeypatch, host=host, auth_mode="required", auth_jwt_secret=SECRET)
 
 
-def _printed_token(result: Any) -> str:
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_auth_mode_none_is_served_on_a_loopback_host(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    with pytest.raises(Proceeded):
+        _serve_in_process(monkeypatch, host=host)
+
+
+def _run_main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    **environment: str,
+) -> subprocess.CompletedProcess[str]:
+    """`chatapi ARGV` run in this process (cli.main.main), as the console script runs it."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = cli.main.main(list(argv))
+    out, err = capsys.readouterr()
+    for name in environment:
+        monkeypatch.delenv(name)
+    return subprocess.CompletedProcess(["chatapi", *argv], code, out, err)
+
+
+def _printed_token(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
-    printed: str = lines[0]
+    printed = lines[0]
     assert printed == printed.strip()
     return printed
 
 
-def test_token_mint_prints_a_token_the_server_takes(
-    secured: httpx.Client, minted: dict[str, Any]
+def test_token_mint(
+    secured: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    backend: str,
+    tmp_path: Path,
 ) -> None:
-    ann = _printed_token(minted["ann"])
+    if backend == "postgresql":  # the console script itself, once
+        minting = start("token", "mint", "ann", cwd=tmp_path, AUTH_JWT_SECRET=SECRET)
+        without_secret = start("token", "mint", "ann", cwd=tmp_path)
+        assert "AUTH_JWT_SECRET" in failed(finish(without_secret), EXIT_INVALID)
+        ann = _printed_token(finish(minting))
+    else:
+        ann = _printed_token(
+            _run_main(monkeypatch, capsys, "token", "mint", "ann", AUTH_JWT_SECRET=SECRET)
+        )
     claims = jwt.decode(ann, SECRET, algorithms=["HS256"], audience=AUDIENCE)
     assert claims["sub"] == "ann"
     assert claims["exp"] - claims["iat"] == 3600
@@ -186,20 +228,28 @@ def test_token_mint_prints_a_token_the_server_takes(
     members = secured.get(f"/chats/{created.json()['id']}/members/", headers=bearer(ann))
     assert [m["user_id"] for m in members.json()["members"]] == ["ann"]
 
-    bob = _printed_token(minted["short"])
+    run = _run_main(
+        monkeypatch, capsys, "token", "mint", "bob", "--ttl", "60", AUTH_JWT_SECRET=SECRET
+    )
+    bob = _printed_token(run)
     claims = jwt.decode(bob, SECRET, algorithms=["HS256"], audience=AUDIENCE)
     assert (claims["sub"], claims["exp"] - claims["iat"]) == ("bob", 60)
     assert secured.get("/chats/", headers=bearer(bob)).status_code == 200
 
-
-def test_token_mint_refuses_without_a_secret(minted: dict[str, Any]) -> None:
-    assert "AUTH_JWT_SECRET" in failed(minted["no-secret"], EXIT_INVALID)
-    assert "ttl" in failed(minted["no-ttl"], EXIT_INVALID)
-    failed(minted["bad-user"], EXIT_INVALID)
+    assert "AUTH_JWT_SECRET" in failed(_run_main(monkeypatch, capsys, "token", "mint", "ann"), 2)
+    for bad in (["--ttl", "0"], ["--ttl", "-5"]):
+        run = _run_main(monkeypatch, capsys, "token", "mint", "ann", *bad, AUTH_JWT_SECRET=SECRET)
+        assert "ttl" in failed(run, EXIT_INVALID)
+    run = _run_main(monkeypatch, capsys, "token", "mint", "x" * 129, AUTH_JWT_SECRET=SECRET)
+    failed(run, EXIT_INVALID)
 
 
 def test_keys_create_list_revoke(
-    secured: httpx.Client, database_url: str, auth_container: Container, tmp_path: Path
+    secured: httpx.Client,
+    database_url: str,
+    auth_container: Container,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     made = succeeded(
         chatapi("keys", "create", "bridge", database_url=database_url, AUTH_JWT_SECRET=SECRET)
@@ -212,26 +262,28 @@ def test_keys_create_list_revoke(
     response = secured.get("/chats/", headers=bearer(key))
     assert response.status_code == 200, response.text
 
-    listing = start("keys", "list", database_url=database_url, AUTH_JWT_SECRET=SECRET)
-    unknown = start("keys", "revoke", "0" * 16, database_url=database_url, AUTH_JWT_SECRET=SECRET)
-    no_pepper = start("keys", "create", "x", database_url=database_url, cwd=tmp_path)
-    listed = finish(listing)
+    env = {"DATABASE_URL": database_url, "AUTH_JWT_SECRET": SECRET}
+    listed = _run_main(monkeypatch, capsys, "keys", "list", **env)
     assert key not in listed.stdout
     assert key.rsplit("_", 1)[1] not in listed.stdout
     (shown,) = succeeded(listed)["keys"]
+    assert set(shown) == {"id", "name", "created_at", "last_used_at", "revoked_at"}, shown
     assert shown["id"] == made["id"]
     assert shown["name"] == "bridge"
     assert shown["last_used_at"] is not None  # it was used just now
     assert shown["revoked_at"] is None
-    assert "key" not in shown
-    assert "secret_hash" not in shown
-    failed(finish(unknown), EXIT_NOT_FOUND)
-    failed(finish(no_pepper), EXIT_INVALID)
 
-    revoked = succeeded(
-        chatapi("keys", "revoke", made["id"], database_url=database_url, AUTH_JWT_SECRET=SECRET)
-    )
+    unknown = _run_main(monkeypatch, capsys, "keys", "revoke", "0" * 16, **env)
+    failed(unknown, EXIT_NOT_FOUND)
+    no_pepper = _run_main(monkeypatch, capsys, "keys", "create", "x", DATABASE_URL=database_url)
+    assert "AUTH_JWT_SECRET" in failed(no_pepper, EXIT_INVALID)
+    for name in ("", "   ", "n" * 101):
+        failed(_run_main(monkeypatch, capsys, "keys", "create", name, **env), EXIT_INVALID)
+
+    revoked = succeeded(_run_main(monkeypatch, capsys, "keys", "revoke", made["id"], **env))
     assert revoked == {"revoked": made["id"]}
     refused(secured.get("/chats/", headers=bearer(key)), key)
     (info,) = auth_container.api_keys().list()
     assert info.revoked_at is not None
+    (shown,) = succeeded(_run_main(monkeypatch, capsys, "keys", "list", **env))["keys"]
+    assert shown["revoked_at"] is not None

@@ -205,10 +205,8 @@ def test_migrate_and_api_reach_db_with_its_credentials(compose: dict[str, Any], 
 
 def settings_of(environment: Mapping[str, str]) -> Settings:
     """The Settings a process with `environment` builds (only the variables it reads)."""
-    fields = {name.lower(): value for name, value in environment.items()}
-    return Settings(
-        **{name: value for name, value in fields.items() if name in Settings.model_fields}
-    )
+    fields: dict[str, Any] = {name.lower(): value for name, value in environment.items()}
+    return Settings(**{name: fields[name] for name in fields.keys() & Settings.model_fields})
 
 
 def git_ignores(path: str) -> bool:
@@ -252,8 +250,9 @@ def test_the_example_names_settings_and_its_placeholders_are_refused() -> None:
     assert {"AUTH_JWT_SECRET", "AUTH_KEY_PEPPER"} <= set(example), example
     for name, placeholder in example.items():
         assert name.lower() in Settings.model_fields, name
+        given: dict[str, Any] = {name.lower(): placeholder}
         with pytest.raises(ValidationError, match=name):
-            Settings(auth_mode="required", **{name.lower(): placeholder})
+            Settings(auth_mode="required", **given)
 
 
 def test_the_api_serves_with_credentials_required(
