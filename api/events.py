@@ -243,18 +243,35 @@ class Follower:
     member_position: int
     read_members: ReadMembers
 
-    async def changes(self, page: MessagesAfterDTO) -> bytes:
-        """The membership changes the page shows the stream has not sent yet, encoded."""
-        chunks: list[bytes] = []
+    async def changes(self, page: MessagesAfterDTO) -> list[MemberEventDTO]:
+        """The membership changes the page shows the stream has not sent yet."""
+        changes: list[MemberEventDTO] = []
         while page.last_member_event > self.member_position:
             events = await self.read_members(self.member_position)
             if not events:
                 break
-            for event in events:
-                chunks.append(member_event(event.kind, event.chat_id, event.user_id, event.role))
+            changes.extend(events)
             self.member_position = events[-1].position
         self.member_position = max(self.member_position, page.last_member_event)
-        return b"".join(chunks)
+        return changes
+
+
+def page_events(encoded: EncodedPage, changes: list[MemberEventDTO]) -> bytes:
+    """The page's messages and the membership changes read with it, in the order they
+    happened: a read that follows a removal may also find messages posted after it."""
+    if not changes:
+        return encoded.events
+    timeline: list[tuple[datetime, int, bytes]] = [
+        (message.created_at, 0, message_posted(MessageResponse.model_validate(message)))
+        for message in encoded.page.messages
+    ]
+    timeline += [
+        (change.at, 1, member_event(change.kind, change.chat_id, change.user_id, change.role))
+        for change in changes
+    ]
+    # Stable: each kind keeps its own order; at the same time, the message first.
+    timeline.sort(key=lambda entry: (entry[0], entry[1]))
+    return b"".join(chunk for *_, chunk in timeline)
 
 
 def resume_point(after: int | None, last_event_id: int | None) -> int | None:
@@ -296,12 +313,11 @@ async def chat_events(
     chat_id = subscription.chat_id
     while True:
         page = encoded.page
+        events = page_events(encoded, await follower.changes(page))
+        if events:
+            yield events
         if page.messages:
-            yield encoded.events
             after = page.messages[-1].seq
-        changes = await follower.changes(page)
-        if changes:
-            yield changes
         woken_at = time.monotonic()  # a full page: read on at once, from a read started now
         if page.next_after is None:  # at the chat's end: wait for news
             while await subscription.wait(

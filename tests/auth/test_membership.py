@@ -2,6 +2,8 @@
 byte, as a missing chat); members read and post, owners also manage members and delete;
 `GET /chats/` lists a user's own chats; services may do everything, on every chat."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -347,3 +349,47 @@ def test_a_user_id_in_a_path_is_checked(secured: httpx.Client, user_id: str) -> 
     response = secured.delete(f"/chats/{chat_id}/members/{user_id}", headers=ANN)
     assert response.status_code == 422, response.text
     assert member_ids(secured, chat_id, ANN) == ["ann"]
+
+
+def _send_together(
+    client: httpx.Client, barrier: threading.Barrier, method: str, path: str, headers: Headers
+) -> int:
+    body = {"role": "member"} if method == "PUT" else None
+    barrier.wait()
+    return client.request(method, path, json=body, headers=headers).status_code
+
+
+def test_two_owners_leaving_at_once_leave_one_owner(secured: httpx.Client) -> None:
+    """The last-owner rule holds under concurrency: of two owners who leave (or demote each
+    other) at the same moment, one succeeds and the other gets 409."""
+    for attempt in range(6):
+        chat_id = create_chat(secured, ANN)
+        add_member(secured, chat_id, "bob", ANN, role="owner")
+        if attempt % 2 == 0:
+            requests = [
+                ("DELETE", f"/chats/{chat_id}/members/ann", ANN),
+                ("DELETE", f"/chats/{chat_id}/members/bob", BOB),
+            ]
+        else:
+            requests = [
+                ("PUT", f"/chats/{chat_id}/members/bob", ANN),
+                ("PUT", f"/chats/{chat_id}/members/ann", BOB),
+            ]
+        barrier = threading.Barrier(len(requests))
+        with ThreadPoolExecutor(len(requests)) as pool:
+            futures = [
+                pool.submit(_send_together, secured, barrier, *request) for request in requests
+            ]
+            statuses = sorted(future.result() for future in futures)
+        # One wins; the other is then the last owner (409) or, demoted, no owner (403).
+        assert statuses in ([204, 409], [200, 403], [200, 409]), (attempt, statuses)
+        members = secured.get(f"/chats/{chat_id}/members/", headers=bearer(token("x")))
+        assert members.status_code == 404
+        roles = [
+            m["role"]
+            for user in (ANN, BOB)
+            for response in [secured.get(f"/chats/{chat_id}/members/", headers=user)]
+            if response.status_code == 200
+            for m in response.json()["members"]
+        ]
+        assert "owner" in roles, (attempt, roles)

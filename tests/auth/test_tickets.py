@@ -176,3 +176,33 @@ def test_a_users_stream_ends_when_their_token_expires(secured: httpx.Client) -> 
         assert by_ticket.rest() == []
     assert time.time() >= exp - 0.5
     assert time.monotonic() - started < 8
+
+
+def test_a_ticket_does_not_outlive_the_token_it_was_made_with(
+    secured: httpx.Client, auth_container: Container
+) -> None:
+    """A ticket redeemed once the token it was made with has expired is an expired
+    credential: a 401, not a stream. (Forced: the token's expiry, as the ticket keeps it,
+    set in the past, as it would be a second after a token with a second left.)"""
+    chat_id = create_chat(secured, ANN)
+    ticket = _ticket(secured, chat_id, ANN)
+    with auth_container.write_engine().begin() as connection:
+        connection.execute(
+            text("UPDATE stream_tickets SET principal_expires_at = :past"),
+            {"past": datetime.now(UTC) - timedelta(seconds=5)},
+        )
+    refused(open_stream(secured, chat_id, ticket=ticket), ticket)
+
+
+def test_a_revoked_key_cannot_open_a_stream_with_a_ticket_it_made(
+    secured: httpx.Client, service_key: str, auth_container: Container
+) -> None:
+    """Revoked at once, its tickets and its requests alike: a ticket made just before the
+    revocation would otherwise open a stream that never ends (a service's has no expiry)."""
+    headers = bearer(service_key)
+    chat_id = create_chat(secured, headers)
+    ticket = _ticket(secured, chat_id, headers)
+    (info,) = auth_container.api_keys().list()
+    auth_container.api_keys().revoke(info.id)
+    refused(open_stream(secured, chat_id, headers), service_key)
+    refused(open_stream(secured, chat_id, ticket=ticket), ticket)
