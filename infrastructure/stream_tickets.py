@@ -10,13 +10,14 @@ ticket used for another chat, or late, is spent all the same.
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from domain.errors import Unauthenticated
 from domain.principals import Principal
 from infrastructure.clock import Clock
-from infrastructure.tables import stream_tickets
+from infrastructure.tables import api_keys, stream_tickets
 
 TICKET_TTL = timedelta(seconds=60)
 
@@ -31,6 +32,9 @@ REDEEM = (
         stream_tickets.c.principal_expires_at,
         stream_tickets.c.expires_at,
     )
+)
+KEY_IN_USE = select(api_keys.c.id).where(
+    api_keys.c.id == bindparam("key_id"), api_keys.c.revoked_at.is_(None)
 )
 PURGE = delete(stream_tickets).where(stream_tickets.c.expires_at < bindparam("now"))
 # Longer than any ticket made here (43 characters); anything longer is not looked up.
@@ -66,13 +70,28 @@ def redeem(engine: Engine, clock: Clock, ticket: str, chat_id: int) -> Principal
     expired, or for another chat."""
     if not 1 <= len(ticket) <= MAX_TICKET_LENGTH:
         raise Unauthenticated("the stream ticket is not valid")
-    with engine.begin() as connection:
+    now = clock()
+    with engine.begin() as connection:  # committed whatever the verdict: spent either way
         row = connection.execute(REDEEM, {"hash": _hash(ticket)}).first()
-    if row is None or row.chat_id != chat_id or row.expires_at <= clock():
-        raise Unauthenticated("the stream ticket is not valid, spent, or expired")
+        problem = None if row is None else _problem(connection, row, chat_id, now)
+    if row is None or problem is not None:
+        raise Unauthenticated(problem or "the stream ticket is not valid, spent, or expired")
     kind = row.principal_kind
     assert kind in ("user", "service", "local")
     return Principal(kind, row.principal_id, row.principal_expires_at)
+
+
+def _problem(connection: Connection, row: Any, chat_id: int, now: datetime) -> str | None:
+    """Why a ticket found cannot open this stream, or None. The credential it was made with
+    must still be good: a user's token not expired, a service's key not revoked since."""
+    if row.chat_id != chat_id or row.expires_at <= now:
+        return "the stream ticket is not valid, spent, or expired"
+    if row.principal_expires_at is not None and row.principal_expires_at <= now:
+        return "the token the stream ticket was made with has expired"
+    service = row.principal_kind == "service"
+    if service and connection.execute(KEY_IN_USE, {"key_id": row.principal_id}).first() is None:
+        return "the API key the stream ticket was made with has been revoked"
+    return None
 
 
 def purge(engine: Engine, clock: Clock) -> int:

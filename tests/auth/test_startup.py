@@ -132,7 +132,7 @@ def test_serve_refuses_what_it_cannot_serve_safely(tmp_path: Path) -> None:
     """As a user runs it: refused at once, in one JSON line, no traceback, no secret."""
     port = str(free_port())
     refusals = {
-        "none-on-any": start("serve", cwd=tmp_path, HOST="0.0.0.0", PORT=port),
+        "none-on-any": start("serve", cwd=tmp_path, HOST="0.0.0.0", PORT=port, AUTH_MODE="none"),
         "required-short-secret": start(
             "serve",
             cwd=tmp_path,
