@@ -37,7 +37,7 @@ from queries.list_chats import ListChatsHandler
 from queries.list_members import ListMembersHandler
 
 
-def user_tokens(settings: Settings) -> UserTokens | None:
+def user_tokens_of(settings: Settings) -> UserTokens | None:
     """The verifier of user tokens, or None without AUTH_JWT_SECRET (AUTH_MODE=none)."""
     if settings.auth_jwt_secret is None:
         return None
@@ -83,7 +83,7 @@ class Container(containers.DeclarativeContainer):
 
     # Who is asking: user tokens are checked without the database, API keys and stream
     # tickets on the primary.
-    user_tokens = providers.Singleton(user_tokens, settings)
+    user_tokens = providers.Singleton(user_tokens_of, settings)
     api_keys = providers.Singleton(
         ApiKeys, engine=write_engine, pepper=settings.provided.key_pepper, clock=clock
     )
