@@ -375,12 +375,10 @@ async def stream_caller(
         return await caller(request, credentials)
     redeem = container(request).redeem_stream_ticket
     ticket_owner = await handle(request, lambda t: redeem(ticket=t, chat_id=chat_id), ticket)
-    if (
-        credentials is not None
-        and auth_required(request)
-        and await principal_of(request, credentials.credentials) != ticket_owner
-    ):
-        raise Unauthenticated("the stream ticket was made for another caller")
+    if credentials is not None and auth_required(request):
+        bearer = await principal_of(request, credentials.credentials)
+        if not bearer.is_same_caller(ticket_owner):
+            raise Unauthenticated("the stream ticket was made for another caller")
     return ticket_owner
 
 

@@ -31,6 +31,10 @@ class Principal:
     def user_id(self) -> str | None:
         return self.id if self.kind == "user" else None
 
+    def is_same_caller(self, other: "Principal") -> bool:
+        """The same user or service, whichever of its credentials each came with."""
+        return (self.kind, self.id) == (other.kind, other.id)
+
     @property
     def scope(self) -> str:
         """What keeps this caller's idempotency keys apart from everyone else's."""

@@ -100,6 +100,10 @@ def test_a_ticket_is_for_its_caller_only(secured: httpx.Client, service_key: str
     # With its own caller's header beside it, a ticket is fine.
     own = _ticket(secured, chat_id, BOB)
     assert open_stream(secured, chat_id, BOB, ticket=own).status_code == 200
+    # Bob's, asked with one token and opened beside a newer one of his: still bob's.
+    own = _ticket(secured, chat_id, BOB)
+    renewed = bearer(token("bob", exp=int(time.time()) + 7200))
+    assert open_stream(secured, chat_id, renewed, ticket=own).status_code == 200
     # A service's ticket opens its stream as the service.
     service_ticket = _ticket(secured, chat_id, bearer(service_key))
     assert open_stream(secured, chat_id, ticket=service_ticket).status_code == 200
