@@ -206,7 +206,17 @@ async def list_chats(
             # What a client can do next with the new chat's id (OpenAPI links).
             "links": {
                 name: {"operationId": name, "parameters": {"chat_id": "$response.body#/id"}}
-                for name in ("getChat", "postMessage", "getHistory", "getMessage", "deleteChat")
+                for name in (
+                    "getChat",
+                    "postMessage",
+                    "getHistory",
+                    "getMessage",
+                    "deleteChat",
+                    "listMembers",
+                    "putMember",
+                    "removeMember",
+                    "createStreamTicket",
+                )
             },
         }
     },

@@ -70,7 +70,7 @@ def test_a_preflight_from_a_front_end_is_answered(cors_client: httpx.Client, ori
     [
         (STRANGER, "POST", "content-type"),
         (FRONT_END + ":8443", "POST", "content-type"),  # another port is another origin
-        (FRONT_END, "PUT", "content-type"),
+        (FRONT_END, "PATCH", "content-type"),
         (FRONT_END, "POST", "content-type, x-debug"),
     ],
     ids=["another-origin", "another-port", "unserved-method", "unknown-header"],

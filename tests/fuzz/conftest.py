@@ -19,6 +19,7 @@ from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 from tests.conftest import EmptyDatabases
+from tests.fuzz import config
 
 # Hypothesis's caches (Unicode tables, constants of the code), written from collection on: in a
 # temporary directory, removed at exit, instead of a .hypothesis/ in the repository.
@@ -32,7 +33,8 @@ def fuzz_container(databases: EmptyDatabases) -> Iterator[Container]:
     url = databases.new("postgresql")
     migrations.upgrade(url)
     container = Container()
-    container.settings.override(providers.Object(Settings(database_url=url)))
+    settings = Settings(database_url=url, auth_mode="required", auth_jwt_secret=config.SECRET)
+    container.settings.override(providers.Object(settings))
     yield container
     container.shutdown_resources()
 

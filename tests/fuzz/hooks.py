@@ -18,6 +18,9 @@ findings; each is handled here as narrowly as it can be (README, Development, sa
   the same check except for a 422 that blames the cursor parameter alone.
 - `before` and `after` of the history are each valid but exclusive, which parameter schemas
   cannot state: with both, the 422 that blames `after` alone is accepted by the same check.
+- A message's `author`: any user id for a service, but a user may only name themself (the
+  fuzz runs are a user), which the body's schema cannot state: a 422 that blames `author`
+  alone is accepted by the same check.
   (A made-up `after` past the chat's end is a 409, which that check accepts as it is.)
 """
 
@@ -33,6 +36,8 @@ IDEMPOTENCY_KEY = "idempotency-key"
 CONSISTENCY_TOKEN = "consistency-token"
 KEY_MAX_LENGTH = 255  # as documented: 1..255 visible ASCII characters
 CURSOR_PARAMETERS = frozenset({("query", "cursor"), ("query", "before")})
+# A user names no one but themself as a message's author.
+AUTHOR = frozenset({("body", "author")})
 # Paging back and paging forward: either one, never both.
 EXCLUSIVE_PARAMETERS = frozenset({"before", "after"})
 
@@ -99,8 +104,8 @@ def positive_data_acceptance_except_made_up_cursors(
     ctx: CheckContext, response: Response, case: Case[Any]
 ) -> bool | None:
     """`positive_data_acceptance`, except that a made-up cursor may be refused (with 422), and
-    `before` with `after` too."""
-    if blames_only(response, CURSOR_PARAMETERS):
+    `before` with `after` too, and another user named as the author."""
+    if blames_only(response, CURSOR_PARAMETERS) or blames_only(response, AUTHOR):
         return None
     if sends_exclusive_parameters(case) and blames_only(response, frozenset({("query", "after")})):
         return None

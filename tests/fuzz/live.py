@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devtools.ports import free_port
 from devtools.postgres_cluster import NO_BINARIES, find_bindir, started_cluster
-from tests.fuzz.config import CONFIG_FILE
+from tests.fuzz.config import CONFIG_FILE, SECRET, with_token
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv's bin/, as the Makefile's $(BIN)
@@ -111,14 +111,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with postgres() as database_url, tempfile.TemporaryDirectory(prefix="chatapi-fuzz-") as tmp:
         scratch = Path(tmp)
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "HOST": "127.0.0.1",
-            "PORT": str(free_port()),
-            # Hypothesis's caches, which would go to a .hypothesis/ in the repository.
-            "HYPOTHESIS_STORAGE_DIRECTORY": str(scratch / "hypothesis"),
-        }
+        env = with_token(
+            {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "HOST": "127.0.0.1",
+                "PORT": str(free_port()),
+                # As deployments serve it; Schemathesis sends the token (config.with_token).
+                "AUTH_MODE": "required",
+                "AUTH_JWT_SECRET": SECRET,
+                # Hypothesis's caches, which would go to a .hypothesis/ in the repository.
+                "HYPOTHESIS_STORAGE_DIRECTORY": str(scratch / "hypothesis"),
+            }
+        )
         base_url = f"http://{env['HOST']}:{env['PORT']}"
         with served(env, scratch) as server:
             print(f"chatapi serving on {base_url}, PostgreSQL at {database_url}", flush=True)

@@ -66,6 +66,9 @@ schema = documented_schema()
 
 @schema.parametrize()
 def test_operation(case: Case[Any], fuzz_app: FastAPI) -> None:
+    # The app on the schema, not only on the call: the checks' own probes (a request without
+    # the credential, or with a made-up one) go to it too.
+    case.operation.schema.app = fuzz_app
     case.call_and_validate(app=fuzz_app)
 
 
@@ -93,7 +96,12 @@ def run_state_machine(api: OpenApiSchema, scenarios: int, empty: Callable[[], No
         empty()  # and ids start again at 1: a scenario replays as it first ran
 
     scenario = cast(
-        "type[APIStateMachine]", type(f"Fresh{machine.__name__}", (machine,), {"setup": setup})
+        "type[APIStateMachine]",
+        type(
+            f"Fresh{machine.__name__}",
+            (machine,),
+            {"setup": setup},
+        ),
     )
     hypothesis.seed(api.config.seed)(scenario).run(settings=settings)
 
