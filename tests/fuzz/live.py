@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         base_url = f"http://{env['HOST']}:{env['PORT']}"
         with served(env, scratch) as server:
             print(f"chatapi serving on {base_url}, PostgreSQL at {database_url}", flush=True)
-            status = subprocess.run(schemathesis_command(base_url, args.max_examples), cwd=REPO)
+            command = schemathesis_command(base_url, args.max_examples)
+            status = subprocess.run(command, cwd=REPO, env=env)
             crashed = server.poll() is not None
         stderr = (scratch / "server.stderr").read_text(errors="replace")
         if crashed or "Traceback" in stderr:
