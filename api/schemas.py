@@ -8,7 +8,13 @@ from pydantic.config import JsonDict
 
 from domain.events import ChatCreated, MessagePosted, Role
 from domain.principals import USER_ID_MAX_LENGTH
-from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH, normalize_title, validate_text
+from domain.rules import (
+    CONTROL_CHARACTERS,
+    TEXT_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    normalize_title,
+    validate_text,
+)
 from infrastructure.consistency import HEADER as CONSISTENCY_HEADER
 from infrastructure.consistency import PATTERN as CONSISTENCY_PATTERN
 
@@ -27,11 +33,13 @@ MESSAGE_EXAMPLE: JsonDict = {
 # Schema's \s is narrower (it lacks \x1c-\x1f and \x85, for one).
 WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # The domain rules (domain/rules.py) as patterns, so the OpenAPI document states them: no
-# NUL; a text not blank; a title of 1..200 characters once trimmed.
-TEXT_PATTERN = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
+# control character but tab, newline and carriage return; a text not blank; a title of
+# 1..200 characters once trimmed (of whitespace, which may include controls: trimmed away).
+C = CONTROL_CHARACTERS
+TEXT_PATTERN = rf"^[^{C}]*[^{C}{WHITESPACE}][^{C}]*$"
 TITLE_PATTERN = (
-    rf"^[{WHITESPACE}]*[^\x00{WHITESPACE}]"
-    rf"(?:[^\x00]{{0,{TITLE_MAX_LENGTH - 2}}}[^\x00{WHITESPACE}])?[{WHITESPACE}]*$"
+    rf"^[{WHITESPACE}]*[^{C}{WHITESPACE}]"
+    rf"(?:[^{C}]{{0,{TITLE_MAX_LENGTH - 2}}}[^{C}{WHITESPACE}])?[{WHITESPACE}]*$"
 )
 
 # A cursor field is left out when there is nothing more, never null, so it is a string.

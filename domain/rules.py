@@ -19,10 +19,21 @@ IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
+# Control characters other than tab, newline and carriage return: C0 (NUL among them, which
+# PostgreSQL text cannot hold) and C1. They draw nothing, each costs six bytes escaped in JSON
+# (5,000 of them made a 3 MB page), and C1's CSI (U+009B) drives terminals.
+CONTROL_CHARACTERS = "\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
 def _check_storable(field: str, value: str) -> None:
-    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
-    if "\x00" in value:
-        raise InvalidInput(field, f"{field} must not contain NUL characters")
+    if _CONTROL.search(value):
+        raise InvalidInput(
+            field,
+            f"{field} must not contain control characters (other than tab, newline and "
+            "carriage return)",
+        )
+    # Lone surrogates cannot be encoded as UTF-8.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
