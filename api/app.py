@@ -19,6 +19,7 @@ from api.cors import cors
 from api.errors import install_error_handlers
 from api.request_log import RequestLog
 from api.routing import serve_like_the_api
+from api.security_headers import SecurityHeaders
 from api.send_deadlines import SendDeadlines
 from api.shared_reads import SharedReads
 from infrastructure.container import Container
@@ -104,6 +105,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
     if settings.cors_origins:
         app.add_middleware(cors, origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders)  # on every answer, a 413 and a CORS refusal too
     if settings.access_log:
         app.add_middleware(RequestLog, routes=routes)
     return app

@@ -52,6 +52,7 @@ class CreateChatHandler:
                 {"title": title},
                 CreateChatResult,
                 lambda: self._create(uow, title, command.principal),
+                result_chat=lambda created: created.chat_id,
             )
             uow.commit()
             return replace(created, consistency_token=uow.consistency_token())

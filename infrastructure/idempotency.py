@@ -45,6 +45,12 @@ CLAIM = {
 }
 FIRST_USE = select(keys.c.fingerprint, keys.c.result).where(THIS_KEY)
 REMEMBER = update(keys).where(THIS_KEY).values(result=bindparam("first_result"))
+# The same, for a key whose result is a chat: it goes with the chat (ON DELETE CASCADE).
+REMEMBER_FOR_CHAT = (
+    update(keys)
+    .where(THIS_KEY)
+    .values(result=bindparam("first_result"), chat_id=bindparam("of_chat"))
+)
 PURGE = delete(keys).where(keys.c.created_at < bindparam("expired_before"))
 
 # What is stored is the first result itself; whether it is being replayed, and the position a
@@ -117,10 +123,21 @@ def claim(
     return replace(first_result, replayed=True)
 
 
-def remember(connection: Connection, scope: str, key: str, result: Replayable) -> None:
-    """Store the result under the key just claimed, in the same transaction."""
+def remember(
+    connection: Connection,
+    scope: str,
+    key: str,
+    result: Replayable,
+    belongs_to_chat: int | None = None,
+) -> None:
+    """Store the result under the key just claimed, in the same transaction; with
+    `belongs_to_chat`, the key is deleted with that chat (a retry then finds no result)."""
     stored = _adapter(type(result)).dump_json(result, exclude=NOT_STORED).decode()
-    connection.execute(REMEMBER, {"in_scope": scope, "named": key, "first_result": stored})
+    this_key = {"in_scope": scope, "named": key, "first_result": stored}
+    if belongs_to_chat is None:
+        connection.execute(REMEMBER, this_key)
+    else:
+        connection.execute(REMEMBER_FOR_CHAT, {**this_key, "of_chat": belongs_to_chat})
 
 
 def purge(engine: Engine, clock: Clock, ttl_seconds: float) -> int:

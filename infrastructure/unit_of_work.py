@@ -73,13 +73,16 @@ class UnitOfWork:
         result_type: type[Result],
         run: Callable[[], Result],
         chat_id: int | None = None,
+        result_chat: Callable[[Result], int] | None = None,
     ) -> Result:
         """`run()`, once per idempotency key: a key used before gets the result it had then,
         marked replayed, if `request` is the same (else IdempotencyKeyReused).
 
         The key is claimed in this transaction and its result stored with the command's
         changes at commit. Keys are per caller and operation, and per chat when `chat_id` is
-        given: two callers never share a key's result.
+        given: two callers never share a key's result. A key goes with its chat: `chat_id`'s,
+        or for a command that makes one, `result_chat(result)`'s, so that a retry after the
+        chat's delete never replays an answer naming a chat that is gone.
         """
         if key is None:
             return run()
@@ -97,7 +100,8 @@ class UnitOfWork:
         if first is not None:
             return first
         result = run()
-        idempotency.remember(self.connection, scope, key, result)
+        owner = None if result_chat is None else result_chat(result)
+        idempotency.remember(self.connection, scope, key, result, owner)
         return result
 
     def consistency_token(self) -> str | None:

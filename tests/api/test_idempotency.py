@@ -123,3 +123,21 @@ def test_the_header_is_declared(client: httpx.Client) -> None:
         assert header["in"] == "header"
         assert header["required"] is False
         assert header["description"]
+
+
+def test_a_create_retried_after_its_chat_is_deleted_does_not_name_the_deleted_chat(
+    client: httpx.Client,
+) -> None:
+    """The key goes with the chat, as a message's does: the retry makes a chat anew rather
+    than replaying a 201 that names a chat every read answers 404 for."""
+    headers = {"Idempotency-Key": "create-then-delete"}
+    first = client.post("/chats/", json={"title": "short-lived"}, headers=headers)
+    assert first.status_code == 201, first.text
+    assert client.delete(f"/chats/{first.json()['id']}").status_code == 204
+
+    again = client.post("/chats/", json={"title": "short-lived"}, headers=headers)
+
+    assert again.status_code == 201, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert client.get(f"/chats/{again.json()['id']}").status_code == 200
