@@ -22,6 +22,7 @@ from api.routing import serve_like_the_api
 from api.security_headers import SecurityHeaders
 from api.send_deadlines import SendDeadlines
 from api.shared_reads import SharedReads
+from api.stream_slots import StreamSlots
 from infrastructure.container import Container
 
 DESCRIPTION = """
@@ -81,6 +82,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.auth_required = settings.auth_mode == "required"  # api/auth.py
     app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
     app.state.send_deadlines = SendDeadlines(settings.stream_send_timeout)
+    app.state.stream_slots = StreamSlots(settings.max_streams_per_user)
     app.state.admission = Admission(
         settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
     )

@@ -16,7 +16,7 @@ when uvicorn shuts down, and answers HEAD without starting the stream. What this
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -35,6 +35,7 @@ class EventStream(EventSourceResponse):
         subscription: Subscription,
         heartbeat: float,
         deadlines: SendDeadlines,
+        release: Callable[[], None],
     ) -> None:
         super().__init__(
             events,
@@ -44,6 +45,7 @@ class EventStream(EventSourceResponse):
             ping=heartbeat,
         )
         self._subscription = subscription
+        self._release = release  # the caller's stream slot (api/stream_slots.py)
         self._deadlines = deadlines
         self._clock = SendClock()
 
@@ -71,6 +73,7 @@ class EventStream(EventSourceResponse):
         finally:
             self._deadlines.forget(self._clock)
             self._subscription.close()
+            self._release()
         if self._clock.expired:
             # The socket cannot take more, so the body cannot be finished either: uvicorn
             # closes the connection (and says the response was not completed).

@@ -54,6 +54,7 @@ from api.schemas import (
     error_response,
 )
 from api.shared_reads import SharedReads
+from api.stream_slots import StreamSlots
 from commands.issue_stream_ticket import IssueStreamTicket
 from domain.errors import ChatNotFound, NotAMember, Unauthenticated
 from domain.events import MessagePosted
@@ -79,6 +80,7 @@ PAGE_SIZE = MAX_LIMIT
 UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, SchemaNotMigrated, Busy)
 
 STREAMS_BUSY_DETAIL = "too many open event streams on this server"
+USER_STREAMS_DETAIL = "too many open event streams for this user: close one first"
 
 router = SlashAgnosticRouter(tags=["chats"])
 
@@ -180,6 +182,17 @@ RESPONSES = {
     **NOT_FOUND,
     **CONFLICT,
     **TOO_LARGE,
+    429: error_response(
+        "The user has `MAX_STREAMS_PER_USER` streams open on this server already; close one, "
+        "or retry after the given delay.",
+        USER_STREAMS_DETAIL,
+        headers={
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer"},
+            }
+        },
+    ),
     503: error_response(
         "This server has `MAX_STREAMS` streams open already, or the database is unreachable; "
         "retry after the given delay.",
@@ -447,6 +460,14 @@ async def stream_events(
             status_code=503,
             headers={"Retry-After": str(settings.retry_after)},
         )
+    slots: StreamSlots = request.app.state.stream_slots
+    release = slots.take(caller)
+    if release is None:
+        return JSONResponse(
+            {"detail": USER_STREAMS_DETAIL},
+            status_code=429,
+            headers={"Retry-After": str(settings.retry_after)},
+        )
     handler = app.stream_messages_after()  # on the primary, where the hints come from
     members_handler = app.stream_member_events()
 
@@ -478,6 +499,7 @@ async def stream_events(
             first = await read(start, time.monotonic())
     except BaseException:
         subscription.close()  # a 404, 409 or 503: no stream
+        release()
         raise
     # Membership changes from this page's on.
     follower = Follower(caller, first.page.last_member_event, read_members)
@@ -487,4 +509,5 @@ async def stream_events(
         subscription,
         heartbeat=heartbeat,
         deadlines=request.app.state.send_deadlines,
+        release=release,
     )

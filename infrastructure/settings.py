@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///./chatapi.db"
@@ -73,32 +80,79 @@ def trusted_proxies(value: str) -> str:
     return ",".join(entries)
 
 
+# What a database URL looks like, in the messages that refuse one. They never quote the URL
+# itself, nor any part of it but its scheme: a part may hold (a piece of) its password.
+URL_FORMS = "postgresql+psycopg2://user:password@host:port/database or sqlite:///path"
+NOT_SHOWN = "the value is not shown: it may hold a password"
+# Query parameters that carry a credential (libpq takes these beside the URL's own).
+CREDENTIAL_PARAMETERS = frozenset({"password", "user", "sslpassword"})
+
+
 def database_url(value: str) -> str:
-    """`value` with the driver it is served by, or ValueError for a URL of no known database."""
+    """`value` with the driver it is served by, or ValueError for a URL of no known database.
+
+    An error never echoes `value`, nor any part of it but the scheme: a malformed URL may hold
+    its password anywhere (`user:p@ss@host` reads `ss@host` as the host, a driver error would
+    quote it)."""
+    if not value.startswith("sqlite") and value.count("@") > 1:
+        # The first '@' ends the user name and password: what follows a second one is a
+        # piece of the password taken for a host, a database or an option.
+        raise ValueError(
+            "more than one '@' in the URL: write an '@' in the user name, password, "
+            f"database or options as %40 ({NOT_SHOWN})"
+        )
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ValueError(f"not a database URL: {value!r}") from None
+        raise ValueError(f"not a database URL: expected {URL_FORMS} ({NOT_SHOWN})") from None
+    except ValueError:  # int() of whatever follows the host's ':'
+        raise ValueError(
+            f"not a database URL: the port after host: must be a number ({NOT_SHOWN})"
+        ) from None
     # Plain postgresql:// would let SQLAlchemy pick psycopg 3, which is not installed.
     driver = DRIVERS.get(url.drivername)
     if driver is None:
         raise ValueError(
             "must be a postgresql+psycopg2:// (or postgresql://) "
-            f"or sqlite:// URL, not {url.drivername}://"
+            f"or sqlite:// URL, not {url.drivername}:// ({NOT_SHOWN})"
         )
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"the URL's port must be from 1 to 65535 ({NOT_SHOWN})")
+    parts = [url.username, url.password, url.host, url.database, *_query_strings(url)]
+    if any("\x00" in part for part in parts if part):
+        raise ValueError(f"the URL holds a NUL character (%00) ({NOT_SHOWN})")
     return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _query_strings(url: URL) -> list[str]:
+    strings: list[str] = []
+    for key, value in url.query.items():
+        strings += [key, *((value,) if isinstance(value, str) else value)]
+    return strings
+
+
+def shown_url(value: str) -> str:
+    """A valid database URL as it may be shown: without its user name, its password, nor
+    any credential in its query (`postgresql+psycopg2://db:5432/chatapi`)."""
+    url = make_url(value)
+    query = {k: v for k, v in url.query.items() if k not in CREDENTIAL_PARAMETERS}
+    return url.set(username=None, password=None, query=query).render_as_string()
 
 
 # Where one URL of a comma-separated list starts: at its scheme.
 _NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 # The libpq multi-host form: scheme://[user[:password]@]host1[:port],host2[:port]/database?...
-_MULTI_HOST = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^@/]*@)?(?P<hosts>[^/?]*)(?P<rest>.*)$")
+# The user name and password end at the first '@', as SQLAlchemy reads them (a password may
+# hold a '/' or a ',').
+_MULTI_HOST = re.compile(
+    r"^(?P<scheme>[^:/]+://)(?P<user>[^:/@]*(?::[^@]*)?@)?(?P<hosts>[^/?]*)(?P<rest>.*)$"
+)
 
 
 def replica_urls(value: str) -> tuple[str, ...]:
     """One database URL per replica in `value`: URLs separated by commas, or one URL in
     libpq's multi-host form (`postgresql://u:p@replica1:5432,replica2:5432/chatapi`), or
-    both; ValueError for anything that is not a database URL."""
+    both; ValueError for anything that is not a database URL (never echoing it)."""
     urls: list[str] = []
     for url in _NEXT_URL.split(value.strip()):
         parts = _MULTI_HOST.match(url.strip())
@@ -106,12 +160,22 @@ def replica_urls(value: str) -> tuple[str, ...]:
             urls.append(database_url(url.strip()))
             continue
         for host in parts["hosts"].split(","):
+            if not host.strip():
+                raise ValueError(f"an empty host in a multi-host URL ({NOT_SHOWN})")
             urls.append(
                 database_url(f"{parts['scheme']}{parts['user'] or ''}{host.strip()}{parts['rest']}")
             )
     if any(url.startswith("sqlite") for url in urls):
         raise ValueError("replicas are PostgreSQL servers: an SQLite file has none")
     return tuple(dict.fromkeys(urls))
+
+
+def problems(exc: ValidationError) -> str:
+    """What is wrong with the settings, one line: each variable by its name, with what is
+    wrong with it, never its value (`hide_input_in_errors`, and messages that quote none)."""
+    return "; ".join(
+        f"{'.'.join(map(str, error['loc'])).upper()}: {error['msg']}" for error in exc.errors()
+    )
 
 
 class Settings(BaseSettings):
@@ -193,6 +257,14 @@ class Settings(BaseSettings):
     )
     max_streams: int = Field(
         default=1000, ge=1, description="Event streams open at once per process; beyond, 503."
+    )
+    max_streams_per_user: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Event streams one user may have open at once per process; beyond, 429. Services "
+            "(API keys) are bounded by MAX_STREAMS alone."
+        ),
     )
     stream_send_timeout: float = Field(
         default=10.0,
