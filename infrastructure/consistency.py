@@ -28,6 +28,10 @@ POSITION_AFTER_COMMIT = (
     "SELECT (CASE current_setting('synchronous_commit') WHEN 'off' "
     "THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END)::text"
 )
+# True when the primary has written the token's position: a token from a response of this
+# database. A made-up one past it ("FFFFFFFF/FFFFFFFF") would have every read wait
+# REPLICA_WAIT for a position no replica can reach.
+NOT_AHEAD = "SELECT pg_current_wal_insert_lsn() >= %(token)s::pg_lsn"
 # True once this server shows everything up to the token; a primary (not in recovery) has
 # no replay position and always does.
 HAS_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %(token)s::pg_lsn, true)"

@@ -52,7 +52,9 @@ def replicas(
 ) -> Iterator[Replicas]:
     """An engine per replica of READ_DATABASE_URL, read through as the read engine is."""
     engines = [_create_engine(settings, url, **READ_OPTIONS) for url in settings.replica_urls]
-    replicas = Replicas(engines, settings.replica_max_lag, set_aside_seconds)
+    replicas = Replicas(
+        engines, settings.replica_max_lag, set_aside_seconds, settings.replica_waits
+    )
     yield replicas
     replicas.dispose()
 

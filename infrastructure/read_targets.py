@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row
 
-from infrastructure.consistency import checked
+from infrastructure.consistency import NOT_AHEAD, checked
 from infrastructure.replicas import Replicas
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class ReadTargets:
         """
         token = checked(consistency_token)
         if self._replicas and not self._primary_only:
-            found = self._replicas.connection(token, self._wait)
+            found = self._replicas.connection(token, self._wait, self._issued)
             if found is not None:
                 replica, connection = found
                 with connection:
@@ -49,6 +49,12 @@ class ReadTargets:
                     return answer[0]
         with self._primary.connect() as connection:
             return query(connection)
+
+    def _issued(self, token: str) -> bool:
+        """Whether the primary has written `token`'s position (one round trip): a made-up
+        token ahead of it is read from the primary at once, rather than waited for."""
+        with self._primary.connect() as connection:
+            return bool(connection.exec_driver_sql(NOT_AHEAD, {"token": token}).scalar_one())
 
     def rows(
         self, consistency_token: str | None, statement: Executable, params: Mapping[str, Any]

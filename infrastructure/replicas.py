@@ -7,6 +7,7 @@ the primary); after that it is tried again. One `Replicas` per process.
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -116,9 +117,14 @@ class Replicas:
         engines: list[Engine],
         max_lag: float,
         set_aside_seconds: float = SET_ASIDE_SECONDS,
+        max_waiting: int = 2,
     ) -> None:
         self.members = [Replica(engine, max_lag, set_aside_seconds) for engine in engines]
         self._turn = itertools.count()
+        # A wait for a replica holds its handler thread: at most this many at once, so that
+        # tokens no replica has replayed yet cannot tie up every thread; beyond, the read
+        # goes to the primary at once.
+        self._waits = threading.BoundedSemaphore(max_waiting)
 
     def __bool__(self) -> bool:
         return bool(self.members)
@@ -130,12 +136,19 @@ class Replicas:
             if replica.available():
                 yield replica
 
-    def connection(self, token: str | None, wait: float) -> tuple[Replica, Connection] | None:
+    def connection(
+        self,
+        token: str | None,
+        wait: float,
+        issued: Callable[[str], bool] = lambda token: True,
+    ) -> tuple[Replica, Connection] | None:
         """A connection to a replica that shows every write up to `token` (any usable one
-        without a token), or None: none is usable, or none replayed it within `wait` s.
+        without a token), or None: none is usable, or none replayed it within `wait` s, or
+        the token is not one the primary has `issued`, or too many reads wait already.
 
         The replay position is checked on the connection returned, which the query then
         runs on. While waiting, each replica asked is polled: the first to replay wins.
+        `issued` is asked only for a token no replica has replayed at once, before waiting.
         """
         behind: list[tuple[Replica, Connection]] = []
         try:
@@ -150,7 +163,14 @@ class Replicas:
                     connection.close()
                     continue
                 behind.append((replica, connection))
-            return self._first_to_replay(behind, token, wait) if token else None
+            if not token or not behind or not issued(token):
+                return None
+            if not self._waits.acquire(blocking=False):
+                return None
+            try:
+                return self._first_to_replay(behind, token, wait)
+            finally:
+                self._waits.release()
         finally:
             for _, connection in behind:
                 connection.close()

@@ -136,7 +136,8 @@ def shown_url(value: str) -> str:
     any credential in its query (`postgresql+psycopg2://db:5432/chatapi`)."""
     url = make_url(value)
     query = {k: v for k, v in url.query.items() if k not in CREDENTIAL_PARAMETERS}
-    return url.set(username=None, password=None, query=query).render_as_string()
+    shown = URL.create(url.drivername, host=url.host, port=url.port, database=url.database)
+    return shown.update_query_dict(query).render_as_string()
 
 
 # Where one URL of a comma-separated list starts: at its scheme.
@@ -200,6 +201,14 @@ class Settings(BaseSettings):
         description=(
             "Seconds a replica's replay may be behind; one further behind is left aside "
             "(reads go to another replica, or DATABASE_URL) until it catches up."
+        ),
+    )
+    replica_waits: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Reads that may wait for a replica to replay their Consistency-Token at once per "
+            "process (each holds a handler thread); beyond, they read from DATABASE_URL."
         ),
     )
     replica_wait: float = Field(

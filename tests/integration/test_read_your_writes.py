@@ -23,6 +23,7 @@ from tests.conftest import EmptyDatabases
 from tests.support.replicas import caught_up, on, port_serving
 from tests.support.servers import container_for, new_client, served
 from tests.support.sse import open_events
+from tests.support.threads import run_in_threads
 
 APPLY_DELAY_MS = 3000
 REPLICA_WAIT = 0.5
@@ -190,3 +191,59 @@ def test_a_standby_too_far_behind_is_left_aside(
         container.create_chat()(CreateChat(title="t", principal=LOCAL))
         time.sleep(1.5)  # past REPLICA_MAX_LAG, and past the next look at its lag
         assert {port_serving(reads) for _ in range(10)} == {standby.port}
+
+
+def waits_of(container: Container) -> list[str]:
+    """Records every token a read waits for a replica to replay (the replicas' own record
+    would need a clock: this asks which reads waited at all)."""
+    replicas = container.replicas()
+    waited: list[str] = []
+    wait = replicas._first_to_replay
+
+    def recording(behind: Any, token: str, seconds: float) -> Any:
+        waited.append(token)
+        return wait(behind, token, seconds)
+
+    setattr(replicas, "_first_to_replay", recording)  # noqa: B010  (a method of the instance)
+    return waited
+
+
+def test_a_made_up_token_ahead_of_the_primary_is_read_there_without_a_wait(
+    lagging: Container,
+) -> None:
+    """FFFFFFFF/FFFFFFFF is a position no replica will reach: it would hold a handler thread
+    REPLICA_WAIT per read. The primary has not written it, so the read goes there at once,
+    and is right."""
+    waited = waits_of(lagging)
+    chat = lagging.create_chat()(CreateChat(title="t", principal=LOCAL))
+    forged = "FFFFFFFF/FFFFFFFF"
+
+    assert port_serving(lagging.read_targets(), forged) == primary_port(lagging)
+    shown = lagging.get_chat()(GetChat(chat.chat_id, consistency_token=forged, principal=LOCAL))
+
+    assert shown.title == "t"
+    assert waited == []
+    # A real token the standby has not replayed is still waited for.
+    assert port_serving(lagging.read_targets(), chat.consistency_token) == primary_port(lagging)
+    assert waited == [chat.consistency_token]
+
+
+def test_at_most_replica_waits_reads_wait_at_once(
+    databases: EmptyDatabases, delayed_standby: PostgresCluster
+) -> None:
+    """With REPLICA_WAITS=1, of four reads bringing a token the delayed standby has not
+    replayed, one waits (and ends on the primary after REPLICA_WAIT); the other three go to
+    the primary at once."""
+    with (
+        reading_from(databases, delayed_standby, replica_waits=1, access_log=False) as container,
+        delayed(delayed_standby),
+    ):
+        waited = waits_of(container)
+        chat = container.create_chat()(CreateChat(title="t", principal=LOCAL))
+        token = chat.consistency_token
+        assert token is not None
+        reads = container.read_targets()
+        ports: list[int] = []
+        run_in_threads([lambda: ports.append(port_serving(reads, token))] * 4)
+        assert ports == [primary_port(container)] * 4
+        assert waited == [token]
