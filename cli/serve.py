@@ -107,6 +107,8 @@ def serve(container: Container) -> None:
         # the connection comes from the proxy (deploy/nginx.conf sets them).
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        # No `server: uvicorn` on every answer: what a scanner would look up first.
+        server_header=False,
     )
 
 

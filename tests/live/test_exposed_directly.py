@@ -66,3 +66,6 @@ def test_connections_beyond_limit_concurrency_get_503(postgres_url: str, tmp_pat
                 break
             time.sleep(0.05)
         assert answered.status_code == 200, answered.text
+        # Reached directly, it does not say what it runs on; it does say what browsers need.
+        assert "server" not in answered.headers, answered.headers
+        assert answered.headers["x-content-type-options"] == "nosniff"
