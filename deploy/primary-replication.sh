@@ -17,9 +17,20 @@
 # is no `exit` and no `set -u` here, which would end or change its entrypoint.
 set -e
 
+# The name and password go to psql in its environment, never on a command line (which `ps`
+# shows to anyone in the container): \getenv, psql 15 and up, reads them.
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
-    --set replication_user="$REPLICATION_USER" \
-    --set replication_password="$REPLICATION_PASSWORD" <<'EOSQL'
+    <<'EOSQL'
+\set replication_user ''
+\set replication_password ''
+\getenv replication_user REPLICATION_USER
+\getenv replication_password REPLICATION_PASSWORD
+SELECT :'replication_user' <> '' AND :'replication_password' <> '' AS given \gset
+\if :given
+\else
+    \warn 'primary-replication.sh: REPLICATION_USER and REPLICATION_PASSWORD must be set'
+    SELECT 1 / 0 AS refused;
+\endif
 SELECT format('CREATE ROLE %I', :'replication_user')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'replication_user') \gexec
 ALTER ROLE :"replication_user" WITH LOGIN REPLICATION PASSWORD :'replication_password';

@@ -1,9 +1,10 @@
 """Reading docker-compose.yml: its short and long syntaxes brought to one shape each."""
 
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
 
@@ -14,6 +15,45 @@ def load(path: Path) -> dict[str, Any]:
     document = YAML(typ="safe", pure=True).load(path.read_text())
     assert isinstance(document, dict), f"{path} is not a mapping"
     return document
+
+
+# Compose's interpolation: `$$`, `${NAME}`, `${NAME<op>word}` (op one of :- - :? ? :+ +), `$NAME`.
+_INTERPOLATED = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<word>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(value: Any, variables: Mapping[str, str]) -> Any:
+    """`value` (a document or any part of one) with its strings interpolated as Compose does
+    it with `variables` (its shell's environment and .env file), before anything else. Keys
+    are left as they are; a default that itself holds a `$` is not supported (fails)."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, variables) for item in value]
+    if not isinstance(value, str):
+        return value
+    return _INTERPOLATED.sub(lambda match: _substitute(match, variables), value)
+
+
+def _substitute(match: re.Match[str], variables: Mapping[str, str]) -> str:
+    if match["escaped"]:
+        return "$"
+    name = match["braced"] or match["named"]
+    given = variables.get(name)
+    op, word = match["op"], match["word"] or ""
+    assert "$" not in word, f"nested interpolation is not read here: {match[0]}"
+    if op is None:
+        return given or ""
+    unset = given is None or (op.startswith(":") and given == "")
+    if op.endswith("-"):
+        return word if unset else str(given)
+    if op.endswith("?"):
+        assert not unset, f"Compose would refuse to start: {name} is required ({word})"
+        return str(given)
+    return "" if unset else word  # `+`: the word when set
 
 
 def service(compose: dict[str, Any], name: str) -> Service:
@@ -97,17 +137,42 @@ def container_environment(
 
 
 def published_ports(service: Service) -> dict[int, int]:
-    """{published host port: container port}, from `[ip:]host:container[/proto]` or long syntax."""
-    ports: dict[int, int] = {}
+    """{published host port: container port}, whatever the address (`port_bindings`)."""
+    return {binding.published: binding.target for binding in port_bindings(service)}
+
+
+# [host_ip:][published:]target, an IPv6 host_ip in brackets.
+_PORT = re.compile(
+    r"(?:(?:\[(?P<ipv6>[^]]+)\]|(?P<ip>[^:]+)):)??(?:(?P<host>\d+):)?(?P<target>\d+)"
+)
+
+
+class PortBinding(NamedTuple):
+    host_ip: str | None  # None: every address of the host
+    published: int
+    target: int
+
+
+def port_bindings(service: Service) -> list[PortBinding]:
+    """The service's published ports, from `[host_ip:][published:]target[/protocol]` (an IPv6
+    address in brackets) or the long syntax; a port not published (target alone) is left out."""
+    bindings: list[PortBinding] = []
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
             if entry.get("published") is not None:
-                ports[int(entry["published"])] = int(entry["target"])
+                host_ip = entry.get("host_ip")
+                bindings.append(
+                    PortBinding(host_ip or None, int(entry["published"]), int(entry["target"]))
+                )
             continue
-        *host, container = str(entry).split("/")[0].split(":")
-        if host:
-            ports[int(host[-1])] = int(container)
-    return ports
+        spec = str(entry).split("/")[0]
+        match = _PORT.fullmatch(spec)
+        assert match is not None, f"not a port mapping understood here: {entry!r}"
+        if match["host"] is None:
+            continue
+        host_ip = match["ipv6"] or match["ip"]
+        bindings.append(PortBinding(host_ip, int(match["host"]), int(match["target"])))
+    return bindings
 
 
 def volume_mounts(service: Service) -> dict[str, str]:

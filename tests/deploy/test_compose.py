@@ -19,13 +19,17 @@ from cli.serve import is_loopback
 from infrastructure.settings import Settings
 from tests.deploy import compose as c
 from tests.deploy import dockerignore, nginx_conf
-from tests.deploy.conftest import example_env_file
-from tests.deploy.image import COMPOSE_FILE, DOCKERIGNORE, REPO, Image
+from tests.deploy.conftest import EnvFiles, example_env_file, interpolated, raw
+from tests.deploy.image import COMPOSE_FILE, DOCKERIGNORE, REPLICA_COMPOSE_FILE, REPO, Image
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 POSTGRES_DATA = "/var/lib/postgresql/data"  # where the postgres:15 image keeps its cluster
 NGINX_IN_IMAGE = "/etc/nginx/nginx.conf"  # the main configuration file of the nginx image
 SECRETS_FILE = "deploy/chatapi.env"  # the api's secrets: made by whoever deploys, not in git
+MIGRATE_FILE = "deploy/migrate.env"  # migrate's, over the api's: the schema owner's password
+POSTGRES_FILE = "deploy/postgres.env"  # db's (and db-replica's): the database's passwords
+LOOPBACK = {"127.0.0.1", "::1"}
+PUBLISH_VARIABLE = "CHATAPI_PUBLISH"
 GITIGNORE = REPO / ".gitignore"
 
 
@@ -87,10 +91,45 @@ def test_api_starts_only_after_the_migration_succeeded(compose: dict[str, Any]) 
     assert c.depends_on(api).get("migrate") == "service_completed_successfully"
 
 
-def test_the_proxy_publishes_8000_to_the_port_nginx_listens_on(compose: dict[str, Any]) -> None:
-    ports = c.published_ports(c.service(compose, "proxy"))
-    assert ports == {8000: 80}, ports
+def test_the_proxy_publishes_8000_on_loopback_to_the_port_nginx_listens_on(
+    compose: dict[str, Any],
+) -> None:
+    bindings = c.port_bindings(c.service(compose, "proxy"))
+    assert bindings == [c.PortBinding("127.0.0.1", 8000, 80)], bindings
     assert nginx_conf.values("listen", nginx_conf.block("server")) == ["80"]
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, REPLICA_COMPOSE_FILE], ids=lambda p: p.name)
+def test_every_published_port_is_on_loopback_unless_a_variable_says_otherwise(
+    path: Path,
+) -> None:
+    """Plain HTTP, where Bearer credentials travel in clear, reaches no other machine unless
+    whoever deploys asks for it (having put TLS in front: README, "Behind a proxy")."""
+    for name, service in interpolated(path)["services"].items():
+        for binding in c.port_bindings(service):
+            assert binding.host_ip in LOOPBACK, (name, binding)
+
+
+@pytest.mark.parametrize(
+    ("published", "expected"),
+    [
+        ("0.0.0.0:8000", c.PortBinding("0.0.0.0", 8000, 80)),
+        ("192.0.2.7:8443", c.PortBinding("192.0.2.7", 8443, 80)),
+        ("[::1]:9000", c.PortBinding("::1", 9000, 80)),
+    ],
+)
+def test_the_proxys_address_and_port_are_chosen_with_a_variable(
+    published: str, expected: c.PortBinding
+) -> None:
+    compose = interpolated(COMPOSE_FILE, {PUBLISH_VARIABLE: published})
+    assert c.port_bindings(c.service(compose, "proxy")) == [expected]
+
+
+def test_the_readme_says_how_to_publish_elsewhere_and_to_put_tls_in_front() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert PUBLISH_VARIABLE in readme
+    assert PUBLISH_VARIABLE in COMPOSE_FILE.read_text().split("\nname:")[0]  # its header
+    assert "ssl_certificate" in readme  # the example of TLS in front
 
 
 def test_the_api_is_reached_only_through_the_proxy(compose: dict[str, Any], image: Image) -> None:
@@ -187,17 +226,128 @@ def test_api_runs_the_image_migrate_built_without_pulling_it(compose: dict[str, 
     assert "migrate" in c.depends_on(api)  # so it exists before api is created
 
 
-@pytest.mark.parametrize("name", ["migrate", "api"])
-def test_migrate_and_api_reach_db_with_its_credentials(compose: dict[str, Any], name: str) -> None:
+def database_roles(compose: dict[str, Any]) -> dict[str, str]:
+    """{what: role name} of db: its superuser, the owner of the schema, the api's."""
     db = c.environment(c.service(compose, "db"))
-    url = make_url(c.environment(c.service(compose, name))["DATABASE_URL"])
+    return {
+        "superuser": db.get("POSTGRES_USER", "postgres"),
+        "owner": db["CHATAPI_OWNER_USER"],
+        "app": db["CHATAPI_APP_USER"],
+    }
+
+
+@pytest.mark.parametrize(("name", "role"), [("migrate", "owner"), ("api", "app")])
+def test_migrate_and_api_reach_db_as_their_own_roles(
+    compose: dict[str, Any], env_file_contents: EnvFiles, name: str, role: str
+) -> None:
+    """migrate as the role owning the schema, the api as the one that only reads and writes
+    rows; each with the password db gave that role (its env files', as PGPASSWORD: none is
+    in a URL)."""
+    db = c.service(compose, "db")
+    service = c.service(compose, name)
+    url = make_url(c.environment(service)["DATABASE_URL"])
     assert url.host == "db"
     assert url.port in (None, 5432)
-    user = db.get("POSTGRES_USER", "postgres")
-    assert url.username == user
-    assert url.password == db.get("POSTGRES_PASSWORD")
-    assert url.database == db.get("POSTGRES_DB", user)
+    assert url.username == database_roles(compose)[role]
+    assert url.password is None, "a password written in the compose file"
+    assert url.database == c.environment(db)["POSTGRES_DB"]
+    password_of_role = c.container_environment(db, env_file_contents)[
+        f"CHATAPI_{role.upper()}_PASSWORD"
+    ]
+    assert c.container_environment(service, env_file_contents)["PGPASSWORD"] == password_of_role
     Settings(database_url=url.render_as_string(hide_password=False))  # the service accepts it
+
+
+def test_the_api_serves_as_neither_the_superuser_nor_the_owner_of_the_schema(
+    compose: dict[str, Any],
+) -> None:
+    roles = database_roles(compose)
+    assert len(set(roles.values())) == 3, roles
+    api_user = make_url(c.environment(c.service(compose, "api"))["DATABASE_URL"]).username
+    assert api_user not in (roles["superuser"], roles["owner"]), api_user
+    migrate_user = make_url(c.environment(c.service(compose, "migrate"))["DATABASE_URL"]).username
+    assert migrate_user != roles["superuser"], migrate_user
+
+
+def test_db_makes_the_roles_when_its_volume_is_created(compose: dict[str, Any]) -> None:
+    """The image runs /docker-entrypoint-initdb.d/*.sh at its first start (what the script
+    does is run by tests/deploy/test_database_roles.py)."""
+    db = c.service(compose, "db")
+    source = c.volume_mounts(db).get("/docker-entrypoint-initdb.d/roles.sh")
+    assert source is not None, db.get("volumes")
+    assert (REPO / source).resolve() == REPO / "deploy" / "primary-roles.sh"
+    assert f"{source}:/docker-entrypoint-initdb.d/roles.sh:ro" in db["volumes"]
+
+
+def test_db_is_healthy_only_once_its_first_start_scripts_have_run(compose: dict[str, Any]) -> None:
+    """While the image runs them its server listens on no TCP address: pg_isready over TCP
+    fails until the roles exist, so migrate never starts before them."""
+    argv = " ".join(c.healthcheck_argv(c.service(compose, "db"))).split()
+    assert argv[argv.index("-h") + 1] == "127.0.0.1", argv
+
+
+# --- No secret in the compose files ------------------------------------------------------------
+
+# The name of a variable that holds a secret (a *_FILE variant names a file: allowed).
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|PEPPER|TOKEN|API_KEY|PGPASS", re.IGNORECASE)
+# A URL with a password in it: scheme://user:password@
+URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@")
+
+
+def strings(value: Any) -> list[str]:
+    """Every string of a document, keys included."""
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [str(key), *strings(item)]]
+    if isinstance(value, list):
+        return [text for item in value for text in strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_checks_below_find_what_they_look_for() -> None:
+    assert URL_WITH_PASSWORD.search("postgresql+psycopg2://chatapi:chatapi@db:5432/chatapi")
+    assert URL_WITH_PASSWORD.search("postgres://:pw@db/x")
+    assert not URL_WITH_PASSWORD.search("postgresql+psycopg2://chatapi_app@db:5432/chatapi")
+    for name in ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "AUTH_JWT_SECRET", "PGPASSWORD"):
+        assert SECRET_NAME.search(name), name
+    for name in ("POSTGRES_USER", "REPLICATION_USER", "AUTH_MODE", "DATABASE_URL"):
+        assert not SECRET_NAME.search(name), name
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, REPLICA_COMPOSE_FILE], ids=lambda p: p.name)
+def test_no_password_or_secret_is_written_in_a_compose_file(path: Path) -> None:
+    """Every one comes from the env files of deploy/ (or from Compose secrets' files)."""
+    document = raw(path)
+    for name, service in document["services"].items():
+        for variable, value in c.environment(service).items():
+            if SECRET_NAME.search(variable) and not variable.endswith("_FILE"):
+                pytest.fail(f"{path.name}: {name} sets {variable} (to {value!r})")
+        assert c.environment(service).get("POSTGRES_HOST_AUTH_METHOD") != "trust", name
+    for secret in (document.get("secrets") or {}).values():
+        assert set(secret) <= {"file", "external", "name"}, secret  # no `content:`, no value
+    for text in strings(document):
+        assert not URL_WITH_PASSWORD.search(text), f"{path.name}: a password in {text!r}"
+
+
+def test_each_service_gets_no_password_but_its_own(
+    replica_compose: dict[str, Any], env_file_contents: EnvFiles
+) -> None:
+    """The api holds its role's password and no other: not the owner's, the superuser's nor
+    the replication role's. A flaw in it cannot change the schema or take the database."""
+    every_password = {
+        value
+        for variables in env_file_contents.values()
+        for name, value in variables.items()
+        if SECRET_NAME.search(name)
+    }
+    db = c.container_environment(c.service(replica_compose, "db"), env_file_contents)
+    owners = {db["POSTGRES_PASSWORD"], db["CHATAPI_OWNER_PASSWORD"], db["REPLICATION_PASSWORD"]}
+    api = c.container_environment(c.service(replica_compose, "api"), env_file_contents)
+    held = set(api.values()) & every_password
+    assert db["CHATAPI_APP_PASSWORD"] in held
+    assert not held & owners, "the api holds a password that is not its role's"
+    migrate = c.container_environment(c.service(replica_compose, "migrate"), env_file_contents)
+    assert db["POSTGRES_PASSWORD"] not in migrate.values()
+    assert db["REPLICATION_PASSWORD"] not in migrate.values()
 
 
 # --- Identity and access ---------------------------------------------------------------------
@@ -230,15 +380,26 @@ def test_the_git_ignore_reader() -> None:
     assert not git_ignores("api/app.py")
 
 
-@pytest.mark.parametrize("name", ["migrate", "api"])
-def test_the_api_and_migrate_read_the_secrets_file(compose: dict[str, Any], name: str) -> None:
-    """Both build Settings (alembic's env.py too), from the same file."""
-    assert c.env_files(c.service(compose, name)) == [SECRETS_FILE]
+def test_the_api_and_migrate_read_the_secrets_file(compose: dict[str, Any]) -> None:
+    """Both build Settings (alembic's env.py too), from the same file; migrate's own comes
+    after it, and its PGPASSWORD (the owner's) replaces the api's."""
+    assert c.env_files(c.service(compose, "api")) == [SECRETS_FILE]
+    assert c.env_files(c.service(compose, "migrate")) == [SECRETS_FILE, MIGRATE_FILE]
 
 
-def test_the_secrets_file_stays_out_of_git_and_of_the_image() -> None:
-    assert git_ignores(SECRETS_FILE)
-    assert dockerignore.ignored(SECRETS_FILE, dockerignore.rules(DOCKERIGNORE.read_text()))
+def test_db_and_its_standby_read_the_databases_env_file(replica_compose: dict[str, Any]) -> None:
+    for name in ("db", "db-replica"):
+        assert c.env_files(c.service(replica_compose, name)) == [POSTGRES_FILE], name
+
+
+def test_the_env_files_stay_out_of_git_and_of_the_image(replica_compose: dict[str, Any]) -> None:
+    paths = {
+        path for service in replica_compose["services"].values() for path in c.env_files(service)
+    }
+    assert paths == {SECRETS_FILE, MIGRATE_FILE, POSTGRES_FILE}, paths
+    for path in paths:
+        assert git_ignores(path), path
+        assert dockerignore.ignored(path, dockerignore.rules(DOCKERIGNORE.read_text())), path
     example = SECRETS_FILE + ".example"
     assert not git_ignores(example)  # committed, for whoever deploys to start from
     assert (REPO / example).is_file()
@@ -247,7 +408,8 @@ def test_the_secrets_file_stays_out_of_git_and_of_the_image() -> None:
 def test_the_example_names_settings_and_its_placeholders_are_refused() -> None:
     """Copied as it is, the example never serves with a secret everyone can read."""
     example = example_env_file(SECRETS_FILE)
-    assert {"AUTH_JWT_SECRET", "AUTH_KEY_PEPPER"} <= set(example), example
+    assert {"AUTH_JWT_SECRET", "AUTH_KEY_PEPPER", "PGPASSWORD"} <= set(example), example
+    example.pop("PGPASSWORD")  # libpq's, not a setting: refused by db unless it is the role's
     for name, placeholder in example.items():
         assert name.lower() in Settings.model_fields, name
         given: dict[str, Any] = {name.lower(): placeholder}
@@ -270,10 +432,3 @@ def test_the_api_serves_with_credentials_required(
     assert settings.auth_jwt_secret is not None
     assert settings.auth_jwt_secret.get_secret_value() == secrets["AUTH_JWT_SECRET"]
     assert settings.key_pepper == secrets["AUTH_KEY_PEPPER"].encode()
-
-
-def test_the_secrets_are_not_written_in_the_compose_file(compose: dict[str, Any]) -> None:
-    for name, service in compose["services"].items():
-        written = c.environment(service)
-        for secret in ("AUTH_JWT_SECRET", "AUTH_KEY_PEPPER"):
-            assert secret not in written, f"{name} sets {secret} in the compose file"

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from infrastructure.settings import Settings
 from tests.deploy import compose as c
+from tests.deploy.conftest import EnvFiles
 from tests.deploy.image import COMPOSE_FILE, REPLICA_COMPOSE_FILE, REPO
 from tests.deploy.test_compose import POSTGRES_DATA, validate
 
@@ -23,6 +24,8 @@ Json = dict[str, Any]
 STANDBY = "db-replica"
 PRIMARY_SCRIPT = REPO / "deploy" / "primary-replication.sh"
 STANDBY_SCRIPT = REPO / "deploy" / "standby-entrypoint.sh"
+ROLES_SCRIPT = REPO / "deploy" / "primary-roles.sh"
+MAKE_ENV_FILES = REPO / "deploy" / "make-env-files.sh"
 INITDB_D = PurePosixPath("/docker-entrypoint-initdb.d")
 
 
@@ -105,15 +108,17 @@ def test_the_standby_runs_its_entrypoint_script_then_postgres_as_postgres(
     assert standby.get("user") == "postgres"
 
 
-def test_the_standby_copies_db_as_the_role_db_made_for_it(replica_compose: Json) -> None:
-    primary = c.service(replica_compose, "db")
-    standby = c.environment(c.service(replica_compose, STANDBY))
+def test_the_standby_copies_db_as_the_role_db_made_for_it(
+    replica_compose: Json, env_file_contents: EnvFiles
+) -> None:
+    primary = c.container_environment(c.service(replica_compose, "db"), env_file_contents)
+    standby = c.container_environment(c.service(replica_compose, STANDBY), env_file_contents)
     assert standby["PRIMARY_HOST"] == "db"
     assert "PGPORT" not in standby  # db's default port, 5432
     for name in ("REPLICATION_USER", "REPLICATION_PASSWORD"):
         assert standby[name], name
-        assert standby[name] == c.environment(primary)[name], name
-    assert standby["REPLICATION_USER"] != c.environment(primary)["POSTGRES_USER"]
+        assert standby[name] == primary[name], name
+    assert standby["REPLICATION_USER"] != primary.get("POSTGRES_USER", "postgres")
 
 
 def test_db_makes_the_replication_role_when_its_volume_is_created(compose: Json) -> None:
@@ -142,17 +147,18 @@ def test_the_standby_publishes_no_port(replica_compose: Json) -> None:
     assert not c.service(replica_compose, STANDBY).get("ports")
 
 
-def test_the_api_reads_from_the_standby_with_dbs_credentials(replica_compose: Json) -> None:
+def test_the_api_reads_from_the_standby_as_it_writes_to_db(replica_compose: Json) -> None:
+    """A copy of db: its roles and databases, so the api's role and its one password
+    (PGPASSWORD, none in either URL)."""
     api = c.environment(c.service(replica_compose, "api"))
     write = make_url(api["DATABASE_URL"])
     read = make_url(api["READ_DATABASE_URL"])
     assert read.host == STANDBY
     assert read.port in (None, 5432)
     assert read.drivername == write.drivername
-    # A copy of db: its roles and databases.
     assert (read.username, read.password, read.database) == (
         write.username,
-        write.password,
+        None,
         write.database,
     )
     settings = Settings(
@@ -236,7 +242,7 @@ def test_the_merge_follows_composes_rules() -> None:
 
 
 def test_the_scripts_are_posix_sh() -> None:
-    for script in (PRIMARY_SCRIPT, STANDBY_SCRIPT):
+    for script in (PRIMARY_SCRIPT, STANDBY_SCRIPT, ROLES_SCRIPT, MAKE_ENV_FILES):
         assert script.read_text().startswith("#!/bin/sh\n"), script
         # /bin/sh: dash on Debian, as in the postgres:15 image; -n reads without running.
         result = subprocess.run(

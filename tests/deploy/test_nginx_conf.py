@@ -166,3 +166,79 @@ def test_the_authorization_header_goes_to_the_app_untouched() -> None:
         assert value.split()[0].lower() != "authorization", value
     for location in ("location /", EVENTS):
         assert n.directive("proxy_pass", n.block(location)) == "http://chatapi"
+
+
+# --- Headers of every answer, and the streams' own limit ---------------------------------------
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "\"frame-ancestors 'none'\"",
+}
+
+
+def locations() -> list[str]:
+    """The inside of every location block."""
+    config = n.without_comments(n.text())
+    headers = re.findall(r"^\s*(location\s[^{]*?)\s*\{", config, re.MULTILINE)
+    return [n.block(header.strip()) for header in headers]
+
+
+def map_entries(inside: str) -> dict[str, str]:
+    """{source value: result} of a map's inside (`volatile;` and the like left out)."""
+    return dict(re.findall(r"^\s*(\S+)\s+(\S+);", inside, re.MULTILINE))
+
+
+def test_every_answer_gets_the_security_headers_from_the_server_level_only() -> None:
+    """add_header at the server level, `always` (errors too), and in no location: a location
+    with an add_header of its own would inherit none of the server's (nginx's rule)."""
+    server = n.own(n.block("server"))
+    added = {
+        value.split(" ", 1)[0]: value.split(" ", 1)[1] for value in n.values("add_header", server)
+    }
+    for name, value in SECURITY_HEADERS.items():
+        assert added.get(name) == f"{value} always", (name, added)
+        # The app's own are replaced, so that none comes twice.
+        assert name in n.values("proxy_hide_header", server), name
+    assert all(value.endswith(" always") for value in added.values()), added
+    found = locations()
+    assert len(found) >= 9, found
+    for location in found:
+        assert not n.values("add_header", location), location
+        assert not n.values("proxy_hide_header", location), location
+    assert n.directive("server_tokens") == "off"
+
+
+def test_nginxs_own_pages_get_a_request_id_and_retry_after_from_the_maps() -> None:
+    """The pages error_page sends to, and only they (a client cannot ask for them: internal),
+    are what the maps give a request id; 429 and 503 a Retry-After."""
+    pages = {page.split()[-1] for page in n.values("error_page", n.own(n.block("server")))}
+    own_id = n.block("map $uri $chatapi_own_request_id")
+    entries = map_entries(own_id)
+    assert entries.pop("default") == '""'
+    assert entries == dict.fromkeys(pages, "$chatapi_request_id"), entries
+    retry = map_entries(n.block("map $uri $chatapi_retry_after"))
+    assert retry == {"/_nginx/429": "1", "/_nginx/503": "2", "default": '""'}, retry
+    for block in (own_id, n.block("map $uri $chatapi_retry_after")):
+        assert n.values("volatile", block) == [""]  # read after the error_page's redirect
+    server = n.own(n.block("server"))
+    assert "X-Request-ID $chatapi_own_request_id always" in n.values("add_header", server)
+    assert "Retry-After $chatapi_retry_after always" in n.values("add_header", server)
+
+
+def test_event_streams_are_capped_per_address_within_the_servers_connection_limit() -> None:
+    """A location with a limit_conn inherits none of the server's: the events location says
+    the server's again, and its own cap, lower, on a zone keyed by the client's address."""
+    server_limits = n.values("limit_conn", n.own(n.block("server")))
+    events = n.values("limit_conn", n.block(EVENTS))
+    assert set(server_limits) < set(events), (server_limits, events)
+    [streams] = [limit for limit in events if limit not in server_limits]
+    zone, count = streams.split()
+    zones = {
+        found.split("zone=")[1].split(":")[0]: found.split()[0]
+        for found in n.values("limit_conn_zone")
+    }
+    assert zones[zone] == "$binary_remote_addr", zones
+    connections = int(server_limits[0].split()[1])
+    assert 1 < int(count) < connections, (count, connections)

@@ -18,9 +18,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from devtools.postgres_cluster import NO_BINARIES, find_bindir
-from tests.conftest import REQUIRE_POSTGRES
 from tests.deploy import compose as c
+from tests.deploy.conftest import EnvFiles
 from tests.deploy.image import REPO
 from tests.deploy.postgres_image import (
     SOURCED_AND_GONE_ON,
@@ -35,16 +34,8 @@ from tests.deploy.test_compose import POSTGRES_DATA
 
 Json = dict[str, Any]
 STANDBY = "db-replica"
-
-
-@pytest.fixture(scope="module")
-def bindir() -> Path:
-    found = find_bindir()
-    if found is None:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"CHATAPI_REQUIRE_POSTGRES=1 but {NO_BINARIES}")
-        pytest.skip(NO_BINARIES)
-    return found
+INITDB_D = "/docker-entrypoint-initdb.d/"
+REPLICATION_SCRIPT = REPO / "deploy" / "primary-replication.sh"
 
 
 def host_script(service: c.Service, target: str) -> Path:
@@ -53,10 +44,11 @@ def host_script(service: c.Service, target: str) -> Path:
     return (REPO / source).resolve()
 
 
-def primary_script(compose: Json) -> Path:
+def first_start_scripts(compose: Json) -> list[Path]:
+    """db's /docker-entrypoint-initdb.d/ scripts, in the order the image runs them (by name)."""
     db = c.service(compose, "db")
-    [target] = [t for t in c.volume_mounts(db) if t.startswith("/docker-entrypoint-initdb.d/")]
-    return host_script(db, target)
+    targets = sorted(t for t in c.volume_mounts(db) if t.startswith(INITDB_D))
+    return [host_script(db, target) for target in targets]
 
 
 def basebackup(
@@ -95,10 +87,10 @@ class PrimaryRun:
 
 
 @pytest.fixture(scope="module")
-def primary(bindir: Path, compose: Json) -> Iterator[PrimaryRun]:
-    """db, as the image makes it: initdb, its pg_hba line, POSTGRES_DB, then the script (run
-    twice: the second time, as by hand on a volume that already had it)."""
-    environment = c.environment(c.service(compose, "db"))
+def primary(bindir: Path, compose: Json, env_file_contents: EnvFiles) -> Iterator[PrimaryRun]:
+    """db, as the image makes it: initdb, its pg_hba line, POSTGRES_DB, then its first-start
+    scripts, then the replication one again (as by hand on a volume that already had it)."""
+    environment = c.container_environment(c.service(compose, "db"), env_file_contents)
     made = Primary.create(bindir, environment)
     try:
         made.start()
@@ -107,9 +99,12 @@ def primary(bindir: Path, compose: Json) -> Iterator[PrimaryRun]:
         refused = basebackup(
             made, made.user, environment["POSTGRES_PASSWORD"], made.root / "refused"
         )
-        first = made.run_script(primary_script(compose))
+        ran = {script: made.run_script(script) for script in first_start_scripts(compose)}
+        first = ran.pop(REPLICATION_SCRIPT)
+        for result in ran.values():  # the others: tests/deploy/test_database_roles.py
+            assert result.returncode == 0, describe(result)
         # Again, sourced as the image sources a .sh that is not executable.
-        again = made.run_script(primary_script(compose), sourced=True)
+        again = made.run_script(REPLICATION_SCRIPT, sourced=True)
         yield PrimaryRun(made, refused, first, again)
     finally:
         made.remove()
@@ -157,11 +152,15 @@ def test_the_replication_role_copies_the_primary_with_its_password_only(
 
 
 @pytest.fixture(scope="module")
-def standby(bindir: Path, replica_compose: Json, primary: PrimaryRun) -> Iterator[Standby]:
+def standby(
+    bindir: Path, replica_compose: Json, primary: PrimaryRun, env_file_contents: EnvFiles
+) -> Iterator[Standby]:
     """db-replica's entrypoint and command, over a new volume, with a half-made copy left in
     it by a container stopped mid-way (which it must throw away)."""
     service = c.service(replica_compose, STANDBY)
-    made = Standby.create(bindir, c.environment(service), POSTGRES_DATA)
+    made = Standby.create(
+        bindir, c.container_environment(service, env_file_contents), POSTGRES_DATA
+    )
     partial = Path(f"{made.data}.partial")
     partial.mkdir()
     (partial / "PG_VERSION").write_text("15\n")
@@ -232,15 +231,24 @@ def test_the_standby_shows_the_primarys_writes_and_refuses_its_own(
 
 
 def test_the_api_reads_from_the_standby_with_its_read_database_url(
-    standby: Standby, primary: PrimaryRun, replica_compose: Json
+    standby: Standby, primary: PrimaryRun, replica_compose: Json, env_file_contents: EnvFiles
 ) -> None:
-    """The URL's credentials over TCP, as from the api's container: the standby's pg_hba.conf
-    is the primary's copy, whose `host all all all scram-sha-256` lets them in."""
-    url = make_url(c.environment(c.service(replica_compose, "api"))["READ_DATABASE_URL"])
-    engine = create_engine(url.set(host="127.0.0.1", port=standby.port))
+    """The URL's role, with the api's PGPASSWORD, over TCP, as from the api's container: the
+    standby's roles and pg_hba.conf are the primary's copies, whose `host all all all
+    scram-sha-256` lets them in. And the role is the api's there too: it reads, nothing more."""
+    api = c.container_environment(c.service(replica_compose, "api"), env_file_contents)
+    url = make_url(api["READ_DATABASE_URL"]).set(
+        host="127.0.0.1", port=standby.port, password=api["PGPASSWORD"]
+    )
+    engine = create_engine(url)
     try:
         with engine.connect() as connection:
             assert connection.execute(text("SELECT pg_is_in_recovery()")).scalar() is True
+            assert connection.execute(text("SELECT current_user")).scalar() == url.username
+            superuser = connection.execute(
+                text("SELECT usesuper FROM pg_user WHERE usename = current_user")
+            )
+            assert superuser.scalar() is False
     finally:
         engine.dispose()
 

@@ -4,8 +4,8 @@ With no Docker engine here, the final stage's environment, CMD and HEALTHCHECK a
 Compose services' commands are read from their files and run as processes from the
 repository root (standing in for /app), with the project's virtualenv standing in for
 /opt/venv. Only PORT, HOST and DATABASE_URL are changed, to reach a free loopback port and
-a fresh test database; a service's env file is its committed example with fresh secrets
-(tests/deploy/conftest.py).
+a fresh test database (whose URL brings its own credentials: the env files' PGPASSWORD goes
+unused); the env files are made by deploy/make-env-files.sh (tests/deploy/conftest.py).
 """
 
 import importlib.metadata

@@ -6,12 +6,14 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 
 import httpx
 import pytest
 
 from devtools.ports import free_low_port
-from tests.deploy.nginx_conf import directive
+from tests.deploy.nginx_conf import block, directive, own
+from tests.deploy.test_nginx_conf import EVENTS
 from tests.proxy.conftest import Stack
 from tests.proxy.nginx import Nginx
 from tests.proxy.probes import close_all, connect_from, hostile_addresses, status_of
@@ -20,6 +22,7 @@ from tests.support.sse import open_events
 DELIVERY_SECONDS = 1.0
 WRITE_BURST = 40
 READS_DURING_BURST = 20
+REFUSED_WITHIN_SECONDS = 1.0
 
 
 def client_from(base_url: str, address: str) -> httpx.Client:
@@ -81,37 +84,97 @@ def test_a_burst_of_writes_is_refused_with_429_and_retry_after_while_reads_go_on
 
 
 @pytest.fixture
-def streams_from_one_address(stack: Stack) -> Iterator[list[socket.socket]]:
-    sockets: list[socket.socket] = []
-    yield sockets
-    close_all(sockets)
+def sockets() -> Iterator[list[socket.socket]]:
+    """Sockets a test opens, closed after it whatever happened."""
+    opened: list[socket.socket] = []
+    yield opened
+    close_all(opened)
 
 
-def test_connections_per_address_are_limited(
-    stack: Stack, streams_from_one_address: list[socket.socket]
-) -> None:
-    """Event streams hold a connection each: one address gets limit_conn of them at once."""
-    allowed = int(directive("limit_conn chatapi_connections"))
-    address = hostile_addresses(17, 1)[0]
-    request = f"GET /chats/{stack.normal_chat}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-    statuses = []
-    for _ in range(allowed + 1):
-        sock = connect_from(address, stack.nginx.port)
-        streams_from_one_address.append(sock)
-        sock.settimeout(10)
-        sock.sendall(request)
-        statuses.append(status_of(sock.recv(4096)))
-    assert statuses == [200] * allowed + [429], statuses
-    streams_from_one_address.pop(0).close()  # one stream less: room for another
+def open_stream(port: int, address: str, chat_id: int) -> tuple[socket.socket, bytes]:
+    """An event stream asked for from `address` on a raw socket; the first bytes answered
+    (its status line and headers, or the whole refusal)."""
+    sock = connect_from(address, port)
+    sock.settimeout(10)
+    sock.sendall(f"GET /chats/{chat_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock, sock.recv(4096)
+
+
+def stream_once_room(port: int, address: str, chat_id: int) -> socket.socket:
+    """A stream from `address`, asked for again while refused: nginx gives a slot back once
+    it has seen the close of a stream, which may take a moment to reach it."""
     deadline = time.monotonic() + 5
     while True:
-        with (
-            client_from(stack.url, address) as http,
-            http.stream("GET", f"/chats/{stack.normal_chat}/events") as response,
-        ):
-            if response.status_code == 200:
+        sock, head = open_stream(port, address, chat_id)
+        if status_of(head) == 200:
+            return sock
+        sock.close()
+        assert time.monotonic() < deadline, f"no stream let in: {head!r}"
+        time.sleep(0.1)
+
+
+def test_event_streams_per_address_are_limited_and_a_closed_one_gives_its_place_back(
+    stack: Stack, sockets: list[socket.socket]
+) -> None:
+    """One address may hold limit_conn chatapi_streams streams at once: the next is refused
+    with nginx's JSON 429 (the app never sees it), other requests and other addresses go on,
+    and a stream closed makes room for another."""
+    allowed = int(directive("limit_conn chatapi_streams", block(EVENTS)))
+    address, other = hostile_addresses(17, 2)
+    heads = []
+    for _ in range(allowed + 1):
+        sock, head = open_stream(stack.nginx.port, address, stack.normal_chat)
+        sockets.append(sock)
+        heads.append(head)
+    statuses = [status_of(head) for head in heads]
+    assert statuses == [200] * allowed + [429], statuses
+    refusal, _, body = heads[-1].partition(b"\r\n\r\n")
+    assert json.loads(body) == {"detail": "too many requests from this address, retry later"}
+    assert b"\r\nRetry-After: 1\r\n" in refusal + b"\r\n", refusal
+
+    with client_from(stack.url, address) as http:
+        assert http.get(f"/chats/{stack.normal_chat}").status_code == 200  # not a stream
+    sockets.append(stream_once_room(stack.nginx.port, other, stack.normal_chat))
+
+    sockets.pop(allowed).close()  # the refused one
+    sockets.pop(0).close()  # one stream less: room for another, and only one
+    sockets.append(stream_once_room(stack.nginx.port, address, stack.normal_chat))
+    sock, head = open_stream(stack.nginx.port, address, stack.normal_chat)
+    sockets.append(sock)
+    assert status_of(head) == 429, head
+
+
+def test_connections_per_address_are_limited(stack: Stack, sockets: list[socket.socket]) -> None:
+    """Requests in progress from one address, whatever they are: limit_conn
+    chatapi_connections of them at once. Each request here waits for a body it never gets
+    (nginx keeps it, not the app, for client_body_timeout): the next one is refused at once
+    with a 429, and one given up makes room for another."""
+    allowed = int(directive("limit_conn chatapi_connections", own(block("server"))))
+    address = hostile_addresses(18, 1)[0]
+    waiting = (
+        f"GET /chats/{stack.normal_chat} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n"
+    ).encode()
+    for _ in range(allowed + 1):
+        sock = connect_from(address, stack.nginx.port)
+        sockets.append(sock)
+        sock.sendall(waiting)
+    # nginx's workers take connections in parallel: which one is refused is not known, only
+    # that one is, at once, and the others wait.
+    time.sleep(REFUSED_WITHIN_SECONDS)
+    answered = {}
+    for index, sock in enumerate(sockets):
+        sock.setblocking(False)
+        with suppress(BlockingIOError):
+            answered[index] = sock.recv(4096)
+    assert [status_of(head) for head in answered.values()] == [429], answered
+    sockets.pop(next(iter(answered))).close()
+    sockets.pop(0).close()  # one waiting request given up: room for another
+    deadline = time.monotonic() + 5
+    while True:
+        with client_from(stack.url, address) as http:
+            if http.get(f"/chats/{stack.normal_chat}").status_code == 200:
                 break
-        assert time.monotonic() < deadline, "no room after a stream closed"
+        assert time.monotonic() < deadline, "no room after a request was given up"
         time.sleep(0.1)
 
 
