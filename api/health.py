@@ -1,15 +1,23 @@
-"""Liveness and readiness, for orchestrators and the container's HEALTHCHECK."""
+"""Liveness and readiness, for orchestrators and the container's HEALTHCHECK.
+
+Anyone may ask; the replicas' addresses and lags are told to operators only (a service):
+anyone else learns whether each is up, and nothing that names or locates it.
+"""
 
 import asyncio
 from typing import Literal
 
 from fastapi import HTTPException, Request, status
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, Field
 
 from api.admission import Admission, Busy
+from api.auth import auth_required, principal_of
 from api.routing import SlashAgnosticRouter
 from api.schemas import UNAVAILABLE
+from domain.errors import Unauthenticated
 from infrastructure import migrations
+from infrastructure.api_keys import is_api_key
 from infrastructure.container import Container
 from infrastructure.replicas import Replica, ReplicaStatus
 from infrastructure.schema import NOT_MIGRATED
@@ -18,10 +26,16 @@ router = SlashAgnosticRouter(prefix="/health", tags=["health"])
 
 
 class ReadTarget(BaseModel):
-    target: str = Field(description="The replica: host:port/database.")
+    target: str | None = Field(
+        default=None,
+        description="The replica: host:port/database. Told to a service only (see `ready`).",
+    )
     up: bool = Field(description="Whether it answers and is not left aside (down or behind).")
     replay_lag_seconds: float | None = Field(
-        default=None, description="Seconds its replay is behind; absent when it is not up."
+        default=None,
+        description=(
+            "Seconds its replay is behind; absent when it is not up. Told to a service only."
+        ),
     )
 
 
@@ -61,7 +75,12 @@ async def live() -> Health:
     },
 )
 async def ready(request: Request) -> Health:
-    """Checks that the database is reachable and migrated; 503 with `Retry-After` if not."""
+    """Checks that the database is reachable and migrated; 503 with `Retry-After` if not.
+
+    With replicas, says whether each is up. Where each is, and how far behind, is for
+    operators only: a service (with AUTH_MODE=required, a request with a service's API key
+    in `Authorization: Bearer`; with AUTH_MODE=none, every caller). No credential is needed,
+    and one that is not a valid API key is no error: the answer is then the bare one."""
     container: Container = request.app.state.container
     admission: Admission = request.app.state.admission
     settings = container.settings()
@@ -83,6 +102,8 @@ async def ready(request: Request) -> Health:
     targets = await asyncio.gather(
         *(status_within(admission, replica, settings.ready_timeout) for replica in replicas.members)
     )
+    if not await from_an_operator(request):
+        return Health(status="ready", read_targets=[ReadTarget(up=t.up) for t in targets])
     return Health(
         status="ready",
         read_targets=[
@@ -90,6 +111,26 @@ async def ready(request: Request) -> Health:
             for t in targets
         ],
     )
+
+
+async def from_an_operator(request: Request) -> bool:
+    """Whether the caller is a service, to whom the details may be told.
+
+    AUTH_MODE=none: every caller acts as the local service (api/auth.py), which only a
+    loopback HOST allows unless ALLOW_UNAUTHENTICATED says otherwise on purpose. Else a
+    request whose `Authorization: Bearer` is a service's API key, verified as every endpoint
+    verifies it; a user's token, or anything else, is not an operator's.
+    """
+    if not auth_required(request):
+        return True
+    scheme, credential = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not is_api_key(credential):
+        return False
+    try:
+        principal = await principal_of(request, credential)
+    except Unauthenticated:
+        return False
+    return principal.is_service
 
 
 async def status_within(admission: Admission, replica: Replica, timeout: float) -> ReplicaStatus:

@@ -1,8 +1,10 @@
 """One structured (JSON) log line per request, tied together by a request id.
 
-The id comes from the client's `X-Request-ID` when it is a sane token, so a request can be
-followed from a proxy or client into these logs; otherwise one is generated. Either way it
-is returned in the response's `X-Request-ID`.
+The request id comes from the client's `X-Request-ID` when it is a sane token, so a request
+can be followed from a proxy or client into these logs; otherwise it is the server's own.
+Either way it is returned in the response's `X-Request-ID`. A client may send any id,
+another request's too: each line also carries `server_request_id`, made by the server for
+that request alone, which no client chooses.
 
 A bug is answered here with a JSON 500 that carries the id, and its traceback is logged
 once, with the id. A client that left before its answer could be sent is no bug: its line
@@ -33,9 +35,10 @@ ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 CLIENT_CLOSED_REQUEST = 499
 
 
-def request_id(scope: Scope) -> str:
+def request_id(scope: Scope, server_request_id: str) -> str:
+    """The client's `X-Request-ID` when it is a sane token, else `server_request_id`."""
     given = Headers(scope=scope).get(HEADER, "")
-    return given if ACCEPTED_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if ACCEPTED_ID.fullmatch(given) else server_request_id
 
 
 def is_closed_connection(exc: BaseException) -> bool:
@@ -61,7 +64,8 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = request_id(scope)
+        server_rid = uuid.uuid4().hex
+        rid = request_id(scope, server_rid)
         root_path = scope.get("root_path", "")  # before a Mount extends it
         started = time.perf_counter()
         # The app returns without answering only when the client has gone (in the middle of
@@ -99,6 +103,7 @@ class RequestLog:
                 json.dumps(
                     {
                         "request_id": rid,
+                        "server_request_id": server_rid,
                         "method": scope["method"],
                         "path": path_template(scope, root_path, self.routes),
                         "status": CLIENT_CLOSED_REQUEST if gone else status,

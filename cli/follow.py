@@ -8,6 +8,7 @@ import json
 
 from api.events import CHAT_DELETED, MESSAGE_POSTED
 from api.schemas import MessageResponse
+from cli.terminal import print_line
 from domain.events import ChatDeleted
 from domain.principals import LOCAL
 from infrastructure.container import Container
@@ -27,4 +28,4 @@ def follow(container: Container, chat_id: int, after: int) -> None:
     is deleted. A missing chat or an `after` past its end raises before anything is printed."""
     for event in container.follow_chat()(FollowChat(chat_id=chat_id, after=after, principal=LOCAL)):
         # Flushed line by line: a pipe would otherwise hold events back in its buffer.
-        print(event_line(event), flush=True)
+        print_line(event_line(event), flush=True)

@@ -25,6 +25,7 @@ from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
 from cli.follow import follow
 from cli.healthcheck import is_ready
 from cli.serve import serve
+from cli.terminal import print_line
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
@@ -36,6 +37,7 @@ from infrastructure.api_keys import NoPepper
 from infrastructure.container import Container
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.schema import NOT_MIGRATED, SchemaNotMigrated
+from infrastructure.settings import problems, shown_url
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
 from queries.get_messages_after import GetMessagesAfter, validate_after
@@ -133,11 +135,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print(result: BaseModel | dict[str, Any]) -> None:
     # The API's response models render what HTTP would send, byte for byte; the rest is
-    # compact JSON too.
+    # compact JSON too. To a terminal, with the characters it would act on escaped.
     if isinstance(result, BaseModel):
-        print(result.model_dump_json())
+        print_line(result.model_dump_json())
     else:
-        print(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+        print_line(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
 
 
 def _announce(consistency_token: str | None) -> None:
@@ -164,7 +166,7 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             return None
         case "migrate":
             migrations.upgrade(settings.database_url)
-            return {"migrated": settings.database_url.rsplit("@", 1)[-1]}
+            return {"migrated": shown_url(settings.database_url)}  # no credentials
         # What the HTTP API answers, rendered by its response models.
         case "create-chat":
             created = container.create_chat()(
@@ -263,10 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         container.settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        return _fail(f"invalid configuration: {problems}", EXIT_INVALID)
+        return _fail(f"invalid configuration: {problems(exc)}", EXIT_INVALID)
     if args.command == "healthcheck":
         return 0 if is_ready(container.settings()) else EXIT_UNHEALTHY
     try:

@@ -61,13 +61,63 @@ def test_an_unsafe_request_id_is_replaced(client: httpx.Client, given: str) -> N
     assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
 
 
+def test_the_server_request_id_is_the_servers_own_whatever_the_client_sends(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client may send another request's id: the line still has one no client chose."""
+    first = client.get("/health/live", headers={"X-Request-ID": "reused-id"})
+    second = client.get("/health/live", headers={"X-Request-ID": "reused-id"})
+    assert first.headers["x-request-id"] == second.headers["x-request-id"] == "reused-id"
+
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in logged_requests(caplog) if line["request_id"] == "reused-id"]
+        if len(lines) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    servers = [line["server_request_id"] for line in lines]
+    assert len(servers) == 2, lines
+    assert all(GENERATED_ID.fullmatch(server) for server in servers), servers
+    assert servers[0] != servers[1]
+
+
+def test_without_a_clients_id_both_are_the_servers(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = client.get("/health/live")
+    generated = response.headers["x-request-id"]
+    assert GENERATED_ID.fullmatch(generated), generated
+    assert logged_request(caplog, generated)["server_request_id"] == generated
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ['"}, {"request_id": "x', "ok INFO a forged line", "x" * 129],
+    ids=["json", "spaces", "too-long"],
+)
+def test_an_unsafe_request_id_never_reaches_the_line(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, forged: str
+) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": forged})
+    line = logged_request(caplog, response.headers["x-request-id"])
+    assert line["request_id"] == line["server_request_id"]
+    assert forged not in json.dumps(line)
+
+
 def test_the_line_names_the_route_not_the_url(
     client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     response = client.get("/chats/123456?limit=5", headers={"X-Request-ID": "find-me"})
     assert response.status_code == 404
     line = logged_request(caplog, "find-me")
-    assert set(line) == {"request_id", "method", "path", "status", "duration_ms"}
+    assert set(line) == {
+        "request_id",
+        "server_request_id",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+    }
     assert (line["method"], line["path"], line["status"]) == ("GET", "/chats/{chat_id}", 404)
     assert isinstance(line["duration_ms"], float)
     assert line["duration_ms"] >= 0

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from infrastructure.settings import DEFAULT_DATABASE_URL, Settings
+from infrastructure.settings import DEFAULT_DATABASE_URL, Settings, problems, shown_url
 
 
 def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,3 +219,115 @@ def test_a_read_database_of_no_known_kind_is_refused(
     monkeypatch.setenv("READ_DATABASE_URL", given)
     with pytest.raises(ValidationError):
         Settings()
+
+
+# --- a URL's password is never echoed ---------------------------------------------------------
+
+PIECES = ("Alpha7Secret", "Bravo9Secret", "Charlie5Secret")
+REFUSED_URLS = [
+    pytest.param("chatapi:Alpha7Secret@db/chatapi", id="no-scheme"),
+    pytest.param("postgress://u:Alpha7Secret@h/db", id="bad-scheme"),
+    pytest.param("postgresql://u:Alpha7Secret@h:99999/db", id="port-99999"),
+    pytest.param("postgresql://u:Alpha7Secret@h:0/db", id="port-0"),
+    pytest.param("postgresql://u:Alpha7Secret@h:Bravo9Secret/db", id="port-a-word"),
+    pytest.param("postgresql://u:Alpha7Secret", id="no-host"),
+    pytest.param("postgresql://u:Alpha7Secret@Bravo9Secret@h/db", id="at-in-the-password"),
+    pytest.param("postgresql://u:Alpha7Secret@Bravo9Secret:5432@h/db", id="at-port-at"),
+    pytest.param("postgresql://u:Alpha7Secret:Bravo9Secret@Charlie5Secret@h/db", id="colon-at"),
+    pytest.param("postgresql://u:Alpha7Secret@Bravo9Secret/Charlie5Secret@h/db", id="at-slash"),
+    pytest.param("postgresql://u:Alpha7Secret?Bravo9Secret@Charlie5Secret@h/db", id="at-query"),
+    pytest.param("postgresql://u:Alpha7Secret%00Bravo9Secret@h/db", id="percent-nul"),
+    pytest.param("postgresql://u:Alpha7Secret@h1:5432,h2:5432/db", id="multi-host-ports"),
+    pytest.param("postgresql://u:Alpha7Secret@h/a,postgresql://u:Bravo9Secret@h/b", id="list"),
+    pytest.param("host=h user=u password=Alpha7Secret dbname=db", id="libpq-keywords"),
+    pytest.param(" postgresql://u:Alpha7Secret@h/db", id="leading-space"),
+    pytest.param("postgresql://u:Alpha7Secret@[::1/db", id="unclosed-ipv6"),
+]
+REFUSED_READ_URLS = [
+    # Each of these is refused as a replica's URL too; a list, a multi-host URL, or spaces
+    # around a URL (each of a list is stripped) are not.
+    *(url for url in REFUSED_URLS if url.id not in {"multi-host-ports", "list", "leading-space"}),
+    pytest.param("postgresql://u:Alpha7Secret@h1:5432,,h2/db", id="multi-host-empty-host"),
+    pytest.param("postgresql://u:Alpha7Secret@h/a, sqlite:///Bravo9Secret.db", id="sqlite"),
+    pytest.param("postgresql://u:Alpha7Secret@h1:5432,h2:99999/db", id="multi-host-bad-port"),
+    pytest.param("postgresql://u:Alpha7Secret@h/a,postgress://u:Bravo9Secret@h/b", id="bad-list"),
+]
+
+
+def assert_refused_without_a_piece(monkeypatch: pytest.MonkeyPatch, name: str, url: str) -> str:
+    monkeypatch.setenv(name, url)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    told = f"{refused.value}\n{problems(refused.value)}"
+    for piece in PIECES:
+        assert piece not in told, told
+    assert "Alpha7" not in told, told
+    return problems(refused.value)
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_a_refused_database_url_is_never_echoed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.delenv("READ_DATABASE_URL", raising=False)
+    told = assert_refused_without_a_piece(monkeypatch, "DATABASE_URL", url)
+    assert told.startswith("DATABASE_URL: "), told
+
+
+@pytest.mark.parametrize("url", REFUSED_READ_URLS)
+def test_a_refused_read_database_url_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@primary/chat")
+    told = assert_refused_without_a_piece(monkeypatch, "READ_DATABASE_URL", url)
+    assert told.startswith("READ_DATABASE_URL: "), told
+
+
+def test_a_mistyped_scheme_is_named_as_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    told = assert_refused_without_a_piece(
+        monkeypatch, "DATABASE_URL", "postgress://u:Alpha7Secret@h/db"
+    )
+    assert "not postgress://" in told, told
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("postgresql://u:Alpha7Secret%40Bravo9Secret@h/db", "Alpha7Secret%40Bravo9Secret"),
+        ("postgresql://u:Alpha7Secret%zz@h/db", "Alpha7Secret%25zz"),
+        ("postgresql://u:Alpha7/Secret,Bravo9@h/db", "Alpha7%2FSecret%2CBravo9"),
+        ("postgresql://u:Alpha7Secret garbage!#$&@h/db", "Alpha7Secret garbage%21%23%24%26@"),
+        ("postgresql://u:Alpha7Secret@h/d%40b", "Alpha7Secret@h/d%40b"),
+    ],
+)
+def test_a_password_written_with_escapes_or_odd_characters_is_kept(
+    monkeypatch: pytest.MonkeyPatch, given: str, kept: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", given)
+    assert kept in Settings().database_url
+
+
+def test_a_password_with_slashes_and_commas_in_the_multi_host_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("READ_DATABASE_URL", "postgresql://u:p/w,d@r1:5433,r2/chat")
+    assert Settings().replica_urls == (
+        "postgresql+psycopg2://u:p%2Fw%2Cd@r1:5433/chat",
+        "postgresql+psycopg2://u:p%2Fw%2Cd@r2/chat",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+psycopg2://u:Alpha7Secret@db:5432/chatapi",
+            "postgresql+psycopg2://db:5432/chatapi",
+        ),
+        (
+            "postgresql+psycopg2://u@db/chatapi?password=Alpha7Secret&sslmode=require",
+            "postgresql+psycopg2://db/chatapi?sslmode=require",
+        ),
+        ("sqlite:///./chatapi.db", "sqlite:///./chatapi.db"),
+    ],
+)
+def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
