@@ -15,19 +15,24 @@ Then two services of their own, both up at once and pinned as the others (`chata
 one worker, on the server's CPU), with the same settings but one: AUTH_MODE=none and
 AUTH_MODE=required, AUTH_JWT_SECRET a random secret of this run given to both. The idle one
 reads the hints each POST sends to every process: its CPU is counted apart (`clients_pct`).
-Each comparison is measured in turns (A, B, A, B, ...) for BENCH_AUTH_ROUNDS rounds, each
-wrk run after its own warm-up, since the machine drifts more between minutes than between
-two runs in a row:
+Each comparison is measured in turns (A, B, A, B, ..., A) for BENCH_AUTH_ROUNDS rounds,
+each wrk run after its own warm-up, since the machine drifts more between minutes than
+between two runs in a row; each B is compared with the mean of the two A's around it, so a
+steady drift cancels:
 
-1. GET /chats/?limit=20 on the AUTH_MODE=required service as FEW, then as MANY (and as MANY
+1. first, while neither service has served anything else: GET /chats/{id}?limit=20, then
+   POST /chats/{id}/messages/, over chats 1..1000: on the AUTH_MODE=none service without a
+   header, then on the other with READER's token; where the token's side misses its
+   target, both services are profiled under the same load;
+2. GET /chats/?limit=20 on the AUTH_MODE=required service as FEW, then as MANY (and as MANY
    with limit=FEW_CHATS, as many chats in the answer as FEW gets), with wrk; then the same
    requests one at a time from this process; and EXPLAIN ANALYZE of the service's own user
-   query (queries/list_chats.py) for each;
-2. GET /chats/{id}?limit=20, then POST /chats/{id}/messages/, over chats 1..1000: on the
-   AUTH_MODE=none service without a header, then on the other with READER's token;
+   query (queries/list_chats.py) for each, before the runs;
 3. POST /chats/{id}/messages/ as READER in the pair chat, then in the crowded one, after
    EXPLAIN ANALYZE of the per-member projection statement (infrastructure/projections.py)
    on each, PROJECTION_RUNS times, each rolled back.
+
+The users' chats are not among READER's: the posts of 1 do not move them.
 
 Tokens are HS256 JWTs as the users' application would mint them; wrk sends one in every
 request's Authorization header (bench/lua/common.lua), from its environment.
@@ -88,8 +93,11 @@ PROJECTION_RUNS = 25
 MEMBER_VIEWS = "chat_member_views"
 EXECUTION_TIME = re.compile(r"^Execution Time: ([0-9.]+) ms$", re.MULTILINE)
 # The profiles these scenarios may take: an auth-only run replaces the saved ones.
-PROFILE_GET, PROFILE_POST, PROFILE_LIST = "auth-get20", "auth-post-message", "auth-chat-list"
-PROFILE_NAMES = (PROFILE_GET, PROFILE_POST, PROFILE_LIST)
+# With a token, then the baseline: the same load on the AUTH_MODE=none service.
+PROFILES_GET = ("auth-get20", "auth-get20-none")
+PROFILES_POST = ("auth-post-message", "auth-post-message-none")
+PROFILE_LIST = "auth-chat-list"
+PROFILE_NAMES = (*PROFILES_GET, *PROFILES_POST, PROFILE_LIST)
 
 
 @dataclass(frozen=True)
@@ -374,12 +382,14 @@ class Side:
 
 
 def in_turns(rounds: int, base: Side, other: Side) -> Turns:
-    """base, other, base, other, ...: `rounds` runs of each."""
+    """base, other, base, other, ..., base: `rounds` runs of `other`, each between two of
+    `base`."""
     turns = Turns([], [])
     for round_ in range(1, rounds + 1):
         log(f"auth: round {round_} of {rounds}")
         turns.base.append(base.measure())
         turns.other.append(other.measure())
+    turns.base.append(base.measure())  # the closing run
     return turns
 
 
@@ -458,7 +468,7 @@ class AuthBench:
         as_reader = self._runner(closed, open_, bearer[READER])
         unauthenticated = self._runner(open_, closed, None)
 
-        chat_list, short, loops, plans = self._chat_lists(closed, open_, bearer)
+        # First, while neither service has served anything else: the same past for both.
         get20 = in_turns(
             rounds,
             Side(
@@ -495,35 +505,31 @@ class AuthBench:
             ),
         )
         log("auth: " + _ratio_line("POST with a token against none, requests/s", post, rps))
-        profiles = [
-            *self._profile_missed(
-                PROFILE_LIST,
-                f"GET /chats/?limit={PAGE}, user in {MANY_CHATS:,} chats",
-                spread(median_ratio(chat_list, p50)) > CHAT_LIST_SPREAD,
-                closed,
-                self._runner(closed, open_, bearer[MANY]).setup,
-                "get_page.lua",
-                [f"/chats/?limit={PAGE}"],
-            ),
-            *self._profile_missed(
-                PROFILE_GET,
-                "GET /chats/{id}?limit=20, user token",
-                median_ratio(get20, rps) < AUTH_SHARE,
-                closed,
-                as_reader.setup,
-                "get.lua",
-                [*ALL_CHATS, "20"],
-            ),
-            *self._profile_missed(
-                PROFILE_POST,
-                "POST /chats/{id}/messages/, user token",
-                median_ratio(post, rps) < AUTH_SHARE,
-                closed,
-                as_reader.setup,
-                "post_message.lua",
-                ALL_CHATS,
-            ),
-        ]
+        # A missed throughput target: both services profiled under the same load, the
+        # AUTH_MODE=none one as the baseline the other is compared with.
+        profiles: list[Profile] = []
+        for names, what, turns, script, args in (
+            (PROFILES_GET, "GET /chats/{id}?limit=20", get20, "get.lua", [*ALL_CHATS, "20"]),
+            (PROFILES_POST, "POST /chats/{id}/messages/", post, "post_message.lua", ALL_CHATS),
+        ):
+            missed = median_ratio(turns, rps) < AUTH_SHARE
+            for name, runner, how in zip(
+                names, (as_reader, unauthenticated), ("user token", "AUTH_MODE=none"), strict=True
+            ):
+                profiles += self._profile_missed(
+                    name, f"{what}, {how}", missed, runner.service, runner.setup, script, args
+                )
+
+        chat_list, short, loops, plans = self._chat_lists(closed, open_, bearer)
+        profiles += self._profile_missed(
+            PROFILE_LIST,
+            f"GET /chats/?limit={PAGE}, user in {MANY_CHATS:,} chats",
+            spread(median_ratio(chat_list, p50)) > CHAT_LIST_SPREAD,
+            closed,
+            self._runner(closed, open_, bearer[MANY]).setup,
+            "get_page.lua",
+            [f"/chats/?limit={PAGE}"],
+        )
 
         log(f"auth: EXPLAIN ANALYZE of the projection statement, {PROJECTION_RUNS} times each")
         chats = {where.pair: PAIR_MEMBERS, where.crowd: CROWD_MEMBERS}
@@ -630,6 +636,7 @@ class AuthBench:
                 f"auth: one at a time, p50 {loops[FEW][-1].p50_ms:.2f} ms in {FEW_CHATS} "
                 f"chats, {loops[MANY][-1].p50_ms:.2f} ms in {MANY_CHATS:,}"
             )
+        turns.base.append(few.measure())  # the closing run
         ratio = median_ratio(turns, p50)
         verdict = "met" if spread(ratio) <= CHAT_LIST_SPREAD else "MISSED"
         log("auth: " + _ratio_line("chat list p50, many against few", turns, p50) + f" {verdict}")
@@ -645,8 +652,8 @@ class AuthBench:
         script: str,
         args: list[str],
     ) -> list[Profile]:
-        """py-spy on the AUTH_MODE=required service under this load, if its target is missed
-        (and BENCH_PROFILE is on)."""
+        """py-spy on the service under this load, if its target is missed (and BENCH_PROFILE
+        is on)."""
         if not missed or not self.config.profile:
             return []
         log(f"auth: target missed; profiling {label}")

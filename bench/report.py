@@ -62,6 +62,7 @@ from bench.targets import (
     evaluate,
     median_ratio,
     p50,
+    ratio_text,
     rps,
     turn_ratios,
 )
@@ -733,8 +734,10 @@ def _auth_setup(found: Auth) -> str:
         "secret of the run, given to both). User tokens are HS256 JWTs (`sub`, "
         f"`aud={auth.AUDIENCE}`, `exp`), sent by wrk in every request's `Authorization` "
         "header ([bench/lua/common.lua](../bench/lua/common.lua)). Each comparison is "
-        f"measured in turns, A then B, {len(found.get20.base)} rounds, every wrk run after "
-        "its own warm-up as above; its ratio is the median of the rounds' ratios. The "
+        f"measured in turns, A, B, A, B, ..., A: {len(found.get20.other)} runs of B, each "
+        "compared with the mean of the A runs just before and just after it (so a steady "
+        "drift of the machine cancels), every wrk run after its own warm-up as above; a "
+        "comparison's ratio is the median of its rounds' ratios. The "
         "idle service reads the hints each POST sends to every process: its CPU is the "
         f"`idle service` column. The scenarios took {found.total_s:.0f} s in all, the "
         "loading included."
@@ -744,19 +747,30 @@ def _auth_setup(found: Auth) -> str:
 def _turn_rows(
     turns: Turns, against: Callable[[Measurement], float], extra: Sequence[Measurement] = ()
 ) -> list[list[str]]:
-    """Round by round, base then other (then `extra`'s run of that round): each run with
-    its ratio to the base run of its round by `against`."""
+    """The runs in the order measured: round by round base, other (then `extra`'s run of
+    that round), then the closing base run; each other run with its round's ratio by
+    `against` (targets.turn_ratios), each extra run with the same base."""
+    ratios = turn_ratios(turns, against)
+    rounds = len(turns.other)
     rows = []
     for index, base in enumerate(turns.base):
-        runs = [base, turns.other[index], *([extra[index]] if index < len(extra) else [])]
-        for m in runs:
+        runs: list[tuple[Measurement, str]] = [(base, "base")]
+        if index < rounds:
+            ratio = ratios[index]
+            runs.append((turns.other[index], f"{ratio:.2f}"))
+            if index < len(extra):
+                # Against the same base as its round's other run.
+                scale = against(extra[index]) / against(turns.other[index])
+                runs.append((extra[index], f"{ratio * scale:.2f}"))
+        round_ = str(index + 1) if index < rounds else "closing"
+        for m, shown in runs:
             r, cpu = m.result, m.cpu
             rows.append(
                 [
                     m.label,
-                    str(index + 1),
+                    round_,
                     f"{r.rps:,.0f}",
-                    f"{against(m) / against(base):.2f}",
+                    shown,
                     _ms(r.p50_ms),
                     _ms(r.p99_ms),
                     *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
@@ -774,9 +788,12 @@ def _turn_table(turns: Turns, ratio: str, extra: Sequence[Measurement] = ()) -> 
     return table(headings, "lrrrrrrrrrr", _turn_rows(turns, against, extra))
 
 
-def _median(turns: Turns, value: Callable[[Measurement], float]) -> str:
+def _median(turns: Turns, value: Callable[[Measurement], float], bound: float = 0.0) -> str:
+    """The median of the rounds' ratios, to the decimals that tell it from `bound`."""
     rounds = ", ".join(f"{r:.2f}" for r in turn_ratios(turns, value))
-    return f"**{median_ratio(turns, value):.2f}x** (rounds {rounds})"
+    ratio = median_ratio(turns, value)
+    shown = ratio_text(ratio, bound) if bound else f"{ratio:.2f}x"
+    return f"**{shown}** (rounds {rounds})"
 
 
 def _median_p50(runs: Sequence[Measurement] | Sequence[Latency]) -> float:
@@ -796,9 +813,9 @@ def _auth_token(found: Auth) -> str:
             _turn_table(found.get20, "against AUTH_MODE=none, requests/s"),
             _turn_table(found.post_message, "against AUTH_MODE=none, requests/s"),
             f"With a user token, against `AUTH_MODE=none`: `GET /chats/{{id}}?limit=20` "
-            f"{_median(found.get20, rps)}, `POST /chats/{{id}}/messages/` "
-            f"{_median(found.post_message, rps)} (target ≥ {AUTH_SHARE}x). p50, medians of "
-            f"the rounds: GET {_ms(_median_p50(found.get20.base))} without, "
+            f"{_median(found.get20, rps, AUTH_SHARE)}, `POST /chats/{{id}}/messages/` "
+            f"{_median(found.post_message, rps, AUTH_SHARE)} (target ≥ {AUTH_SHARE}x). "
+            f"p50, medians of the rounds: GET {_ms(_median_p50(found.get20.base))} without, "
             f"{_ms(_median_p50(found.get20.other))} with; POST "
             f"{_ms(_median_p50(found.post_message.base))} without, "
             f"{_ms(_median_p50(found.post_message.other))} with.",
@@ -850,7 +867,8 @@ def _auth_list(found: Auth) -> str:
         f"long as the first user's: a difference between the first two runs that the third "
         "does not show is the answer's length, not the reading.",
         _turn_table(found.chat_list, f"p50 against the user in {few}", found.chat_list_short),
-        f"p50, the user in {many} against the user in {few}: {_median(found.chat_list, p50)} "
+        f"p50, the user in {many} against the user in {few}: "
+        f"{_median(found.chat_list, p50, CHAT_LIST_SPREAD)} "
         f"(target within {CHAT_LIST_SPREAD}x); with `limit={found.few_chats}` "
         f"**{short:.2f}x** (medians of the rounds' p50s).",
         f"The same request one at a time from this harness, on one keep-alive connection, "
@@ -950,8 +968,9 @@ def _auth_profiles(results: Results) -> str:
         return ""
     links = ", ".join(f"{p.label} ([{p.svg}]({p.svg}))" for p in taken)
     return (
-        f"Profiled (py-spy, on the `AUTH_MODE=required` service) where a target here was "
-        f"missed: {links}; their top frames are under the profiles below."
+        f"Profiled with py-spy where a target here was missed (a throughput target on both "
+        f"services, under the same load): {links}; their top frames are under the "
+        "profiles below."
     )
 
 

@@ -209,8 +209,9 @@ class Replicas:
 
 @dataclass
 class Turns:
-    """One comparison measured in turns in one run (A, B, A, B, ...): each side's runs in
-    the order measured, round i of one side next to round i of the other."""
+    """One comparison measured in turns in one run (A, B, A, B, ..., A): each side's runs in
+    the order measured, each B between two A's (the closing A makes `base` one run longer;
+    in results without it, round i of one side is next to round i of the other)."""
 
     base: list[Measurement]  # A: what the other side is compared with
     other: list[Measurement]  # B
