@@ -63,11 +63,11 @@ fuzz: install-dev
 bench: install-dev
 	$(BIN)/python -m bench.run
 
-## make lock: re-resolve both lock files after a change to pyproject.toml
+## make lock: re-resolve both lock files to the newest releases pyproject.toml allows
 lock: | $(BIN)/python
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --python-platform linux -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --upgrade --generate-hashes --python-version 3.11 --python-platform linux -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --upgrade --extra dev --generate-hashes --python-version 3.11 --python-platform linux -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

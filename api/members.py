@@ -16,6 +16,7 @@ from api.schemas import (
     TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
+    USER_ID_PATTERN,
     MemberResponse,
     MembersResponse,
     PutMemberRequest,
@@ -38,6 +39,7 @@ UserId = Annotated[
     Path(
         min_length=1,
         max_length=USER_ID_MAX_LENGTH,
+        pattern=USER_ID_PATTERN,
         description="The user's id, as the application that owns the users names them.",
         examples=["ann"],
     ),

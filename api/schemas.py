@@ -37,6 +37,8 @@ WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f
 # 1..200 characters once trimmed (of whitespace, which may include controls: trimmed away).
 C = CONTROL_CHARACTERS
 TEXT_PATTERN = rf"^[^{C}]*[^{C}{WHITESPACE}][^{C}]*$"
+# A user's id (domain/principals.py): kept exactly, not blank, no NUL.
+USER_ID_PATTERN = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
 TITLE_PATTERN = (
     rf"^[{WHITESPACE}]*[^{C}{WHITESPACE}]"
     rf"(?:[^{C}]{{0,{TITLE_MAX_LENGTH - 2}}}[^{C}{WHITESPACE}])?[{WHITESPACE}]*$"
@@ -85,6 +87,7 @@ class PostMessageRequest(BaseModel):
             ),
             min_length=1,
             max_length=USER_ID_MAX_LENGTH,
+            pattern=USER_ID_PATTERN,
             examples=["ann"],
         ),
     ] = None
