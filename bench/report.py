@@ -974,6 +974,32 @@ def _auth_profiles(results: Results) -> str:
     )
 
 
+def _auth_disturbed(found: Auth) -> str:
+    """The runs that other load on the machine disturbed, as the main runs' are noted."""
+    runs: list[tuple[str, Measurement]] = []
+    for turns, extra in (
+        (found.get20, []),
+        (found.post_message, []),
+        (found.chat_list, found.chat_list_short),
+        (found.post_members, []),
+    ):
+        rounds = len(turns.other)
+        for side in (turns.base, turns.other, extra):
+            for index, m in enumerate(side):
+                round_ = f"round {index + 1}" if index < rounds else "closing"
+                runs.append((f"{m.label}, {round_}", m))
+    disturbed = [(name, m) for name, m in runs if m.cpu.other_pct >= DISTURBED_PCT]
+    if not disturbed:
+        return ""
+    names = "; ".join(f"{name} ({m.cpu.other_pct:.0f}%)" for name, m in disturbed)
+    return (
+        f"**Other load** on the machine ({DISTURBED_PCT:g}% of a core or more outside the "
+        f"benchmark's processes, after the retries) during {len(disturbed)} of these "
+        f"{len(runs)} runs: {names}. Their numbers, and the ratios of their rounds, are "
+        "disturbed."
+    )
+
+
 def _auth(results: Results) -> str:
     found = results.auth
     if found is None:
@@ -985,6 +1011,7 @@ def _auth(results: Results) -> str:
         _auth_token(found),
         _auth_list(found),
         _auth_members(found),
+        _auth_disturbed(found),
         _auth_profiles(results),
     )
 

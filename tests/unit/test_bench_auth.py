@@ -303,6 +303,19 @@ def test_the_section_carries_the_run_numbers(results: Results) -> None:
     assert "\n\n\n" not in page
 
 
+def test_runs_disturbed_by_other_load_are_named(results: Results) -> None:
+    found = auth_run()
+    busy = dataclasses.replace(CPU, other_pct=55.0)
+    found.post_members.other[1] = dataclasses.replace(found.post_members.other[1], cpu=busy)
+    results.auth = found
+
+    page = report.markdown(results, evaluate(results))
+
+    assert "during 1 of these 27 runs: members B, round 2 (55%). Their numbers" in page
+    results.auth = auth_run()
+    assert "**Other load** on the machine (10%" not in report.markdown(results, evaluate(results))
+
+
 def test_auth_results_are_saved_and_read_back(results: Results, tmp_path: Path) -> None:
     results.auth = auth_run(alone=False)
     saved = tmp_path / "benchmarks.json"
