@@ -198,6 +198,7 @@ ADD_CHAT_VIEWS = text(
     WHERE c.id BETWEEN :first AND :last
     """
 )
+# Two members each: (7 * id + 1) and id are never equal modulo an even number of users.
 ADD_BACKGROUND = text(
     f"""
     INSERT INTO chat_members (chat_id, user_id, role, added_at)
@@ -208,7 +209,6 @@ ADD_BACKGROUND = text(
     FROM chats WHERE id BETWEEN :first AND :last
     """
 )
-# (7 * id + 1) and id are never equal modulo an even number of users: two members each.
 ADD_SPREAD_USER = text(
     """
     INSERT INTO chat_members (chat_id, user_id, role, added_at)

@@ -189,8 +189,8 @@ class Bench:
         from queries import get_chat
 
         statement: Any = getattr(get_chat, "CHAT_WITH_LAST_MESSAGES", None)
-        if isinstance(statement, dict):  # older code: one per database
-            statement = statement.get("postgresql")
+        if isinstance(statement, dict):  # per kind of caller (False: a service); older: per database
+            statement = statement.get(False, statement.get("postgresql"))
         if statement is None:
             return {}
         plans = {}
