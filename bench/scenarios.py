@@ -189,7 +189,7 @@ class Bench:
         from queries import get_chat
 
         statement: Any = getattr(get_chat, "CHAT_WITH_LAST_MESSAGES", None)
-        if isinstance(statement, dict):  # per kind of caller (False: a service); older: per database
+        if isinstance(statement, dict):  # by kind of caller (False: a service); older: by database
             statement = statement.get(False, statement.get("postgresql"))
         if statement is None:
             return {}
