@@ -1,6 +1,7 @@
 """Where a request waits, and for how long: its chat's turn, a handler thread, the handler.
 
-Every wait has a deadline, and missing one is a 503 with Retry-After (`Busy`):
+Every wait has a deadline, and missing one is a 503 with Retry-After (`Busy`) whose detail
+names the wait:
 
 - a write (a post or a delete) first waits for its chat's turn, on the event loop, holding
   no thread: at most CHAT_WRITES_IN_FLIGHT writes of one chat run at once, so a chat whose
@@ -10,12 +11,15 @@ Every wait has a deadline, and missing one is a 503 with Retry-After (`Busy`):
 - then for the handler, until REQUEST_TIMEOUT after the request began (READY_TIMEOUT for
   the readiness probe).
 
-A thread cannot be stopped. At its deadline the request stops waiting and the thread runs
-on, keeping its thread token and its chat's turn until it returns: a frozen database ties up
+At its deadline the request stops waiting for the handler, and cancels the PostgreSQL
+statements of the connections its thread holds (infrastructure/cancellation.py): the
+statement ends with an error, its transaction rolls back, and the thread returns at once,
+giving back its thread token, its chat's turn and its connection, usable again; it gets
+no other PostgreSQL connection. A command whose request stopped waiting rolls back instead
+of committing (infrastructure/caller.py). What cannot be cancelled runs on until it
+returns, keeping what it holds: Python code, a wait for a pooled connection, SQLite, a
+statement on a frozen server (cancelled once it runs again). A frozen database ties up
 WORKER_THREADS threads and no more, and later requests get their 503 after the thread wait.
-A command whose request stopped waiting rolls back instead of committing
-(infrastructure/caller.py); its pooled connection goes back to the pool when it returns, or
-is discarded if it failed.
 """
 
 import asyncio
@@ -32,12 +36,15 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from infrastructure.caller import CallerGone, run_awaited
+from infrastructure.cancellation import Cancellable
 
 log = logging.getLogger("chatapi")
 
-NO_THREAD = "server busy: no handler free in time"
-CHAT_BUSY = "too many writes to this chat at once"
-TIMED_OUT = "the request took too long"
+# Which wait ran out, as a 503 says it.
+CHAT_BUSY = "this chat's writes did not get a turn in time"
+NO_THREAD = "no handler thread free in time"
+STATEMENT_CANCELLED = "the database statement ran past the request's deadline and was cancelled"
+TIMED_OUT = "the handler ran past the request's deadline"
 
 Argument = TypeVar("Argument")
 Result = TypeVar("Result")
@@ -102,7 +109,8 @@ class Call(Generic[Argument, Result]):
 
     `release` (on the event loop) gives back the thread token and the chat's turn, once:
     by the request when the result arrives, or at once if it stops waiting before the
-    thread started, else by the thread when it returns at last.
+    thread started, else by the thread when it returns at last: soon, once the statements
+    of the connections it holds are cancelled.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class Call(Generic[Argument, Result]):
         self._loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
         self._state = PENDING
+        self._statements = Cancellable()
 
     def __call__(self) -> Result:  # in the worker thread
         with self._lock:
@@ -124,7 +133,8 @@ class Call(Generic[Argument, Result]):
                 raise CallerGone("abandoned before it started")  # never run: it got its 503
             self._state = RUNNING
         try:
-            return run_awaited(self.abandoned, self._handler, self._argument)
+            with self._statements:
+                return run_awaited(self.abandoned, self._handler, self._argument)
         finally:
             with self._lock:
                 abandoned = self._state == ABANDONED
@@ -140,13 +150,17 @@ class Call(Generic[Argument, Result]):
         """The result (or the handler's error) has arrived."""
         self._release()
 
-    def abandon(self) -> None:
-        """The request stops waiting; the thread, if it started, gives back what it holds."""
+    def abandon(self) -> bool:
+        """The request stops waiting; the thread, if it started, gives back what it holds
+        when it returns. Whether it held connections, whose statements are being cancelled.
+        Once."""
         with self._lock:
             running = self._state == RUNNING
             self._state = ABANDONED
         if not running:
             self._release()
+            return False
+        return self._statements.cancel()
 
 
 class Admission:
@@ -180,6 +194,7 @@ class Admission:
             self._unlimited = CapacityLimiter(math.inf)
         # asyncio's timeout, not an anyio cancel scope: a third of the cost, on every request.
         running = asyncio.timeout_at(began + timeout)
+        cancelled = False
         try:
             async with running:
                 try:
@@ -187,14 +202,14 @@ class Admission:
                         call, abandon_on_cancel=True, limiter=self._unlimited
                     )
                 except asyncio.CancelledError:
-                    call.abandon()
+                    cancelled = call.abandon()
                     raise
                 except BaseException:
                     call.finished()
                     raise
         except TimeoutError:
             if running.expired():
-                raise Busy(TIMED_OUT) from None
+                raise Busy(STATEMENT_CANCELLED if cancelled else TIMED_OUT) from None
             raise
         call.finished()
         return result
@@ -238,7 +253,7 @@ def busy_handler(retry_after: int) -> Callable[[Request, Exception], Awaitable[R
     """The exception handler for Busy: a 503 with Retry-After, `{"detail": ...}`."""
 
     async def busy(request: Request, exc: Exception) -> Response:
-        # One of three fixed lines, each rate-limited on its own while an outage lasts.
+        # One of four fixed lines, each rate-limited on its own while an outage lasts.
         log.warning(f"503: {exc}")
         return JSONResponse(
             {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(retry_after)}

@@ -1,16 +1,12 @@
 """The FastAPI application, built around a container."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.concurrency import run_in_threadpool
 
 from api import chats, events, health, members
 from api.admission import Admission, Busy, busy_handler
@@ -24,6 +20,7 @@ from api.send_deadlines import SendDeadlines
 from api.shared_reads import SharedReads
 from api.stream_slots import StreamSlots
 from infrastructure.container import Container
+from infrastructure.job_runner import start_in_thread
 
 DESCRIPTION = """
 A small chat backend: create chats, post messages, read a chat with its latest messages,
@@ -34,6 +31,10 @@ transaction, so a message is readable as soon as its `POST` returns.
 """
 
 log = logging.getLogger("chatapi")
+
+# Seconds shutdown waits for the background jobs' step in flight (a batch takes milliseconds);
+# a step stuck on a frozen database is left to roll back with the process's connections.
+JOBS_STOP_TIMEOUT = 1.0
 
 TAGS = [
     {"name": "chats", "description": "Chats and their messages."},
@@ -55,12 +56,15 @@ def create_app(container: Container | None = None) -> FastAPI:
         # Streams wake on this loop; on PostgreSQL it also hears the other processes' hints.
         publisher = container.hint_publisher()
         await publisher.start()
-        purging = asyncio.create_task(purge_expired_keys(container))
+        # Background jobs (a deleted chat's purge, expired keys and tickets) in a thread of
+        # this process, unless `chatapi worker` processes run them (JOBS=worker).
+        jobs = container.job_runner() if settings.jobs == "in-process" else None
+        jobs_thread = None if jobs is None else start_in_thread(jobs)
         app.state.send_deadlines.start()
         yield
-        purging.cancel()
-        with suppress(asyncio.CancelledError):
-            await purging
+        if jobs is not None and jobs_thread is not None:
+            jobs.stop()  # after the step in flight, which commits whole
+            await to_thread.run_sync(jobs_thread.join, JOBS_STOP_TIMEOUT)
         await app.state.send_deadlines.stop()
         await publisher.stop()  # stops listening, sends the hints still queued
         container.shutdown_resources()  # closes the engines' pooled connections
@@ -111,20 +115,3 @@ def create_app(container: Container | None = None) -> FastAPI:
     if settings.access_log:
         app.add_middleware(RequestLog, routes=routes)
     return app
-
-
-async def purge_expired_keys(container: Container) -> None:
-    """Forget expired idempotency keys and stream tickets every IDEMPOTENCY_PURGE_INTERVAL
-    seconds."""
-    while True:
-        await asyncio.sleep(container.settings().idempotency_purge_interval)
-        for what, purge in (
-            ("idempotency keys", container.purge_idempotency_keys),
-            ("stream tickets", container.purge_stream_tickets),
-        ):
-            try:
-                purged = await run_in_threadpool(purge)
-            except (DBAPIError, PoolTimeout) as exc:  # the database is down; try next time
-                log.warning("purge of expired %s failed: %s", what, str(exc).splitlines()[0])
-            else:
-                log.info("purged %d expired %s", purged, what)

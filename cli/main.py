@@ -26,6 +26,7 @@ from cli.follow import follow
 from cli.healthcheck import is_ready
 from cli.serve import serve
 from cli.terminal import print_line
+from cli.worker import is_healthy, pending_jobs, run_worker
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
 from commands.post_message import PostMessage
@@ -62,6 +63,8 @@ DATABASE_COMMANDS = frozenset(
         "rebuild-read-models",
         "purge-idempotency-keys",
         "keys",
+        "worker",
+        "jobs",
     }
 )
 DEFAULT_TOKEN_TTL = 3600
@@ -112,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("rebuild-read-models", help="rebuild every read model from the write model")
     sub.add_parser("purge-idempotency-keys", help="forget expired idempotency keys now")
+    worker = sub.add_parser(
+        "worker", help="run the background jobs (deleted chats' purges, expiries) until SIGTERM"
+    )
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker here turned lately, 1 if not"
+    )
+    worker.add_argument(
+        "--until-idle", action="store_true", help="run the jobs due now, then exit (for cron)"
+    )
+    sub.add_parser("jobs", help="the background jobs waiting, with their progress")
     keys = sub.add_parser("keys", help="services' API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -218,6 +231,13 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             return None  # as HTTP's 204: nothing to show
         case "purge-idempotency-keys":
             return {"purged": container.purge_idempotency_keys()}
+        case "worker" if args.until_idle:
+            return {"steps": container.job_runner().run_until_idle()}
+        case "worker":
+            run_worker(container)
+            return None  # it logged its progress
+        case "jobs":
+            return pending_jobs(container)
         case "keys":
             return _keys(args, container)
         case "token":
@@ -268,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"invalid configuration: {problems(exc)}", EXIT_INVALID)
     if args.command == "healthcheck":
         return 0 if is_ready(container.settings()) else EXIT_UNHEALTHY
+    if args.command == "worker" and args.check:
+        return 0 if is_healthy(container.settings()) else EXIT_UNHEALTHY
     try:
         if args.command in DATABASE_COMMANDS:
             # Up front, as the API does: a missing or older schema fails some commands with

@@ -15,9 +15,11 @@ CHAT: BindParameter[int] = bindparam("chat_id")
 CALLER_IS_MEMBER = exists().where(
     chat_members.c.chat_id == chats.c.id, chat_members.c.user_id == bindparam("caller")
 )
+# A chat that exists and is not deleted: a tombstoned chat is missing to every command.
+LIVE_CHAT = (chats.c.id == CHAT) & chats.c.deleted_at.is_(None)
 # The chat's row, locked until commit: membership changes of one chat, and the posts that
 # check membership, take their turns on it.
-FIND_CHAT = select(chats.c.id).where(chats.c.id == CHAT)
+FIND_CHAT = select(chats.c.id).where(LIVE_CHAT)
 LOCK_CHAT = FIND_CHAT.with_for_update()
 MEMBER = select(chat_members.c.role, chat_members.c.added_at).where(
     chat_members.c.chat_id == CHAT, chat_members.c.user_id == bindparam("user_id")

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import Insert, Update, bindparam, case, insert, select, update
 
-from commands.access import CALLER_IS_MEMBER
+from commands.access import CALLER_IS_MEMBER, LIVE_CHAT
 from domain.errors import ChatNotFound, InvalidInput
 from domain.events import MessagePosted
 from domain.principals import Principal, validate_user_id
@@ -27,7 +27,7 @@ NOW = bindparam("now", type_=UTCDateTime)
 # For a user, the statement finds the chat only if they are one of its members: the check
 # costs no round trip of its own, and a non-member's post is the 404 of a missing chat.
 def take_seq_and_time(members_only: bool) -> Update:
-    chat = chats.c.id == bindparam("chat_id")
+    chat = LIVE_CHAT
     return (
         update(chats)
         .where(chat & CALLER_IS_MEMBER if members_only else chat)

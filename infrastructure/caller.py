@@ -1,8 +1,9 @@
 """Whether anyone still waits for the command running in this thread.
 
-The API stops waiting for a handler at its request's deadline and answers 503; the thread
-cannot be stopped, and runs on. A command whose caller has gone rolls back instead of
-committing, so that a 503 does not hide a write (unless the deadline passed during the
+The API stops waiting for a handler at its request's deadline and answers 503; it cancels
+the handler's statement (infrastructure/cancellation.py), but the thread itself cannot be
+stopped, and runs on until it returns. A command whose caller has gone rolls back instead
+of committing, so that a 503 does not hide a write (unless the deadline passed during the
 COMMIT itself). Scripts and the CLI set no caller: their commands always commit.
 """
 

@@ -21,6 +21,8 @@ from infrastructure.clock import utc_now
 from infrastructure.failures import retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
+from infrastructure.job_runner import JobRunner, Pacing
+from infrastructure.jobs import JobSettings
 from infrastructure.read_targets import ReadTargets
 from infrastructure.schema import SchemaCheck
 from infrastructure.settings import Settings
@@ -76,9 +78,23 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=settings.provided.idempotency_ttl,
     )
 
-    # Each call forgets the stream tickets that expired unused.
-    purge_stream_tickets = providers.Callable(
-        stream_tickets.purge, engine=write_engine, clock=clock
+    # The background jobs' runner (infrastructure/job_runner.py): `chatapi worker`'s loop, or
+    # the server's thread with JOBS=in-process.
+    job_runner = providers.Factory(
+        JobRunner,
+        engine=write_engine,
+        clock=clock,
+        settings=providers.Factory(
+            JobSettings,
+            batch_size=settings.provided.job_batch_size,
+            idempotency_ttl=settings.provided.idempotency_ttl,
+            purge_interval=settings.provided.idempotency_purge_interval,
+        ),
+        pacing=providers.Factory(
+            Pacing,
+            poll_interval=settings.provided.job_poll_interval,
+            batch_pause=settings.provided.job_batch_pause,
+        ),
     )
 
     # Who is asking: user tokens are checked without the database, API keys and stream
@@ -102,7 +118,7 @@ class Container(containers.DeclarativeContainer):
         providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock),
     )
     delete_chat: providers.Factory[Callable[[DeleteChat], DeleteChatResult]] = providers.Factory(
-        retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider)
+        retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider, clock=clock)
     )
     put_member: providers.Factory[Callable[[PutMember], MemberResult]] = providers.Factory(
         retrying, providers.Factory(PutMemberHandler, uow=unit_of_work.provider, clock=clock)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from infrastructure.cancellation import watch
 from infrastructure.failures import READ_ONLY_SQL_TRANSACTION
 from infrastructure.replicas import SET_ASIDE_SECONDS, Replicas
 from infrastructure.settings import Settings
@@ -76,9 +77,11 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
         url,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
-            # A query may not run (or wait on a lock) forever: it fails, and the client gets 503.
-            # A wait for a lock (a post behind a chat's row lock held by a stuck transaction)
-            # gives up sooner, rolled back, before the request's own deadline.
+            # A statement may not run (or wait on a lock) longer than a request may take: a
+            # request cancels its own at its deadline (infrastructure/cancellation.py), and
+            # this bounds the rest, the worker's and the CLI's. A wait for a lock (a post
+            # behind a chat's row lock held by a stuck transaction) gives up sooner, rolled
+            # back, before the request's own deadline.
             "options": (
                 f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
                 f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
@@ -93,7 +96,8 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
             # idle socket, and unacknowledged data would be retransmitted for 15 minutes.
             # Neither notices a server that is frozen (SIGSTOP) or hung: its kernel still
             # acknowledges. Then the request's deadline bounds the client's wait (api/
-            # admission.py), and the thread waits on until the server answers.
+            # admission.py), and the thread waits on until the server runs again, which
+            # then acts on the cancel sent at the deadline.
             "tcp_user_timeout": 20_000,
         },
         pool_size=settings.db_pool_size,
@@ -103,6 +107,7 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
     )
     event.listen(engine, "checkout", _replace_if_closed_by_server)
     event.listen(engine, "handle_error", _reconnect_if_read_only)
+    watch(engine)  # after the check above: a connection replaced is never held by a request
     return engine
 
 

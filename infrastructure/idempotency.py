@@ -141,9 +141,12 @@ def remember(
 
 
 def purge(engine: Engine, clock: Clock, ttl_seconds: float) -> int:
-    """Delete every expired key; returns how many."""
+    """Delete every expired key in a transaction of its own; returns how many."""
     with engine.begin() as connection:
-        deleted = connection.execute(
-            PURGE, {"expired_before": expired_before(clock(), ttl_seconds)}
-        )
+        return purge_in(connection, clock(), ttl_seconds)
+
+
+def purge_in(connection: Connection, now: datetime, ttl_seconds: float) -> int:
+    """Delete every expired key, in the caller's transaction; returns how many."""
+    deleted = connection.execute(PURGE, {"expired_before": expired_before(now, ttl_seconds)})
     return deleted.rowcount

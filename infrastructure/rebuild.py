@@ -37,10 +37,14 @@ def rebuild_read_models(write_engine: Engine) -> int:
             func.coalesce(func.max(messages.c.seq), 0),
         )
         .select_from(chats.outerjoin(messages, messages.c.chat_id == chats.c.id))
+        .where(chats.c.deleted_at.is_(None))  # a deleted chat awaiting its purge is gone
         .group_by(chats.c.id, chats.c.title, chats.c.created_at)
     )
     with write_engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            # A maintenance command over every message: not bound by a request's deadline
+            # (DB_STATEMENT_TIMEOUT is REQUEST_TIMEOUT's); for this transaction only.
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             connection.execute(text("LOCK TABLE chats, messages, chat_members IN SHARE MODE"))
         connection.execute(delete(chat_views))
         connection.execute(delete(chat_member_views))

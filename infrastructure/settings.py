@@ -245,14 +245,36 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(
         default=5, ge=1, description="Seconds to wait for PostgreSQL to accept a connection."
     )
-    db_statement_timeout: float = Field(
-        default=30.0, gt=0, description="Seconds a PostgreSQL statement may run before a 503."
-    )
     idempotency_ttl: float = Field(
         default=24 * 3600, gt=0, description="Seconds an Idempotency-Key is remembered."
     )
     idempotency_purge_interval: float = Field(
-        default=300, gt=0, description="Seconds between purges of expired idempotency keys."
+        default=300,
+        gt=0,
+        description="Seconds between purges of expired idempotency keys and stream tickets.",
+    )
+    jobs: Literal["in-process", "worker"] = Field(
+        default="in-process",
+        description=(
+            "Who runs the background jobs (a deleted chat's purge, the periodic purges): "
+            "`in-process`, a thread of each server process (one command does everything); "
+            "`worker`, `chatapi worker` processes only."
+        ),
+    )
+    job_batch_size: int = Field(
+        default=5000, ge=1, le=1_000_000, description="Rows one step of a background job deletes."
+    )
+    job_batch_pause: float = Field(
+        default=0.02,
+        ge=0,
+        description="Seconds between two steps of one chat's purge, left to the requests.",
+    )
+    job_poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between looks for a due job when none was."
+    )
+    worker_status_file: str = Field(
+        default="/tmp/chatapi-worker.json",
+        description="Where `chatapi worker` writes its status, for `chatapi worker --check`.",
     )
     retry_after: int = Field(
         default=2,
@@ -312,7 +334,18 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds a request may take in all before it gets 503.",
+        description=(
+            "Seconds a request may take in all before it gets 503; its statement running "
+            "then is cancelled."
+        ),
+    )
+    db_statement_timeout: float = Field(
+        default=10.0,  # never kept: unset, it is REQUEST_TIMEOUT (_statements_within_requests)
+        gt=0,
+        description=(
+            "Seconds a PostgreSQL statement (a request's, the worker's, the CLI's) may run "
+            "before it fails; a request's gets 503. At most REQUEST_TIMEOUT, its default."
+        ),
     )
     ready_timeout: float = Field(
         default=2.0, gt=0, description="Seconds /health/ready may take before it answers 503."
@@ -380,6 +413,19 @@ class Settings(BaseSettings):
         ),
     )
     auth_key_pepper_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _statements_within_requests(self) -> Self:
+        """DB_STATEMENT_TIMEOUT: REQUEST_TIMEOUT when unset, and never above it."""
+        if "db_statement_timeout" not in self.model_fields_set:
+            self.db_statement_timeout = self.request_timeout
+        elif self.db_statement_timeout > self.request_timeout:
+            raise ValueError(
+                f"DB_STATEMENT_TIMEOUT ({self.db_statement_timeout:g}) must not be above "
+                f"REQUEST_TIMEOUT ({self.request_timeout:g}): a request's statement is "
+                "cancelled at its deadline; leave it unset to use REQUEST_TIMEOUT"
+            )
+        return self
 
     @field_validator("limit_concurrency")
     @classmethod

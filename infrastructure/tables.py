@@ -1,5 +1,6 @@
-"""The write model: chats, their members and messages, the commands' idempotency keys, and
-the credentials the service keeps (API keys' hashes, stream tickets' hashes).
+"""The write model: chats, their members and messages, the commands' idempotency keys, the
+credentials the service keeps (API keys' hashes, stream tickets' hashes), and the background
+jobs that clean up after them.
 
 Declared as SQLModel table classes; commands build their statements on the typed Core tables
 exported below. The read models are declared in read_models.py.
@@ -7,7 +8,7 @@ exported below. The read models are declared in read_models.py.
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from domain.rules import TEXT_MAX_LENGTH, TITLE_MAX_LENGTH
@@ -32,6 +33,10 @@ class ChatRecord(SQLModel, table=True):
     # same lock: a post's time is never earlier than it, so created_at never decreases
     # along seq, and the post reads it from the row it locks instead of from messages.
     last_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # The tombstone: set by DeleteChat, which makes the chat gone for every command and query
+    # at once (its read-model rows go in the same transaction); its messages are purged by a
+    # job afterwards, in batches, then this row.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class MessageRecord(SQLModel, table=True):
@@ -130,6 +135,35 @@ class IdempotencyKeyRecord(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+class JobRecord(SQLModel, table=True):
+    """Background work no request waits for (infrastructure/jobs.py): one row per job, claimed
+    with FOR UPDATE SKIP LOCKED, so workers share the jobs and a dead one's is taken over."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_run_after", "run_after"),  # the claim: the job due first
+        Index("ix_jobs_kind_chat_id", "kind", "chat_id", unique=True),  # one purge per chat
+        # One row per periodic kind, however many processes make sure it exists at once.
+        Index(
+            "ix_jobs_kind",
+            "kind",
+            unique=True,
+            postgresql_where=text("chat_id IS NULL"),
+            sqlite_where=text("chat_id IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Id, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    # The chat a chat's job is about; None for the periodic purges. No foreign key: the purge
+    # of a chat deletes the chat's row and its own in its last transaction.
+    chat_id: int | None = Field(default=None, sa_column=Column(Id))
+    run_after: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # Rows deleted so far (a chat's purge) or in all (a periodic purge): the progress report.
+    done: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
 # What the commands' statements are built on.
 chats = core_table(ChatRecord)
 messages = core_table(MessageRecord)
@@ -137,3 +171,4 @@ idempotency_keys = core_table(IdempotencyKeyRecord)
 chat_members = core_table(ChatMemberRecord)
 api_keys = core_table(ApiKeyRecord)
 stream_tickets = core_table(StreamTicketRecord)
+jobs = core_table(JobRecord)

@@ -34,6 +34,22 @@ READS_ON_STANDBY = os.environ.get("CHATAPI_TEST_READS_ON_STANDBY") == "1"
 _postgres_missing: list[str] = []
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.postgres_only`: a test of what SQLite has no equivalent of (row locks
+    that other transactions skip, killed sessions) runs on PostgreSQL only."""
+    sqlite_only_copies = [
+        item
+        for item in items
+        if item.get_closest_marker("postgres_only") is not None
+        and isinstance(item, pytest.Function)
+        and hasattr(item, "callspec")
+        and item.callspec.params.get("backend") == "sqlite"
+    ]
+    if sqlite_only_copies:
+        config.hook.pytest_deselected(items=sqlite_only_copies)
+        items[:] = [item for item in items if item not in sqlite_only_copies]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reason in _postgres_missing:
         terminalreporter.section("POSTGRESQL NOT TESTED", sep="!", red=True, bold=True)
@@ -175,6 +191,7 @@ TABLES = (
     "chat_member_views",
     "member_event_views",
     "api_keys",
+    "jobs",
 )
 
 

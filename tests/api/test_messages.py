@@ -284,5 +284,6 @@ def test_no_message_outlives_a_chat_deleted_during_posts(
     for response in responses:
         assert response.status_code in (201, 404), response.text
     assert_detail_error(client.get(f"/chats/{chat['id']}"), 404)
+    container.job_runner().run_until_idle()  # the purge of the deleted chat's messages
     assert count_rows(container.write_engine(), "messages", chat_id=chat["id"]) == 0
     assert count_rows(container.write_engine(), "message_views", chat_id=chat["id"]) == 0

@@ -199,6 +199,13 @@ def test_delete_removes_the_chat_and_its_messages(migrated_url: str, database: E
 
     assert deleted.returncode == 0, deleted.stderr
     assert "Traceback" not in deleted.stderr
+    assert count_rows(database, "chat_views") == 0  # gone to every read at once
+    pending = succeeded(chatapi(migrated_url, "jobs"))["jobs"]
+    assert [(job["kind"], job["chat_id"], job["done"]) for job in pending] == [
+        ("purge_chat", int(chat_id), 0)
+    ]
+    # Its messages go with the purge: `chatapi worker`'s, or here the jobs due, run at once.
+    assert succeeded(chatapi(migrated_url, "worker", "--until-idle"))["steps"] >= 1
     assert count_rows(database, "chats") == 0
     assert count_rows(database, "messages") == 0
     assert count_rows(database, "chat_views") == 0

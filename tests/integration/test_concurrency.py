@@ -391,6 +391,9 @@ def test_a_delete_racing_posts_leaves_no_message_behind(
             assert exchange.received > delete.sent, "a post failed before the delete was sent"
 
     write = container.write_engine()
+    # Every post that landed is the tombstone's to purge: exactly those, none after it.
+    assert count_rows(write, "messages", chat_id=chat_id) == len(landed_seqs)
+    container.job_runner().run_until_idle()
     assert count_rows(write, "messages", chat_id=chat_id) == 0
     assert count_rows(write, "chats", id=chat_id) == 0
     assert count_rows(write, "chat_views", chat_id=chat_id) == 0
@@ -460,5 +463,7 @@ def test_concurrent_deletes_of_one_chat_succeed_once(container: Container, serve
 
     run_in_threads([deleter for _ in range(8)])
     assert sorted(statuses) == [204] + [404] * 7
+    assert count_rows(container.write_engine(), "jobs", kind="purge_chat") == 1  # one purge
+    container.job_runner().run_until_idle()
     assert count_rows(container.write_engine(), "messages") == 0
     assert count_rows(container.write_engine(), "chat_views") == 0

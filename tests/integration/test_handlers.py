@@ -276,9 +276,15 @@ def test_delete_chat_removes_the_chat_and_its_messages_only(container: Container
     with pytest.raises(ChatNotFound):
         get(container, doomed.chat_id)
     engine = container.write_engine()
+    assert count_rows(engine, "chat_views", chat_id=doomed.chat_id) == 0
+    # Its messages wait for the purge, a background job, while the chat is gone to all.
+    assert count_rows(engine, "messages", chat_id=doomed.chat_id) == 3
+    assert count_rows(engine, "jobs", kind="purge_chat", chat_id=doomed.chat_id) == 1
+
+    container.job_runner().run_until_idle()
     assert count_rows(engine, "messages", chat_id=doomed.chat_id) == 0
     assert count_rows(engine, "chats", id=doomed.chat_id) == 0
-    assert count_rows(engine, "chat_views", chat_id=doomed.chat_id) == 0
+    assert count_rows(engine, "jobs", kind="purge_chat") == 0
 
     survivor = get(container, kept.chat_id)
     assert [m.text for m in survivor.messages] == ["kept 0", "kept 1", "kept 2"]
@@ -296,6 +302,7 @@ def test_a_deleted_chat_stays_gone(container: Container) -> None:
         container.post_message()(
             PostMessage(chat_id=chat.chat_id, text="too late", principal=LOCAL)
         )
+    container.job_runner().run_until_idle()  # the purge, a background job
     assert_nothing_stored(container)
 
     # Ids are not handed out again: a stale reference cannot reach a new chat.

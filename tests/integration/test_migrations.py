@@ -44,6 +44,7 @@ TABLES = {
     "stream_tickets",
     "chat_member_views",
     "member_event_views",
+    "jobs",
 }
 VIEWS = {"message_views"}
 

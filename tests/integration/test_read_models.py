@@ -143,11 +143,17 @@ def test_projected_read_model_equals_the_rebuilt_one(
     assert expected.chats_with_messages() >= 3
     assert expected.empty_chats() >= 1
     assert len(expected.deleted) >= 2
-    assert count_rows(container.write_engine(), "messages") == sum(expected.counts.values())
 
+    # With the deleted chats' purges still waiting (their rows but tombstones), then done.
     assert_matches(container, expected)
     rebuild_and_compare(container)
     assert_matches(container, expected)
+    # Some purges were scheduled by the clock that ran a month ahead: run them all.
+    later = datetime.now(UTC) + timedelta(days=60)
+    with container.clock.override(providers.Object(lambda: later)):
+        container.job_runner().run_until_idle()
+    assert count_rows(container.write_engine(), "messages") == sum(expected.counts.values())
+    rebuild_and_compare(container)
     # A rebuild of a rebuilt read model changes nothing either.
     rebuild_and_compare(container)
 

@@ -24,7 +24,7 @@ from dependency_injector import providers
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from api.admission import CHAT_BUSY, NO_THREAD, TIMED_OUT
+from api.admission import CHAT_BUSY, NO_THREAD, STATEMENT_CANCELLED, TIMED_OUT
 from bench.procstat import children
 from cli.serve import EXIT_WAIT_SECONDS
 from devtools.postgres_cluster import PostgresCluster
@@ -474,8 +474,9 @@ def count_rows_of(database_url: str, chat_id: int) -> int:
 def test_a_post_answered_503_at_its_deadline_rolls_back_when_its_thread_returns(
     own_database: str,
 ) -> None:
-    """A post stuck behind a lock past REQUEST_TIMEOUT (the lock timeout longer) gets 503; when
-    the lock goes, its thread runs on to the commit, and rolls back: nothing is stored."""
+    """A post stuck behind a lock past REQUEST_TIMEOUT (the lock timeout longer) gets 503, its
+    statement cancelled: its thread is free while the lock is still held, and nothing is
+    stored, then or once the lock goes."""
     container = container_of(
         own_database,
         lock_timeout=30.0,
@@ -485,10 +486,10 @@ def test_a_post_answered_503_at_its_deadline_rolls_back_when_its_thread_returns(
         chat = create_chat(base_url, "abandoned")
         with row_locked(own_database, chat):
             late = exchange(http, "POST", f"/chats/{chat}/messages/", chat, {"text": "late"})
+            assert_connections_returned(container)  # the thread has returned: rolled back
         assert_answered([late])
-        assert late.body == {"detail": TIMED_OUT}, late.describe()
+        assert late.body == {"detail": STATEMENT_CANCELLED}, late.describe()
         assert late.duration <= BUSY_REQUEST_TIMEOUT + MARGIN
-        assert_connections_returned(container)  # the thread has returned: rolled back
         assert count_rows_of(own_database, chat) == 0
         posted = http.post(f"/chats/{chat}/messages/", json={"text": "next"})
         assert posted.status_code == 201, posted.text

@@ -44,9 +44,14 @@ class LiveServer:
 
 
 def container_for(url: str, **settings: Any) -> Container:
-    """A container of its own over the database at `url`, with `settings` besides."""
+    """A container of its own over the database at `url`, with `settings` besides.
+
+    Its app runs no background jobs (JOBS=worker) unless `settings` say so: a test runs them
+    itself when it wants them run (`container.job_runner().run_until_idle()`), so that what a
+    delete leaves for its purge stays put until then."""
     container = Container()
-    container.settings.override(providers.Object(Settings(database_url=url, **settings)))
+    configured = Settings(database_url=url, **{"jobs": "worker", **settings})
+    container.settings.override(providers.Object(configured))
     return container
 
 
