@@ -5,11 +5,11 @@ chat, and name a message's author with --author."""
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +21,7 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
 )
+from cli.closed_stdout import exit_quietly_on_closed_stdout
 from cli.errors import DATABASE_ERRORS, UnsupportedConfiguration, first_line
 from cli.follow import follow
 from cli.healthcheck import is_ready
@@ -49,7 +50,6 @@ EXIT_INVALID = 2
 EXIT_DATABASE = 4
 EXIT_UNHEALTHY = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped with Ctrl-C
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: whoever read the output has stopped reading
 # The commands that read or write chats: each needs the schema this code expects.
 DATABASE_COMMANDS = frozenset(
     {
@@ -106,10 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--after", help=after_help)
     history.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     history.add_argument("--consistency-token", help=token_help)
-    follow_help = "print a chat's messages as JSON lines as they come, until it is deleted"
-    following = sub.add_parser("follow", help=follow_help)
+    follow_help = "print a chat's new messages as JSON lines as they come, until it is deleted"
+    following = sub.add_parser("follow", help=follow_help, description=follow_help)
     following.add_argument("chat_id", type=int)
-    following.add_argument("--after", default="0", help=f"{after_help}; default 0")
+    following.add_argument(
+        "--after",
+        help=(
+            "a seq: first the messages after it (0: every message), then the new ones; "
+            "without it, only messages posted from now on, as GET /chats/{id}/events"
+        ),
+    )
     sub.add_parser("delete", help="delete a chat and its messages").add_argument(
         "chat_id", type=int
     )
@@ -220,7 +226,7 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             )
             return HistoryResponse.model_validate(container.get_history()(query))
         case "follow":
-            follow(container, args.chat_id, _seq(args.after))
+            follow(container, args.chat_id, None if args.after is None else _seq(args.after))
             return None  # it printed each event as it came
         case "delete":
             _announce(
@@ -280,6 +286,11 @@ def _json_value(value: object) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Every command, its --help and its errors: a closed stdout ends any of them quietly.
+    return exit_quietly_on_closed_stdout(partial(_main, argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     container = Container()
     try:
@@ -308,10 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"database error: {first_line(exc)}", EXIT_DATABASE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # Nothing more can be written there, not even the flush at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
     finally:
         container.shutdown_resources()
     if result is not None:

@@ -366,6 +366,11 @@ BAD_CURSORS = [
     pytest.param(chats_cursor(at=["2031"]), id="time-list"),
     pytest.param(chats_cursor(at="2031-13-01T00:00:00+00:00"), id="time-month-13"),
     pytest.param(chats_cursor(at="2031-03-04T25:00:00+00:00"), id="time-hour-25"),
+    # Cursors are compared in UTC (queries/cursors.py), where these instants have no date.
+    pytest.param(chats_cursor(at="0001-01-01T00:00:00+14:00"), id="time-before-year-1-in-utc"),
+    pytest.param(
+        chats_cursor(at="9999-12-31T23:59:59.999999-14:00"), id="time-after-year-9999-in-utc"
+    ),
     pytest.param(
         chats_cursor(at="\uff12\uff10\uff13\uff11-03-04T05:06:07+00:00"), id="time-non-ascii-digits"
     ),
@@ -384,29 +389,53 @@ def test_a_malformed_or_foreign_cursor_is_422(
 
 
 @pytest.mark.parametrize(
-    "cursor",
+    ("at", "older"),
     [
-        pytest.param(chats_cursor(at="0001-01-01T00:00:00+14:00"), id="year-1-east"),
-        pytest.param(chats_cursor(at="0001-01-01T00:00:00+00:00"), id="year-1"),
-        pytest.param(chats_cursor(at="9999-12-31T23:59:59.999999-14:00"), id="year-9999-west"),
-        pytest.param(chats_cursor(at="9999-12-31T23:59:59.999999+00:00"), id="year-9999"),
-        pytest.param(chats_cursor(id=2**63 - 1), id="largest-id"),
-        pytest.param(chats_cursor(id=1), id="smallest-id"),
+        pytest.param("0001-01-01T00:00:00+00:00", 0, id="year-1"),
+        pytest.param("9999-12-31T23:59:59.999999+00:00", 3, id="year-9999"),
     ],
 )
-def test_an_extreme_but_well_formed_cursor_is_answered(
-    client: httpx.Client, container: Container, clock: StepClock, cursor: str
+def test_a_cursor_at_either_end_of_time_starts_a_page_there(
+    client: httpx.Client, container: Container, clock: StepClock, at: str, older: int
 ) -> None:
-    """A hand-made cursor merely starts a page elsewhere: an answer, never a 500."""
-    create_chats(container, 3)
+    """A hand-made cursor merely starts a page elsewhere: before year 1 nothing is older;
+    before the end of year 9999, every chat is."""
+    chats = create_chats(container, 3)
 
-    response = client.get("/chats/", params={"cursor": cursor})
+    page = list_chats(client, cursor=chats_cursor(at=at))
 
-    assert response.status_code in (200, 422), response.text
-    if response.status_code == 200:
-        assert set(response.json()) <= {"chats", "next_cursor"}
-    else:
-        assert_validation_error(response, "query", "cursor")
+    assert ids(page["chats"]) == chats[::-1][:older]
+
+
+def test_the_smallest_and_largest_ids_are_positions_too(
+    client: httpx.Client, container: Container, frozen_clock: StepClock
+) -> None:
+    """1 and 2**63 - 1 are ids a chat can have, so a cursor may name them: among chats of
+    one time, the largest id comes before them all, the smallest after them all."""
+    chats = create_chats(container, 3)
+    (at,) = {chat["last_activity_at"] for chat in list_chats(client)["chats"]}
+
+    after_largest = list_chats(client, cursor=chats_cursor(at=at, id=2**63 - 1))
+    after_smallest = list_chats(client, cursor=chats_cursor(at=at, id=1))
+
+    assert ids(after_largest["chats"]) == chats[::-1]
+    assert after_smallest == {"chats": []}
+
+
+def test_a_well_formed_cursor_of_the_longest_length_is_read(
+    client: httpx.Client, container: Container, clock: StepClock
+) -> None:
+    """The declared `maxLength` is a length a cursor may have, not the first it may not."""
+    chats = create_chats(container, 3)
+    first = list_chats(client, limit=1)
+    payload = decode_cursor(first["next_cursor"])
+    padded = (b64json({**payload, "pad": "x" * n}) for n in range(MAX_CURSOR_LENGTH))
+    longest = next(cursor for cursor in padded if len(cursor) == MAX_CURSOR_LENGTH)
+
+    page = list_chats(client, limit=1, cursor=longest)
+
+    assert page == list_chats(client, limit=1, cursor=first["next_cursor"])
+    assert ids(page["chats"]) == [chats[1]]
 
 
 def test_a_history_cursor_from_the_service_is_refused_as_cursor(

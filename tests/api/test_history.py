@@ -6,9 +6,11 @@ import random
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from commands.post_message import PostMessage
 from domain.principals import LOCAL
@@ -360,6 +362,39 @@ def test_an_invalid_limit_is_422(client: httpx.Client, chat: Json, limit: str) -
     post_message(client, chat["id"])
     response = client.get(history_path(chat["id"]), params={"limit": limit})
     assert_validation_error(response, "query", "limit")
+
+
+def not_an_integer() -> tuple[str, str]:
+    """The type and message pydantic itself gives a string that is no integer at all."""
+    try:
+        TypeAdapter(int).validate_python("abc")
+    except ValidationError as error:
+        (only,) = error.errors()
+        return only["type"], only["msg"]
+    raise AssertionError("pydantic read 'abc' as an integer")
+
+
+NOT_AN_INTEGER = not_an_integer()
+# Spellings of 1 that pydantic's lax parsing accepts and OpenAPI's integer does not.
+LAX_ONES = ["\u00a01", " 1", "+1", "1.0", "1_0"]
+
+
+@pytest.mark.parametrize("spelling", LAX_ONES)
+def test_a_laxly_spelled_integer_is_refused_as_abc_is(
+    client: httpx.Client, chat: Json, spelling: str
+) -> None:
+    """Wherever the history takes an integer: the same error as for "abc", `int_parsing`."""
+    assert NOT_AN_INTEGER[0] == "int_parsing"
+    spelled_id = quote(spelling.replace("1", str(chat["id"])))
+    requests: list[tuple[str, dict[str, str], list[str]]] = [
+        (f"/chats/{spelled_id}/messages/", {}, ["path", "chat_id"]),
+        (history_path(chat["id"]), {"limit": spelling}, ["query", "limit"]),
+        (history_path(chat["id"]), {"after": spelling}, ["query", "after"]),
+    ]
+    for path, params, loc in requests:
+        (error,) = assert_validation_error(client.get(path, params=params))
+        assert error["loc"] == loc, error
+        assert (error["type"], error["msg"]) == NOT_AN_INTEGER, error
 
 
 def history_cursor(chat: Any, seq: Any = 1, **extra: Any) -> str:

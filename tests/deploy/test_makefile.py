@@ -8,6 +8,7 @@ holds programs that only write down how they were called.
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -21,13 +22,19 @@ DEV_LOCK = "requirements-dev.lock"
 DEV_TARGETS = ["test", "lint", "typecheck", "pytest", "fuzz", "bench"]
 MAKE_SECONDS = 60
 
-# `$PYTHON -m venv DIR`: DIR/bin gets a recorder for every program a recipe may call.
-FAKE_PYTHON = """#!/bin/sh
+# `$PYTHON -m venv DIR`: DIR/bin gets a recorder for every program a recipe may call, and
+# pyvenv.cfg, as venv writes it. `-c CODE` (the Makefile's version check), whether of PYTHON
+# or of the virtualenv's python, is run by this Python for real.
+FAKE_PYTHON = f"""#!/bin/sh
 set -eu
-[ "$1" = -m ] && [ "$2" = venv ] || { echo "unexpected: $*" >&2; exit 64; }
+[ "$1" = -c ] && exec {sys.executable} "$@"
+[ "$1" = -m ] && [ "$2" = venv ] || {{ echo "unexpected: $*" >&2; exit 64; }}
 mkdir -p "$3/bin"
+touch "$3/pyvenv.cfg"
 for program in python pip chatapi ruff mypy pytest uv; do
-    printf '#!/bin/sh\\necho "%s $*" >> "%s"\\n' "$program" "$CALLS" > "$3/bin/$program"
+    printf '#!/bin/sh\\n[ "%s" = python ] && [ "$1" = -c ] && exec {sys.executable} "$@"\\n' \\
+        "$program" > "$3/bin/$program"
+    printf 'echo "%s $*" >> "%s"\\n' "$program" "$CALLS" >> "$3/bin/$program"
     chmod +x "$3/bin/$program"
 done
 """

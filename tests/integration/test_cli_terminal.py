@@ -165,7 +165,7 @@ def test_a_terminal_gets_the_controls_escaped_a_pipe_gets_them_as_stored(
 
 
 def test_follow_escapes_each_event_as_it_comes_on_a_terminal(stored: Stored) -> None:
-    following = Terminal(stored.url, "follow", str(stored.followed))
+    following = Terminal(stored.url, "follow", str(stored.followed), "--after", "0")
     first = following.read_until(b"\n")
     through_a_pipe(stored.url, "delete", str(stored.followed))
     lines = following.finish().rstrip("\n").split("\n")

@@ -41,6 +41,9 @@ from tests.support.threads import run_in_threads
 # Far above what any step takes: a follower that hangs fails its test instead of the suite.
 LINE_TIMEOUT = 30.0
 EXIT_TIMEOUT = 30.0
+# How soon `follow` exits once its reader has gone, with nothing more to print: it looks at
+# stdout every half second (cli/follow.py); the rest is room for a busy machine.
+PROMPT_EXIT_SECONDS = 5.0
 # How long a wait that nothing should end is watched.
 QUIET_SECONDS = 0.3
 
@@ -100,14 +103,20 @@ class Follower:
         deadline = time.monotonic() + timeout
         found: list[Json] = []
         while len(found) < count:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"{len(found)} of {count} lines: {found}") from None
-            assert line is not None, f"stdout ended after {found}: {self.stderr()}"
-            assert line.endswith("\n"), line
-            found.append(json.loads(line))
+            line = self.next_line(max(0.0, deadline - time.monotonic()))
+            assert line is not None, f"{len(found)} of {count} lines: {found}"
+            found.append(line)
         return found
+
+    def next_line(self, timeout: float) -> Json | None:
+        """The next line, one JSON object, if it arrives within `timeout` seconds."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        assert line is not None, f"stdout ended: {self.stderr()}"
+        assert line.endswith("\n"), line
+        return dict(json.loads(line))
 
     def exit_code(self, timeout: float = EXIT_TIMEOUT) -> int:
         """How it exited; nothing more on stdout after the lines already taken."""
@@ -149,7 +158,7 @@ def test_follow_prints_the_chat_then_each_new_message_then_its_deletion(
 ) -> None:
     chat_id = create_chat(container)
     backlog = post(container, chat_id, 3, "before")
-    follower = follow(str(chat_id))
+    follower = follow(str(chat_id), "--after", "0")
 
     assert follower.lines(3) == [posted_line(message) for message in backlog]
 
@@ -163,6 +172,31 @@ def test_follow_prints_the_chat_then_each_new_message_then_its_deletion(
     assert follower.lines(1) == [deleted_line(chat_id)]
     assert follower.exit_code() == 0
     assert follower.stderr() == ""
+
+
+def test_follow_without_after_prints_only_what_is_posted_from_then_on(
+    follow: StartFollower, container: Container
+) -> None:
+    """As `GET /chats/{id}/events` without a resume point (and `tail -f`): from the chat's end."""
+    chat_id = create_chat(container)
+    post(container, chat_id, 3, "before")
+    follower = follow(str(chat_id))
+
+    # When it has found the chat's end cannot be seen from here: post until a line comes.
+    posted: list[Json] = []  # seq 4, 5, ...
+    deadline = time.monotonic() + LINE_TIMEOUT
+    first = None
+    while first is None:
+        assert time.monotonic() < deadline, "no line"
+        posted += post(container, chat_id, 1, "new")
+        first = follower.next_line(QUIET_SECONDS)
+
+    assert first["id"] > 3, first  # none of those posted before it started
+    rest = posted[first["id"] - 4 :]  # from the first it printed, every one, in order
+    assert [first, *follower.lines(len(rest) - 1)] == [posted_line(message) for message in rest]
+    container.delete_chat()(DeleteChat(chat_id=chat_id, principal=LOCAL))
+    assert follower.lines(1) == [deleted_line(chat_id)]
+    assert follower.exit_code() == 0
 
 
 def test_follow_resumes_after_a_seq(follow: StartFollower, container: Container) -> None:
@@ -188,7 +222,7 @@ def test_follow_while_many_write_misses_and_repeats_nothing(
     """Eight threads post 25 messages each: the follower prints seq 1..200 once each, in order,
     exactly as stored."""
     chat_id = create_chat(container)
-    follower = follow(str(chat_id))
+    follower = follow(str(chat_id), "--after", "0")  # whenever it starts, from the first
 
     def writer(n: int) -> None:
         post(container, chat_id, 25, f"writer {n}")
@@ -243,7 +277,7 @@ def test_ctrl_c_stops_follow_with_130_and_no_traceback(
 ) -> None:
     chat_id = create_chat(container)
     post(container, chat_id, 1)
-    follower = follow(str(chat_id))
+    follower = follow(str(chat_id), "--after", "0")
     assert len(follower.lines(1)) == 1  # it is following: waiting for the next message
 
     follower.process.send_signal(signal.SIGINT)
@@ -252,26 +286,45 @@ def test_ctrl_c_stops_follow_with_130_and_no_traceback(
     assert follower.stderr() == ""
 
 
-def test_follow_into_a_closed_pipe_exits_quietly(
+def test_follow_into_head_exits_once_head_has_its_lines(
     database_url: str, container: Container, tmp_path: Path
 ) -> None:
-    """`chatapi follow 1 | head -n 1`: once the reader is gone, the next line ends it."""
+    """`chatapi follow 1 --after 0 | head -n 2`, two messages and no more to come: follow
+    sees that head has gone while it waits, not at a next message that may never come."""
     chat_id = create_chat(container)
-    post(container, chat_id, 1)
+    messages = post(container, chat_id, 2)
     errors = tmp_path / "follow.err"
     with errors.open("w") as stderr:
         process = subprocess.Popen(
-            [str(CHATAPI), "follow", str(chat_id)],
+            [str(CHATAPI), "follow", str(chat_id), "--after", "0"],
             env=cli_env(database_url),
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
         assert process.stdout is not None
-        assert json.loads(process.stdout.readline())["id"] == 1
-        process.stdout.close()
-        post(container, chat_id, 1)
-        assert process.wait(EXIT_TIMEOUT) == 141
+        try:
+            head = subprocess.run(
+                ["head", "-n", "2"],
+                stdin=process.stdout,
+                capture_output=True,
+                timeout=EXIT_TIMEOUT,
+                check=True,
+            )
+            process.stdout.close()  # head was its only reader
+            head_exited = time.monotonic()
+            code = process.wait(PROMPT_EXIT_SECONDS)
+            exited_after = time.monotonic() - head_exited
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(EXIT_TIMEOUT)
+
+    assert [json.loads(line) for line in head.stdout.splitlines()] == [
+        posted_line(message) for message in messages
+    ]
+    assert code == 141, errors.read_text()
     assert errors.read_text() == ""
+    print(f"\nfollow exited {exited_after:.2f} s after head")
 
 
 # --- chatapi history --after ----------------------------------------------------------------

@@ -17,6 +17,9 @@ from tests.support.clocks import StepClock
 from tests.support.database import count_rows
 from tests.support.threads import run_in_threads
 
+# The finest step of a stored time, on PostgreSQL and SQLite alike.
+ONE_MICROSECOND = timedelta(microseconds=1)
+
 
 @pytest.fixture
 def clock(container: Container) -> Iterator[StepClock]:
@@ -104,6 +107,26 @@ def test_keys_are_scoped_per_operation_and_per_chat(container: Container) -> Non
     assert count(container, "messages") == 2
 
 
+def test_each_key_replays_its_own_result_whatever_else_is_keyed(container: Container) -> None:
+    """A result is stored under one key in one scope: other keys in the scope, and the same
+    key in other scopes, neither overwrite it nor are replayed in its place."""
+    one = create(container, "one", "shared")
+    two = create(container, "two", "other")  # another key, the same scope
+    in_one = post(container, one.chat_id, "hello", "shared")  # the same key, other scopes
+    in_two = post(container, two.chat_id, "hello", "shared")
+
+    replays: list[CreateChatResult | PostMessageResult] = [
+        create(container, "one", "shared"),
+        create(container, "two", "other"),
+        post(container, one.chat_id, "hello", "shared"),
+        post(container, two.chat_id, "hello", "shared"),
+    ]
+
+    assert replays == [one, two, in_one, in_two]
+    assert all(replay.replayed for replay in replays)
+    assert (count(container, "chats"), count(container, "messages")) == (2, 2)
+
+
 def test_a_failed_command_does_not_use_up_its_key(container: Container) -> None:
     with pytest.raises(ChatNotFound):
         post(container, 10**12, "hello", "m-1")
@@ -138,6 +161,40 @@ def test_an_expired_key_is_forgotten(container: Container, clock: StepClock) -> 
     clock.now += timedelta(seconds=2)
     assert create(container, "Standup", "key-1") != first
     assert count(container, "chats") == 2
+
+
+def test_a_key_is_kept_for_the_whole_ttl_and_not_a_microsecond_more(
+    container: Container, clock: StepClock
+) -> None:
+    """Keys are kept for IDEMPOTENCY_TTL seconds (docs/api.md), the last instant included:
+    at exactly that age a retry is still a replay."""
+    ttl = timedelta(seconds=container.settings().idempotency_ttl)
+    first = create(container, "Standup", "key-1")
+
+    clock.now += ttl
+    at_the_ttl = create(container, "Standup", "key-1")
+    clock.now += ONE_MICROSECOND
+    past_it = create(container, "Standup", "key-1")
+
+    assert (at_the_ttl, at_the_ttl.replayed) == (first, True)
+    assert past_it != first
+    assert not past_it.replayed
+    assert count(container, "chats") == 2
+
+
+def test_purge_keeps_a_key_of_exactly_the_ttl(container: Container, clock: StepClock) -> None:
+    """The purge and a retry draw the line at the same instant."""
+    ttl = timedelta(seconds=container.settings().idempotency_ttl)
+    first = create(container, "Standup", "key-1")
+    clock.now += ttl
+
+    assert container.purge_idempotency_keys() == 0
+    assert create(container, "Standup", "key-1").replayed
+
+    clock.now += ONE_MICROSECOND
+    assert container.purge_idempotency_keys() == 1
+    assert count(container, "idempotency_keys") == 0
+    assert create(container, "Standup", "key-1") != first
 
 
 def test_purge_deletes_only_expired_keys(container: Container, clock: StepClock) -> None:

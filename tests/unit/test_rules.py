@@ -85,5 +85,6 @@ def test_idempotency_key_accepted(key: str | None) -> None:
     "key", ["", "x" * (IDEMPOTENCY_KEY_MAX_LENGTH + 1), "two words", "é", "key\n", "\x7f"]
 )
 def test_idempotency_key_rejected(key: str) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as caught:
         validate_idempotency_key(key)
+    assert caught.value.field == "idempotency_key"
