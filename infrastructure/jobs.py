@@ -67,6 +67,11 @@ PURGE_MESSAGES = delete(messages).where(
     messages.c.seq > bindparam("after"),
     messages.c.seq <= bindparam("upto"),
 )
+SEEN_PURGED = select(func.count()).where(
+    messages.c.chat_id == CHAT,
+    messages.c.seq > bindparam("after"),
+    messages.c.seq <= bindparam("done"),
+)
 PURGE_CHAT_KEYS = delete(idempotency_keys).where(
     tuple_(idempotency_keys.c.scope, idempotency_keys.c.key).in_(
         select(idempotency_keys.c.scope, idempotency_keys.c.key)
@@ -144,22 +149,34 @@ def backlog(connection: Connection) -> list[dict[str, object]]:
 def purge_chat(
     connection: Connection, job: RowMapping, now: datetime, settings: JobSettings
 ) -> Step:
-    chat_id, purged_to = job["chat_id"], job["done"]
+    """One step of a deleted chat's purge: the next range of its messages; once they are all
+    gone, its idempotency keys (a batch), then its row, in the same step when they fit, so a
+    small chat is purged in one transaction."""
+    chat_id, purged_to, batch = job["chat_id"], job["done"], settings.batch_size
     params = {"chat_id": chat_id, "job_id": job["id"]}
-    last_seq = connection.execute(LAST_SEQ, params).scalar()
-    if last_seq is not None and purged_to < last_seq:
-        upto = min(purged_to + settings.batch_size, last_seq)
+    if purged_to > 0 and connection.dialect.name == "postgresql":
+        # Read back the range the last step deleted: PostgreSQL marks those index entries
+        # dead as it passes them, while they are few. Left to the end, the cascade from the
+        # chat's row would walk every entry of a million-message chat, row by row.
+        seen = {**params, "after": max(purged_to - batch, 0), "done": purged_to}
+        connection.execute(SEEN_PURGED, seen)
+    last_seq = connection.execute(LAST_SEQ, params).scalar() or 0
+    deleted = 0
+    if purged_to < last_seq:
+        upto = min(purged_to + batch, last_seq)
         deleted = connection.execute(
             PURGE_MESSAGES, {**params, "after": purged_to, "upto": upto}
         ).rowcount
         connection.execute(PROGRESS, {**params, "done": upto})
-        return Step(job["id"], PURGE_CHAT, chat_id, deleted, upto, finished=False)
-    keys = connection.execute(PURGE_CHAT_KEYS, {**params, "batch": settings.batch_size}).rowcount
-    if keys == settings.batch_size:  # there may be more
-        return Step(job["id"], PURGE_CHAT, chat_id, keys, purged_to, finished=False)
+        purged_to = upto
+        if upto < last_seq:
+            return Step(job["id"], PURGE_CHAT, chat_id, deleted, upto, finished=False)
+    keys = connection.execute(PURGE_CHAT_KEYS, {**params, "batch": batch}).rowcount
+    if keys == batch:  # there may be more
+        return Step(job["id"], PURGE_CHAT, chat_id, deleted + keys, purged_to, finished=False)
     connection.execute(DELETE_CHAT_ROW, params)  # members and tickets go with it
     connection.execute(FINISH, params)
-    return Step(job["id"], PURGE_CHAT, chat_id, keys, purged_to, finished=True)
+    return Step(job["id"], PURGE_CHAT, chat_id, deleted + keys, purged_to, finished=True)
 
 
 def periodic(purge: Callable[[Connection, datetime, JobSettings], int]) -> StepFunction:
