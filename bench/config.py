@@ -78,7 +78,22 @@ class BenchConfig:
         "BENCH_SOAK_REQUESTS", 100_000, "requests between the two RSS readings"
     )
     delete_window: int = number(
-        "BENCH_DELETE_WINDOW", 6, "seconds of the GET run that the big delete is compared with"
+        "BENCH_DELETE_WINDOW",
+        6,
+        "seconds of each GET run, just before and just after a big chat's purge, that the GETs "
+        "during it are compared with",
+    )
+    delete_samples: int = number(
+        "BENCH_DELETE_SAMPLES",
+        25,
+        "DELETEs timed one at a time of the big chat, and as many of 3-message chats",
+    )
+    purge_tunings: str = choice(
+        "BENCH_PURGE_TUNINGS",
+        ("missed", "always", "never"),
+        "when to measure a big chat's purge again at other JOB_BATCH_SIZE and "
+        "JOB_BATCH_PAUSE settings: `missed`, when it misses its GET p99 target; `always`; "
+        "`never`",
     )
     quiet_wait: int = number(
         "BENCH_QUIET_WAIT",
@@ -97,9 +112,10 @@ class BenchConfig:
     )
     only: str = choice(
         "BENCH_ONLY",
-        ("all", "streams", "replicas", "auth"),
-        "`streams`, `replicas` or `auth`: only the event-stream, the replica or the identity "
-        "and access scenarios, merged into the saved docs/benchmarks.json",
+        ("all", "streams", "replicas", "auth", "delete"),
+        "`streams`, `replicas`, `auth` or `delete`: only the event-stream, the replica, the "
+        "identity and access or the delete scenarios, merged into the saved "
+        "docs/benchmarks.json",
     )
     streams: int = number("BENCH_STREAMS", 1000, "event streams held open by the stream client")
     stream_chats: int = number(

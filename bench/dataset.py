@@ -172,3 +172,31 @@ def extend_pool(engine: Engine, dataset: Dataset, count: int) -> float:
     dataset.pool_last += count
     dataset.chats += count
     return time.perf_counter() - started
+
+
+SET_MESSAGE_IDS = text("SELECT setval(pg_get_serial_sequence('messages', 'id'), :last)")
+
+
+def add_big_chat(engine: Engine) -> tuple[int, float]:
+    """A new chat of BIG_CHAT_MESSAGES messages, loaded as the big chat is, with its read
+    model row (the service's own rebuild): for the scenarios that delete one each. Returns
+    its id and the seconds it took, VACUUM ANALYZE and CHECKPOINT included."""
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        chat_id = int(
+            connection.scalar(text("SELECT nextval(pg_get_serial_sequence('chats', 'id'))"))
+        )
+        connection.execute(INSERT_CHATS, {"epoch": EPOCH, "first": chat_id, "last": chat_id})
+        # Past every id handed out so far, deleted messages' included.
+        first = int(connection.scalar(text(NEXT_MESSAGE_ID)) or 1)
+        last = first + BIG_CHAT_MESSAGES - 1
+        _insert_messages(connection, ONE_CHAT, first, last, chat_id)
+        connection.execute(SET_MESSAGE_IDS, {"last": last})
+        connection.execute(
+            text("UPDATE chats SET last_seq = :seq WHERE id = :chat"),
+            {"seq": BIG_CHAT_MESSAGES, "chat": chat_id},
+        )
+    rebuild_read_models(engine)
+    _vacuum_analyze(engine)
+    return chat_id, time.perf_counter() - started

@@ -3,7 +3,9 @@
 devtools.postgres_cluster makes the cluster (initdb in a temporary directory, as the
 `postgres` user when run as root) and its standbys (pg_basebackup -R); the test suite then
 starts them with fsync off, which would flatter every write here, so this module starts them
-with the stock postgresql.conf instead, optionally pinned to some CPUs.
+with the stock postgresql.conf instead, optionally pinned to some CPUs, and only its logging
+turned up (LOG_SETTINGS), so that a stall of PostgreSQL during a run leaves its name in the
+log (bench/pglog.py reads it).
 """
 
 import subprocess
@@ -44,6 +46,24 @@ REPLICATION_SETTINGS = (
     "shared_buffers",
     "max_connections",
 )
+
+# Milliseconds a statement, or a wait for a lock, must last to be logged.
+SLOW_MS = 200
+# What the log records beyond the stock settings: every checkpoint, every wait for a lock
+# longer than deadlock_timeout, every statement slower than SLOW_MS, every autovacuum and
+# autoanalyze; each line stamped in UTC to the millisecond. None of it changes how PostgreSQL
+# runs the statements measured, but deadlock_timeout's other uses, earlier than the stock
+# 1 s: the deadlock check of a waiting lock, and the cancelling of an autovacuum that blocks
+# a lock request.
+LOG_SETTINGS = {
+    "log_checkpoints": "on",
+    "log_lock_waits": "on",
+    "deadlock_timeout": f"{SLOW_MS}ms",
+    "log_min_duration_statement": f"{SLOW_MS}ms",
+    "log_autovacuum_min_duration": "0",
+    "log_timezone": "UTC",
+    "log_line_prefix": "%m [%p] ",
+}
 
 
 def start_cluster(cpus: str | None, log_file: Path) -> PostgresCluster:
@@ -87,6 +107,7 @@ def _start(cluster: PostgresCluster, cpus: str | None, log_file: Path) -> None:
         "listen_addresses=127.0.0.1",
         "-c",
         f"unix_socket_directories={cluster.root}",
+        *(word for name, value in LOG_SETTINGS.items() for word in ("-c", f"{name}={value}")),
     ]
     with log_file.open("ab") as log:
         # Pinned inside runuser, so that every backend the postmaster forks is pinned too.

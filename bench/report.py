@@ -12,11 +12,11 @@ import re
 import shlex
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from string import Template
 
-from bench import auth, observations, plot
+from bench import auth, observations, plot, report_deletes
 from bench.config import knobs
 from bench.dataset import (
     BIG_CHAT_MESSAGES,
@@ -26,6 +26,10 @@ from bench.dataset import (
     POOL_MESSAGES,
     SMALL_CHAT_MESSAGES,
 )
+from bench.markdown import ms as _ms
+from bench.markdown import pct as _pct
+from bench.markdown import section as _section
+from bench.markdown import table
 from bench.paging import (
     CHATS_DEEP,
     CHATS_FIRST,
@@ -51,7 +55,7 @@ from bench.results import (
     load,
     save,
 )
-from bench.scenarios import DELETE_LEAD_S, DELETE_TAIL_S, DISTURBED_PCT
+from bench.scenarios import DISTURBED_PCT
 from bench.targets import (
     AUTH_SHARE,
     CHAT_LIST_SPREAD,
@@ -82,7 +86,6 @@ ENDPOINT_ORDER = (
     "post_message",
     "delete",
 )
-ALIGN = {"l": "---", "r": "---:", "c": ":---:"}
 
 
 def write(results: Results, targets: list[Target], docs: Path) -> None:
@@ -106,28 +109,6 @@ def _measured(results: Results) -> list[str]:
 
 
 # --- pieces ----------------------------------------------------------------------------------
-
-
-def table(headings: Sequence[str], align: str, rows: Iterable[Sequence[object]]) -> str:
-    """A markdown table; `align` has a letter per column: l(eft), r(ight) or c(entre)."""
-    rule = "|" + "|".join(ALIGN[letter] for letter in align) + "|"
-    lines = ["| " + " | ".join(map(str, cells)) + " |" for cells in [headings, *rows]]
-    return "\n".join([lines[0], rule, *lines[1:]])
-
-
-def _ms(value: float) -> str:
-    if math.isinf(value):
-        return "never"  # a delivery that did not arrive
-    return "n/a" if math.isnan(value) else f"{value:.2f} ms"
-
-
-def _pct(value: float) -> str:
-    """CPU in % of one core: idle figures need a decimal, loaded ones do not."""
-    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
-
-
-def _section(title: str, *blocks: str) -> str:
-    return "\n\n".join([f"### {title}", *blocks])
 
 
 def _command(result: WrkResult, url: str) -> str:
@@ -211,7 +192,6 @@ def _this_run(results: Results) -> str:
         f"{MESSAGES_PER_CHAT:,}-message one to {_grown(results, MESSAGES_PER_CHAT)}.",
         f"- Memory: RSS read after the soak's warm-up, then after {config['soak_requests']:,} "
         "more requests of it.",
-        f"- The big delete: compared with a {config['delete_window']} s GET run without it.",
     ]
     return "\n".join(lines)
 
@@ -295,29 +275,6 @@ def _plans(results: Results) -> str:
         summary = f"<details>\n<summary>{int(size):,}-message chat</summary>"
         blocks.append(f"{summary}\n\n```\n{plan}\n```\n\n</details>")
     return "\n\n".join(blocks)
-
-
-def _big_delete(results: Results) -> str:
-    b = results.big_delete
-    if b is None:
-        return ""
-    runs = [
-        (f"without a delete ({b.baseline.duration_s:.1f} s)", b.baseline),
-        (f"while it runs ({b.during.duration_s:.1f} s, {b.overlap_pct:.0f}% overlapped)", b.during),
-    ]
-    rows = [
-        [label, f"{r.rps:,.0f}", _ms(r.p50_ms), _ms(r.p99_ms), _ms(r.max_ms)] for label, r in runs
-    ]
-    return _section(
-        f"Deleting the {b.messages:,}-message chat",
-        f"`DELETE /chats/{b.chat_id}` answered **{b.status}** after **{b.wall_s:.2f} s** (client "
-        f"wall time), sent {DELETE_LEAD_S:g} s into a GET run over the other chats that went on "
-        f"{DELETE_TAIL_S:g} s after it returned.",
-        table(["other chats' GETs (limit=20)", "requests/s", "p50", "p99", "max"], "lrrrr", rows),
-        f"p99 during the delete: **{b.p99_ratio:.2f}x** normal. CPU during that run: server "
-        f"{b.cpu.server_pct:.0f}%, PostgreSQL {b.cpu.postgres_pct:.0f}%, wrk "
-        f"{b.cpu.wrk_pct:.0f}%, other {b.cpu.other_pct:.0f}% (of one core).",
-    )
 
 
 def _soak(results: Results) -> str:
@@ -1081,7 +1038,8 @@ def markdown(results: Results, targets: list[Target]) -> str:
         paging=_paging(results),
         sizes=_sizes(results),
         plans=_plans(results),
-        big_delete=_big_delete(results),
+        deletes=report_deletes.section(results),
+        postgres_log=report_deletes.whole_run(results),
         soak=_soak(results),
         streams=_streams(results),
         replicas=_replicas(results),

@@ -40,19 +40,6 @@ class Soak:
 
 
 @dataclass
-class BigDelete:
-    chat_id: int
-    messages: int
-    status: int
-    wall_s: float  # as the client timed it
-    baseline: WrkResult  # GETs of other chats, no delete
-    during: WrkResult  # the same GETs, with the delete fired in the middle
-    p99_ratio: float
-    overlap_pct: float  # share of the `during` run that the delete was running
-    cpu: CpuUsage  # over the `during` run
-
-
-@dataclass
 class Paging:
     """Where the paged reads start: the cursors their wrk runs send, found before the runs."""
 
@@ -274,6 +261,116 @@ class Auth:
 
 
 @dataclass
+class LogEvent:
+    """One event in PostgreSQL's log (bench/pglog.py)."""
+
+    at: str  # when it was logged, UTC, to the millisecond: "2026-12-07 10:00:00.123"
+    kind: str  # checkpoint, lock wait, lock acquired, slow statement, autovacuum, ...
+    ms: float  # how long it had lasted when logged (0: a moment)
+    text: str  # its message, with its DETAIL and STATEMENT lines, cut short
+    pid: int
+
+
+@dataclass
+class LogWindow:
+    """What PostgreSQL's log says about one stretch of a scenario."""
+
+    name: str
+    started_at: str  # UTC, as LogEvent.at
+    ended_at: str
+    counts: dict[str, int]  # the events that overlapped it, by kind
+    events: list[LogEvent]  # the first few of them
+    longest_ms: float  # the longest slow statement or lock wait among them (0: none)
+
+
+@dataclass
+class Waits:
+    """What PostgreSQL's client backends were doing, sampled from pg_stat_activity."""
+
+    samples: int  # looks taken, one every WAIT_SAMPLE_S
+    active: int  # active backends seen, summed over the looks
+    waits: dict[str, int]  # "type:event" ("IO:WALSync") -> backends seen waiting on it, summed
+
+
+@dataclass
+class DeleteLatency:
+    """DELETE /chats/{id} timed one at a time by the client, the big chat and small ones in
+    turn; the big one's tombstone undone by SQL after each (bench/deletes.py)."""
+
+    big_chat: int
+    big_messages: int
+    small_messages: int
+    big: Latency
+    small: Latency
+    big_ms: list[float]  # each timed request, in order
+    small_ms: list[float]
+    statuses: dict[str, int]  # "big 204", "small 204", ...: every timed request's status
+
+
+@dataclass
+class Purge:
+    """A big chat deleted while wrk reads other chats, and its purge: the GETs' p99 while the
+    purge ran against runs just before and after it."""
+
+    runner: str  # who purged: "in-process" (the server's thread) or "worker"
+    batch_size: int  # JOB_BATCH_SIZE
+    batch_pause: float  # JOB_BATCH_PAUSE, seconds
+    chat_id: int
+    messages: int
+    delete_status: int
+    delete_s: float  # the DELETE, as the client timed it
+    finished: bool
+    purge_s: float  # from the DELETE's answer until its job was gone (or the wait gave up)
+    rows_per_s: float
+    before: WrkResult  # the GETs just before the delete
+    during: WrkResult  # from just before the delete until just after the purge finished
+    after: WrkResult  # just after
+    p99_ratio: float  # during's p99 against the mean of before's and after's
+    cpu: CpuUsage  # over `during`
+    waits: Waits  # over `during`
+    progress: list[tuple[float, int]]  # (seconds after the DELETE's answer, seq purged to)
+
+
+@dataclass
+class MixedDelete:
+    """The mixed load of many connections, with a big chat deleted part way through."""
+
+    seconds: int
+    connections: int
+    delete_after_s: float
+    chat_id: int
+    messages: int
+    result: WrkResult  # its `extra` has `status_<code>`: the responses by status
+    delete_status: int
+    delete_s: float
+    purged_after_s: float | None  # from the DELETE's answer; None: not within the run
+    purge_s: float | None  # until the purge finished, after the run if need be; None: never
+    cpu: CpuUsage
+    waits: Waits
+    busy: dict[str, int]  # the service's logged 503s, by their detail
+
+
+@dataclass
+class Deletes:
+    """The delete scenarios (bench/deletes.py): a big chat's DELETE against small ones', its
+    purge under a GET load, and a mixed load with one deleted part way; PostgreSQL's log
+    during each. In one run of their own (a run with BENCH_ONLY=delete adds them to the
+    results of an earlier full run)."""
+
+    started_at: str
+    code: dict[str, Any]
+    alone: bool  # run with BENCH_ONLY=delete, then put in an earlier full run's results
+    latency: DeleteLatency
+    purge: Purge  # the service's defaults
+    tunings: list[Purge]  # the same at other JOB_BATCH_SIZE / JOB_BATCH_PAUSE, if measured
+    mixed: MixedDelete
+    log: list[LogWindow]  # PostgreSQL's log, per stretch of the scenarios
+    log_settings: dict[str, str]
+    refill_s: list[float]  # each big chat loaded for the scenarios: seconds
+    total_s: float
+
+
+@dataclass
 class Results:
     started_at: str
     config: dict[str, Any]
@@ -289,13 +386,14 @@ class Results:
     get_plans: dict[str, str] = field(default_factory=dict)  # EXPLAIN ANALYZE, by chat size
     paging: Paging | None = None
     soak: Soak | None = None
-    big_delete: BigDelete | None = None
     profiles: list[Profile] = field(default_factory=list)
     total_s: float = 0.0
     streams: Streams | None = None
     replicas: Replicas | None = None
     make_run: MakeRun | None = None  # None in runs made before it was measured
     auth: Auth | None = None  # None in runs made before it was measured
+    deletes: Deletes | None = None  # None in runs made before it was measured
+    postgres_log: LogWindow | None = None  # the whole run's; None in runs made before
 
 
 def save(results: Results, path: Path, **beside: object) -> None:

@@ -4,15 +4,16 @@
     BENCH_ONLY=streams .venv/bin/python -m bench.run   # the event-stream scenarios only
     BENCH_ONLY=replicas .venv/bin/python -m bench.run  # the replica scenarios only
     BENCH_ONLY=auth .venv/bin/python -m bench.run      # the identity and access scenarios only
+    BENCH_ONLY=delete .venv/bin/python -m bench.run    # the delete scenarios only
 
 Starts a throwaway PostgreSQL cluster, loads the dataset, starts `chatapi serve` and the
 floor, drives each endpoint with wrk, measures GET and POST again on the service started as
-`make run` starts it (bench/make_run.py), runs the event-stream scenarios (bench/streams.py),
-the replica scenarios (bench/replicas.py) and the identity and access scenarios
-(bench/auth.py), and writes the report. A streams-only, replicas-only or auth-only run puts
-its numbers in place of those scenarios' in the saved docs/benchmarks.json and keeps the
-rest. Everything it starts is stopped and removed at the
-end, on failure and on Ctrl-C too.
+`make run` starts it (bench/make_run.py), runs the delete scenarios (bench/deletes.py), the
+event-stream scenarios (bench/streams.py), the replica scenarios (bench/replicas.py) and the
+identity and access scenarios (bench/auth.py), and writes the report, with what PostgreSQL's
+log says of the run (bench/pglog.py). A run of one of those groups alone (BENCH_ONLY) puts its
+numbers in place of that group's in the saved docs/benchmarks.json and keeps the rest.
+Everything it starts is stopped and removed at the end, on failure and on Ctrl-C too.
 """
 
 import dataclasses
@@ -36,6 +37,7 @@ from bench import (
     machine,
     make_run,
     paging,
+    pglog,
     postgres,
     procstat,
     profile,
@@ -44,8 +46,9 @@ from bench import (
     wrk,
 )
 from bench.config import BenchConfig, BenchError, Pinning
+from bench.deletes import DeleteBench, wait_for_purges
 from bench.replicas import ReplicaBench
-from bench.results import Auth, Profile, Results, Streams, load
+from bench.results import Auth, Deletes, Profile, Results, Streams, load
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.streams import PROFILE_NAMES, StreamBench
 from bench.targets import MAKE_RUN_ENDPOINTS, evaluate
@@ -53,6 +56,7 @@ from devtools.postgres_cluster import PostgresCluster
 from infrastructure import migrations
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+PURGES_LIMIT_S = 1200.0  # for the purges of the DELETE run's chats, tens of thousands of them
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -64,7 +68,7 @@ def _cpus(spec: str) -> set[int]:
 
 
 def _saved(only: str) -> Results:
-    """The results of the last full run, which a streams-, replicas- or auth-only run adds to."""
+    """The results of the last full run, which a run of one group of scenarios adds to."""
     saved = DOCS / "benchmarks.json"
     if not saved.exists():
         raise BenchError(f"BENCH_ONLY={only} adds to {saved}: run the whole `make bench` first")
@@ -95,6 +99,7 @@ class Stage:
     engine: Engine
     data: dataset.Dataset
     pool: DeletePool
+    postgres_log: Path
 
 
 def prepare(config: BenchConfig, stack: ExitStack) -> Stage:
@@ -111,9 +116,11 @@ def prepare(config: BenchConfig, stack: ExitStack) -> Stage:
             log(f"WARNING: still {100 * busy:.0f}% busy; the numbers will be disturbed")
     work = Path(tempfile.mkdtemp(prefix="chatapi-bench-"))
     stack.callback(shutil.rmtree, work, ignore_errors=True)
+    postgres_log = work / "postgres.log"
+    stack.callback(pglog.keep, postgres_log)  # after the cluster has stopped, before rmtree
 
     log(f"starting PostgreSQL (CPUs {pinning.postgres or 'all'})")
-    cluster = postgres.start_cluster(pinning.postgres, work / "postgres.log")
+    cluster = postgres.start_cluster(pinning.postgres, postgres_log)
     stack.callback(cluster.remove)
     migrations.upgrade(cluster.url)
     engine = create_engine(cluster.url)
@@ -127,7 +134,9 @@ def prepare(config: BenchConfig, stack: ExitStack) -> Stage:
     )
     setup = wrk.WrkSetup(wrk_binary, config.connections, config.threads, pinning.client)
     pool = DeletePool(engine, data)
-    return Stage(pinning, wrk_binary, setup, quiet, busy, work, cluster, engine, data, pool)
+    return Stage(
+        pinning, wrk_binary, setup, quiet, busy, work, cluster, engine, data, pool, postgres_log
+    )
 
 
 def stream_bench(config: BenchConfig, stage: Stage) -> StreamBench:
@@ -164,10 +173,24 @@ def auth_bench(config: BenchConfig, stage: Stage) -> auth.AuthBench:
     )
 
 
+def delete_bench(config: BenchConfig, stage: Stage) -> DeleteBench:
+    return DeleteBench(
+        config,
+        stage.setup,
+        stage.cluster.url,
+        postgres.postmaster_pid(stage.cluster),
+        stage.pinning,
+        stage.pool,
+        stage.work,
+        stage.postgres_log,
+    )
+
+
 def bench(config: BenchConfig, stack: ExitStack) -> Results:
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     stage = prepare(config, stack)
+    loaded = pglog.now()
     service = server.start_service(stage.cluster.url, stage.pinning.server, stage.work)
     stack.callback(service.stop)
     body_file = _floor_body(service, stage.work)
@@ -200,11 +223,11 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
                     )
                     if found:
                         results.profiles.append(found)
-        results.big_delete = runner.big_delete()
     except BaseException:
         print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
         raise
-    service.stop()  # the stream scenarios start servers of their own
+    service.stop()  # the scenarios below start servers of their own
+    results.deletes = delete_bench(config, stage).run()
     results.streams, stream_profiles = stream_bench(config, stage).run()
     results.profiles += stream_profiles
     # Last: its base backup copies the database as the other scenarios left it, and no
@@ -217,6 +240,9 @@ def bench(config: BenchConfig, stack: ExitStack) -> Results:
     results.config["runs_repeated"] = runner.repeated
     results.config["quiet_waited_s"] = round(config.quiet_wait - quiet.left, 1)
     results.total_s = time.monotonic() - started
+    whole_run = pglog.Window("the whole run, from the dataset loaded on", loaded, pglog.now())
+    logged = pglog.read(stage.postgres_log)
+    results.postgres_log = pglog.during(logged, whole_run, keep=pglog.WHOLE_RUN_KEPT)
     return results
 
 
@@ -237,6 +263,17 @@ def auth_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Results:
     run's."""
     stage = prepare(config, stack)
     return merged_auth(saved, *auth_bench(config, stage).run())
+
+
+def deletes_only(config: BenchConfig, stack: ExitStack, saved: Results) -> Results:
+    """The delete scenarios alone (BENCH_ONLY=delete), in place of the saved run's."""
+    stage = prepare(config, stack)
+    return merged_deletes(saved, delete_bench(config, stage).run())
+
+
+def merged_deletes(saved: Results, found: Deletes) -> Results:
+    """The saved results with these delete results in place of theirs."""
+    return dataclasses.replace(saved, deletes=found)
 
 
 def merged_auth(saved: Results, found: Auth, profiles: list[Profile]) -> Results:
@@ -279,6 +316,12 @@ def measure(runner: Bench, results: Results, floor: server.Server, stage: Stage)
     measure_pages(runner, results)
     # Before any POST /chats/: the pool can only grow while its ids are the newest.
     endpoints["delete"] = runner.measure_delete(endpoints["floor"].result.rps)
+    # Each DELETE left a purge job, which the service's own thread works through, a commit
+    # or two each: not under the runs that follow.
+    log("waiting for the purges of the deleted chats")
+    drained = wait_for_purges(runner.pool.engine, PURGES_LIMIT_S)
+    results.config["delete_purges_drained_s"] = round(drained, 1)
+    log(f"  done in {drained:.1f} s")
     endpoints["post_chat"] = runner.measure("post_chat", "POST /chats/", "post_chat.lua", [])
     endpoints["post_message"] = runner.measure(
         "post_message", "POST /chats/{id}/messages/", "post_message.lua", ALL_CHATS
@@ -307,6 +350,8 @@ def main() -> int:
                 results = replicas_only(config, stack, _saved(config.only))
             elif config.only == "auth":
                 results = auth_only(config, stack, _saved(config.only))
+            elif config.only == "delete":
+                results = deletes_only(config, stack, _saved(config.only))
             else:
                 results = bench(config, stack)
         targets = evaluate(results)

@@ -5,30 +5,25 @@ Every wrk run is checked: a single error (a refused connection, a timeout, a res
 """
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from bench import procstat, server, wrk
+from bench import procstat, wrk
 from bench.config import BenchConfig, BenchError
 from bench.dataset import (
-    BIG_CHAT,
-    BIG_CHAT_MESSAGES,
     CHAT_COUNT,
     CHAT_OF_SIZE,
     Dataset,
     extend_pool,
 )
 from bench.procstat import CpuMeter
-from bench.results import BigDelete, Measurement, Soak
+from bench.results import Measurement, Soak
 from bench.server import Server
 from bench.wrk import WrkResult, WrkSetup
 
 ALL_CHATS = ["1", str(CHAT_COUNT)]
-DELETE_LEAD_S = 1.0  # the GET run is under way this long before the big delete is sent
-DELETE_TAIL_S = 0.5  # and goes on this long after it returns
 DISTURBED_PCT = 10.0  # other processes' CPU during a run, in % of a core, that voids it
 POOL_MARGIN = 1.5  # the DELETE pool is grown to 1.5x the requests a run is expected to make
 
@@ -70,6 +65,14 @@ class DeletePool:
 
     def used(self, result: WrkResult) -> None:
         self.next_id = int(result.extra["last_id"]) + 1
+
+    def take(self, count: int) -> list[int]:
+        """The next `count` chats of the pool, for a harness that deletes them itself."""
+        if self.dataset.pool_last - self.next_id + 1 < count:
+            self.args_for(count / POOL_MARGIN)  # grown, where it still can be
+        taken = list(range(self.next_id, self.next_id + count))
+        self.next_id += count
+        return taken
 
 
 class Bench:
@@ -245,39 +248,3 @@ class Bench:
         change = 100 * (after - before) / before
         log(f"RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB after {total:,} requests")
         return Soak(total, before, after, change, total / elapsed, samples, runs, cpu)
-
-    def big_delete(self) -> BigDelete:
-        """DELETE the 1M-message chat while wrk reads other chats; p99 against a run without."""
-        args = [*ALL_CHATS, "20"]
-        baseline = self._run(self.service, "get.lua", args, self.config.delete_window)
-        check("GETs before the big delete", baseline)
-        start = self.meter.snapshot()
-        load = wrk.Background(self.setup, self.service.url, "get.lua", args, limit_s=600)
-        try:
-            time.sleep(DELETE_LEAD_S)
-            response = server.request(self.service.url, "DELETE", f"/chats/{BIG_CHAT}", 300)
-            time.sleep(DELETE_TAIL_S)
-            during = load.stop()
-            cpu = self.meter.usage(start, during.wrk_cpu_s)
-        except BaseException:
-            load.kill()
-            raise
-        check("GETs during the big delete", during)
-        if response.status != 204:
-            log(f"DELETE /chats/{BIG_CHAT} answered {response.status}: {response.body[:200]!r}")
-        ratio = during.p99_ms / baseline.p99_ms
-        log(
-            f"DELETE of the 1M chat: {response.seconds:.2f} s (status {response.status}); "
-            f"GET p99 {baseline.p99_ms:.2f} ms -> {during.p99_ms:.2f} ms during it"
-        )
-        return BigDelete(
-            chat_id=BIG_CHAT,
-            messages=BIG_CHAT_MESSAGES,
-            status=response.status,
-            wall_s=response.seconds,
-            baseline=baseline,
-            during=during,
-            p99_ratio=ratio,
-            overlap_pct=min(100.0, 100 * response.seconds / during.duration_s),
-            cpu=cpu,
-        )

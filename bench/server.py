@@ -22,6 +22,15 @@ BIN = Path(sys.executable).parent  # the virtualenv's, when run as .venv/bin/pyt
 MAKE_RUN_DEFAULTS = ("ACCESS_LOG", "WORKERS")
 
 
+def this_tree() -> dict[str, str]:
+    """PYTHONPATH for a process of the service: this harness's tree first. `chatapi` is the
+    virtualenv's script, and its editable install points at the tree that made the
+    virtualenv, which need not be this one (a git worktree sharing it): without this the
+    bench would measure that tree's code."""
+    paths = [str(ROOT), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path for path in paths if path))}
+
+
 @dataclass
 class Response:
     status: int
@@ -106,7 +115,7 @@ def _start(
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**inherited, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+            env={**inherited, **env, **this_tree(), "HOST": "127.0.0.1", "PORT": str(port)},
             stdin=subprocess.DEVNULL,
             stdout=out if output else log,
             stderr=log if output else subprocess.STDOUT,
@@ -120,15 +129,18 @@ def start_service(
     log_dir: Path,
     workers: int = 1,
     settings: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
 ) -> Server:
     """`chatapi serve`, request log off: one uvicorn worker in the process itself, or
-    `workers` processes under uvicorn's supervisor. `settings`: more of its environment."""
+    `workers` processes under uvicorn's supervisor. `settings`: more of its environment;
+    `unset`: settings of this harness's environment that it does not inherit."""
     env = {"DATABASE_URL": database_url, "ACCESS_LOG": "false", "WORKERS": str(workers)}
     env.update(settings or {})
     command = taskset(cpus, [str(BIN / "chatapi"), "serve"])
     name = "chatapi serve" + (f" (WORKERS={workers})" if workers > 1 else "")
     port = free_port()
-    server = _start(name, command, env, port, log_dir / f"service-{port}.log", workers)
+    log_file = log_dir / f"service-{port}.log"
+    server = _start(name, command, env, port, log_file, workers, unset=unset)
     server.wait_ready("/health/ready")
     return server
 

@@ -161,7 +161,11 @@ class Background:
     def stop(self) -> WrkResult:
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)
-        stdout, stderr = self._process.communicate(timeout=60)
+        return self.result()
+
+    def result(self, timeout_s: float = 60) -> WrkResult:
+        """The run's result, once wrk has ended: stopped, or at the end of its duration."""
+        stdout, stderr = self._process.communicate(timeout=timeout_s)
         if self._process.returncode not in (0, -signal.SIGINT):
             raise BenchError(f"wrk failed ({self._process.returncode}):\n{stderr}")
         result = parse(stdout, self._script, self._args, self._cmd)

@@ -1,25 +1,7 @@
--- The soak mix over chats first..last: 70% GET limit=20, 10% GET limit=100, 20% POST message.
--- Arguments: first last.
+-- The soak mix (mix.lua) over chats first..last. Arguments: first last.
 local common = require("common")
+local mix = require("mix")
 setup = common.setup
+init = mix.init
+request = mix.request
 done = common.done
-
-local headers = common.headers({ ["Content-Type"] = "application/json" })
-local body = '{"text": "A soak message, about as long as a short chat line."}'
-
-function init(args)
-  first = tonumber(args[1])
-  last = tonumber(args[2])
-  math.randomseed(3000 + tid)
-end
-
-function request()
-  local chat = math.random(first, last)
-  local draw = math.random()
-  if draw < 0.7 then
-    return wrk.format("GET", "/chats/" .. chat .. "?limit=20")
-  elseif draw < 0.8 then
-    return wrk.format("GET", "/chats/" .. chat .. "?limit=100")
-  end
-  return wrk.format("POST", "/chats/" .. chat .. "/messages/", headers, body)
-end
