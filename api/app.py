@@ -13,18 +13,39 @@ from api.admission import Admission, Busy, busy_handler
 from api.body_limit import BodyLimit
 from api.cors import cors
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.request_log import RequestLog
 from api.routing import serve_like_the_api
 from api.security_headers import SecurityHeaders
 from api.send_deadlines import SendDeadlines
 from api.shared_reads import SharedReads
+from api.single_headers import SingleHeaders
 from api.stream_slots import StreamSlots
 from infrastructure.container import Container
 from infrastructure.job_runner import start_in_thread
 
 DESCRIPTION = """
 A small chat backend: create chats, post messages, read a chat with its latest messages,
-delete a chat with everything in it.
+follow it live, delete it with everything in it. What a client may rely on:
+
+- **Errors** are JSON: `{"detail": "..."}`, and for a 422 `{"detail": [{"type", "loc", "msg",
+  "ctx"?}]}`. A 503 (the database is unreachable, or the server busy) and a 429 carry
+  `Retry-After`.
+- **Retries**: `POST /chats/` and `POST /chats/{chat_id}/messages/` take an `Idempotency-Key`:
+  sent again with the same body, the request gets the first response again
+  (`Idempotent-Replayed: true`) and changes nothing; the same key with another body is a 422.
+- **Paging**: `GET /chats/{chat_id}/messages/` goes back with the opaque `next_before` cursor
+  and forward with `after` (a message's `seq`) and `next_after`, never skipping nor repeating
+  a message; `GET /chats/` pages with `next_cursor`.
+- **Live**: `GET /chats/{chat_id}/events` is Server-Sent Events, each message's `id` its
+  `seq`. A client resumes with `Last-Event-ID` (or `?after=`): what it missed, then live, with
+  no gap and no duplicate.
+- **Read your writes**: a write's `Consistency-Token` header, sent back with a read, makes
+  that read show the write when reads are served by replicas.
+- **Who is asking**: with `AUTH_MODE=required`, every operation but `/health/*` needs
+  `Authorization: Bearer` with a user's token (a JWT) or a service's API key, or for a
+  browser's stream a single-use `ticket`; a missing or bad credential is a 401. With
+  `AUTH_MODE=none` (the default) no credential is asked.
 
 Commands change the write model; queries read read models kept in step in the same
 transaction, so a message is readable as soon as its `POST` returns.
@@ -94,6 +115,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(members.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    install_openapi(app)  # what the routes cannot declare (api/openapi.py)
     # The docs pages' other spellings and HEAD, after the API's routes: matched after them.
     serve_like_the_api(app.router)
     # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
@@ -108,6 +130,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_exception_handler(Busy, busy_handler(settings.retry_after))  # a deadline missed
     # The last added runs first: every request is logged, even one refused for its size,
     # and CORS headers go on every answer, a 413 included, so a page can read why.
+    app.add_middleware(SingleHeaders)  # inside BodyLimit: a 413 is told before a 422
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_size)
     if settings.cors_origins:
         app.add_middleware(cors, origins=settings.cors_origins)

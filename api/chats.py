@@ -16,7 +16,7 @@ from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
     CONFLICT,
-    CONSISTENCY_TOKEN_HEADER,
+    CREATED_HEADERS,
     FORBIDDEN,
     MESSAGE_NOT_FOUND,
     NOT_FOUND,
@@ -24,6 +24,7 @@ from api.schemas import (
     TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
+    WRITE_HEADERS,
     ChatDetailResponse,
     ChatListResponse,
     ChatResponse,
@@ -31,7 +32,6 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
     PostMessageRequest,
-    created_headers,
 )
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
@@ -54,9 +54,7 @@ from queries.get_messages_after import GetMessagesAfter
 from queries.list_chats import ListChats
 
 router = SlashAgnosticRouter(
-    tags=["chats"],
-    responses={**UNAUTHORIZED, **TOO_LARGE, **UNAVAILABLE},
-    route_class=Utf8JsonRoute,
+    tags=["chats"], responses={**UNAUTHORIZED, **UNAVAILABLE}, route_class=Utf8JsonRoute
 )
 
 ChatId = Annotated[int, Path(description="The chat's id.", examples=[1]), DecimalInteger]
@@ -202,7 +200,7 @@ async def list_chats(
     responses={
         201: {
             "description": "The chat as created.",
-            "headers": created_headers("the chat (`GET` it)", "/chats/1"),
+            "headers": CREATED_HEADERS,
             # What a client can do next with the new chat's id (OpenAPI links).
             "links": {
                 name: {"operationId": name, "parameters": {"chat_id": "$response.body#/id"}}
@@ -218,7 +216,8 @@ async def list_chats(
                     "createStreamTicket",
                 )
             },
-        }
+        },
+        **TOO_LARGE,
     },
     summary="Create a chat",
     response_description="The chat as created.",
@@ -234,6 +233,10 @@ async def create_chat(
 
     A user who creates a chat is its owner; a service's chat has no members until it adds
     some (`PUT /chats/{chat_id}/members/{user_id}`).
+
+    Sent again with the same `Idempotency-Key` and title, it answers the first 201 again
+    (`Idempotent-Replayed: true`), and creates nothing: that chat may have been deleted
+    since, and is then a 404 to read.
     """
     handler = container(request).create_chat()
     command = CreateChat(title=body.title, idempotency_key=idempotency_key, principal=caller)
@@ -254,7 +257,7 @@ async def create_chat(
     responses={
         201: {
             "description": "The message as stored.",
-            "headers": created_headers("the message (`GET` it)", "/chats/1/messages/7"),
+            "headers": CREATED_HEADERS,
             "links": {
                 "getMessage": {
                     "operationId": "getMessage",
@@ -266,6 +269,7 @@ async def create_chat(
             },
         },
         **NOT_FOUND,
+        **TOO_LARGE,
     },
 )
 async def post_message(
@@ -280,6 +284,10 @@ async def post_message(
     Messages of one chat are ordered as their posts committed; `created_at` never decreases
     along that order. A user posts as themself (`author` is their id); a service may name
     the user it posts for in `author`.
+
+    Sent again with the same `Idempotency-Key` and body, it answers the first 201 again
+    (`Idempotent-Replayed: true`), and posts nothing: its chat may have been deleted since,
+    and is then a 404 to read.
     """
     handler = container(request).post_message()
     command = PostMessage(
@@ -395,9 +403,10 @@ async def get_message(
     summary="Delete a chat and all of its messages",
     response_class=Response,
     responses={
-        204: {"description": "The chat is deleted.", "headers": CONSISTENCY_TOKEN_HEADER},
+        204: {"description": "The chat is deleted.", "headers": WRITE_HEADERS},
         **FORBIDDEN,
         **NOT_FOUND,
+        **TOO_LARGE,
     },
 )
 async def delete_chat(

@@ -2,11 +2,11 @@
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -56,16 +56,32 @@ def field_location(request: Request, field: str) -> list[str]:
     return ["body", field]
 
 
-def validation_response(errors: list[dict[str, Any]]) -> Response:
-    for error in errors:
-        if isinstance(error.get("input"), bytes):
-            # A body that is not JSON is echoed raw, and need not be text at all.
-            error["input"] = error["input"].decode("utf-8", "backslashreplace")
-        context = error.get("ctx")
-        if isinstance(context, dict) and isinstance(context.get("error"), Exception):
-            error["ctx"] = {**context, "error": str(context["error"])}
-    # ASCII-escaped: an echoed input may hold a lone surrogate, which UTF-8 cannot encode.
-    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
+def json_safe(value: Any) -> Any:
+    """A `ctx` value as JSON carries it: pydantic's `error` is an exception, and a bound may
+    be a float JSON has no number for, or a type json does not know."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
+
+
+def shown_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One error of a 422 as every 422 shows it: `type`, `loc`, `msg`, and `ctx` where there
+    is one. Never pydantic's `input`, which echoed back whatever was sent (a 10 KB text, a
+    NaN no strict parser reads), nor its `url`, pydantic's documentation."""
+    shown = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
+    if error.get("ctx"):
+        shown["ctx"] = {name: json_safe(value) for name, value in error["ctx"].items()}
+    return shown
+
+
+def validation_response(errors: Sequence[Mapping[str, Any]]) -> Response:
+    """The 422 of every invalid request, pydantic's, FastAPI's and ours alike."""
+    detail = [shown_error(error) for error in errors]
+    # ASCII-escaped: a message or location may hold a lone surrogate, which UTF-8 cannot
+    # encode. allow_nan=False: nothing but standard JSON, which json_safe ensures.
+    body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False)
     return Response(body, status_code=422, media_type="application/json")
 
 
@@ -81,7 +97,7 @@ def allowed_methods(routes: Sequence[BaseRoute], path: str) -> str:
 def install_error_handlers(app: FastAPI, retry_after: int, routes: Sequence[BaseRoute]) -> None:
     async def request_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return validation_response(list(exc.errors()))
+        return validation_response(exc.errors())
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

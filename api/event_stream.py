@@ -11,21 +11,33 @@ when uvicorn shuts down, and answers HEAD without starting the stream. What this
   where the events are never read and a close in their generator would never run;
 - a stream ended by shutdown is finished properly (the last chunk of the body), so the
   client sees a complete response and reconnects, and uvicorn closes it without an error;
-- a subscriber that stopped reading costs one warning line, not a traceback.
+- a subscriber that stopped reading costs one warning line, not a traceback;
+- the heartbeat is a comment line alone (see Heartbeat).
 """
 
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import anyio
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Receive, Scope, Send
 
 from api.send_deadlines import SendClock, SendDeadlines
 from infrastructure.hints import Subscription
 
 log = logging.getLogger("chatapi")
+
+
+class Heartbeat(ServerSentEvent):
+    """`: ping - <time>`, a comment line with no blank line after it: it keeps the connection
+    busy and ends no block. sse-starlette's own ping ends one, which EventSource ignores
+    but clients such as httpx-sse hand over as an event, empty, once the stream has sent an
+    `id` (they keep it from block to block) or a `retry` (on the stream's first line)."""
+
+    def encode(self) -> bytes:
+        return f": ping - {datetime.now(UTC)}\r\n".encode()
 
 
 class EventStream(EventSourceResponse):
@@ -43,6 +55,7 @@ class EventStream(EventSourceResponse):
             # fan-out proxy share one stream between clients if it wants to.
             headers={"Cache-Control": "no-cache"},
             ping=heartbeat,
+            ping_message_factory=Heartbeat,
         )
         self._subscription = subscription
         self._release = release  # the caller's stream slot (api/stream_slots.py)

@@ -18,19 +18,18 @@ chat's membership changes that its reads show (`member.added`, `member.updated`,
 back with a new one and `Last-Event-ID`.
 """
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyQuery
-from pydantic import WithJsonSchema
+from pydantic import BaseModel, WithJsonSchema
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sse_starlette import ServerSentEvent
@@ -46,12 +45,17 @@ from api.schemas import (
     CONFLICT,
     MESSAGE_EXAMPLE,
     NOT_FOUND,
+    RETRY_AFTER_HEADER,
+    SCHEMAS,
     TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
+    ChatDeletedData,
+    MemberChangeData,
     MessageResponse,
     StreamTicketResponse,
     error_response,
+    headers,
 )
 from api.shared_reads import SharedReads
 from api.stream_slots import StreamSlots
@@ -69,9 +73,12 @@ MESSAGE_POSTED = "message.posted"
 CHAT_DELETED = "chat.deleted"
 # A chat's membership changes: data {"chat_id", "user_id", "role"} (role null once removed).
 MEMBER_EVENTS = {"added": "member.added", "updated": "member.updated", "removed": "member.removed"}
-# How long a browser waits before reconnecting, in milliseconds (sent first on every stream).
+# How long a browser waits before reconnecting, in milliseconds. Sent first on every stream,
+# as a field line that opens the first event's block rather than a block of its own: a block
+# without data is no event to EventSource, but clients such as httpx-sse hand it over as one,
+# empty. A client applies `retry` as it reads the line, so it holds before the first event.
 RETRY_MILLISECONDS = 2000
-RETRY = ServerSentEvent(retry=RETRY_MILLISECONDS).encode()
+RETRY = f"retry: {RETRY_MILLISECONDS}\r\n".encode()
 # The most messages one read takes; a full page is followed by another read at once.
 PAGE_SIZE = MAX_LIMIT
 # The database is down or its schema is not there: the stream keeps its place and reads
@@ -87,7 +94,6 @@ router = SlashAgnosticRouter(tags=["chats"])
 RESUME_SEQ = "a message's `seq`: the stream sends what follows it (0: from the first message)"
 After = Annotated[
     int | None,
-    DecimalInteger,
     Query(
         ge=0,
         le=MAX_ID,
@@ -98,6 +104,9 @@ After = Annotated[
         ),
         examples=[7],
     ),
+    # After Query: placed before it, the bounds reach the OpenAPI document as ge/le, which
+    # JSON Schema does not know, not as minimum/maximum.
+    DecimalInteger,
 ]
 LastEventId = Annotated[
     int | None,
@@ -144,36 +153,148 @@ TICKET = APIKeyQuery(
 )
 Ticket = Annotated[str | None, Depends(TICKET)]
 
-EVENTS_DESCRIPTION = f"""\
-A `text/event-stream` that stays open. It starts with `retry: {RETRY_MILLISECONDS}`, then:
 
-- `event: {MESSAGE_POSTED}`, one per message, in `seq` order, each exactly once:
-  `id` is the message's `seq`, `data` the message as `POST /chats/{{chat_id}}/messages/`
-  returned it (`id`, `chat_id`, `seq`, `text`, `created_at`). First every message after
-  the resume point, from storage, then each new one as it is posted.
-- `event: {CHAT_DELETED}`, `data: {{"chat_id": N}}`, when the chat is deleted; the stream
-  ends after it.
-- `event: member.added`, `member.updated`, `member.removed`, `data: {{"chat_id", "user_id",
-  "role"}}` (`role` null once removed), as the chat's membership changes. A user's own
-  stream gets `member.removed` when they are removed, and ends after it.
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """A kind of event the stream sends, as the OpenAPI document declares it."""
 
-A user's stream ends when their token expires (a ticket's stream, when the token it was
-made with does): reconnect with a new one and `Last-Event-ID`.
-- A comment line (`: ping ...`) every `STREAM_HEARTBEAT` seconds: the heartbeat.
-"""
-EXAMPLE_DATA = json.dumps(MESSAGE_EXAMPLE, separators=(",", ":"))
-EVENTS_EXAMPLE = (
-    f"retry: {RETRY_MILLISECONDS}\r\n\r\n"
-    f"id: 7\r\nevent: {MESSAGE_POSTED}\r\ndata: {EXAMPLE_DATA}\r\n\r\n"
-    ": ping - 2026-11-22 14:11:04.829140+00:00\r\n\r\n"
-    f'event: {CHAT_DELETED}\r\ndata: {{"chat_id":1}}\r\n\r\n'
+    event: str  # its `event:` field
+    schema: str  # the name of its schema in the document
+    data: type[BaseModel]  # what its `data:` holds, as JSON
+    description: str
+
+
+EVENT_KINDS = (
+    EventKind(
+        MESSAGE_POSTED,
+        "MessagePostedEvent",
+        MessageResponse,
+        "A message, as `POST /chats/{chat_id}/messages/` returned it; `id` is its `seq`.",
+    ),
+    EventKind(
+        CHAT_DELETED,
+        "ChatDeletedEvent",
+        ChatDeletedData,
+        "The chat is deleted: the stream ends after it.",
+    ),
+    EventKind(
+        MEMBER_EVENTS["added"],
+        "MemberAddedEvent",
+        MemberChangeData,
+        "A user became a member of the chat.",
+    ),
+    EventKind(
+        MEMBER_EVENTS["updated"],
+        "MemberUpdatedEvent",
+        MemberChangeData,
+        "A member's role changed.",
+    ),
+    EventKind(
+        MEMBER_EVENTS["removed"],
+        "MemberRemovedEvent",
+        MemberChangeData,
+        "A member left or was removed (`role` null); a user's own stream ends after it.",
+    ),
 )
+CHAT_EVENT = "ChatEvent"  # any of them
+SEQ_TEXT = r"^[1-9][0-9]*$"  # a seq, as an event's `id`
+
+
+def event_schema(kind: EventKind) -> dict[str, Any]:
+    """An event as OpenAPI 3.2 models a Server-Sent Event: an object of its fields, here with
+    `data` a JSON text."""
+    posted = kind.event == MESSAGE_POSTED
+    return {
+        "title": kind.schema,
+        "description": kind.description,
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "const": kind.event},
+            "data": {
+                "type": "string",
+                "description": f"A `{kind.data.__name__}`, as JSON text.",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"{SCHEMAS}{kind.data.__name__}"},
+            },
+            "id": {
+                "type": "string",
+                "pattern": SEQ_TEXT,
+                "description": (
+                    "The message's `seq`: what `Last-Event-ID` brings back to resume after it."
+                    if posted
+                    else "Not sent with it: a client keeps the last `id` the stream sent."
+                ),
+            },
+            "retry": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "On the stream's first event: how many milliseconds a client "
+                "waits before it reconnects.",
+            },
+        },
+        "required": ["event", "data", "id"] if posted else ["event", "data"],
+    }
+
+
+def stream_schemas() -> dict[str, dict[str, Any]]:
+    """The schemas of the stream's events, for the document's components."""
+    schemas = {kind.schema: event_schema(kind) for kind in EVENT_KINDS}
+    schemas[CHAT_EVENT] = {
+        "title": CHAT_EVENT,
+        "description": "An event of a chat's stream (`GET /chats/{chat_id}/events`), told "
+        "apart by its `event` field.",
+        "oneOf": [{"$ref": f"{SCHEMAS}{kind.schema}"} for kind in EVENT_KINDS],
+        "discriminator": {
+            "propertyName": "event",
+            "mapping": {kind.event: f"{SCHEMAS}{kind.schema}" for kind in EVENT_KINDS},
+        },
+    }
+    return schemas
+
+
+EXAMPLE_DATA = MessageResponse.model_validate(MESSAGE_EXAMPLE).model_dump_json()
+EXAMPLE_DELETED = ChatDeletedData(chat_id=1).model_dump_json()
+WIRE_EXAMPLE = (
+    f"retry: {RETRY_MILLISECONDS}\n"
+    f"id: 7\nevent: {MESSAGE_POSTED}\ndata: {EXAMPLE_DATA}\n\n"
+    ": ping - 2026-11-22 14:11:04.829140+00:00\n"
+    f"event: {CHAT_DELETED}\ndata: {EXAMPLE_DELETED}\n\n"
+)
+EVENTS_DESCRIPTION = f"""\
+A `text/event-stream` that stays open: the chat's events, each a `ChatEvent`.
+
+- `{MESSAGE_POSTED}`, one per message, in `seq` order, each exactly once: `id` is the
+  message's `seq`, `data` the message as `POST /chats/{{chat_id}}/messages/` returned it.
+  First every message after the resume point, from storage, then each new one as it is posted.
+- `{CHAT_DELETED}`, `data` `{{"chat_id"}}`, when the chat is deleted; the stream ends after it.
+- `member.added`, `member.updated`, `member.removed`, `data` `{{"chat_id", "user_id", "role"}}`
+  (`role` null once removed), as the chat's membership changes. A user's own stream gets
+  `member.removed` when they are removed, and ends after it.
+
+The stream's first line is `retry: {RETRY_MILLISECONDS}`, a field of its first event. A comment
+line (`: ping ...`) comes every `STREAM_HEARTBEAT` seconds: the heartbeat, which is no event.
+A user's stream ends when their token expires (a ticket's stream, when the token it was made
+with does): reconnect with a new one and `Last-Event-ID`.
+
+On the wire (lines end with CRLF):
+
+```
+{WIRE_EXAMPLE}```
+"""
+# The same stream, as its schema reads it: an array of its events.
+EVENTS_EXAMPLE = [
+    {"event": MESSAGE_POSTED, "id": "7", "data": EXAMPLE_DATA, "retry": RETRY_MILLISECONDS},
+    {"event": CHAT_DELETED, "id": "7", "data": EXAMPLE_DELETED},
+]
 RESPONSES = {
     200: {
         "description": EVENTS_DESCRIPTION,
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string", "description": "Server-Sent Events."},
+                # Each event (OpenAPI 3.2's itemSchema, where FastAPI's own streams declare it).
+                "itemSchema": {"$ref": f"{SCHEMAS}{CHAT_EVENT}"},
+                # The whole stream, read as an array of its events (OpenAPI 3.2).
+                "schema": {"type": "array", "items": {"$ref": f"{SCHEMAS}{CHAT_EVENT}"}},
                 "example": EVENTS_EXAMPLE,
             }
         },
@@ -181,28 +302,17 @@ RESPONSES = {
     **UNAUTHORIZED,
     **NOT_FOUND,
     **CONFLICT,
-    **TOO_LARGE,
     429: error_response(
         "The user has `MAX_STREAMS_PER_USER` streams open on this server already; close one, "
         "or retry after the given delay.",
         USER_STREAMS_DETAIL,
-        headers={
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer"},
-            }
-        },
+        headers=headers(RETRY_AFTER_HEADER),
     ),
     503: error_response(
         "This server has `MAX_STREAMS` streams open already, or the database is unreachable; "
         "retry after the given delay.",
         STREAMS_BUSY_DETAIL,
-        headers={
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer"},
-            }
-        },
+        headers=headers(RETRY_AFTER_HEADER),
     ),
 }
 
@@ -228,16 +338,13 @@ def posted_events(messages: Sequence[MessagePosted]) -> bytes:
 
 
 def chat_deleted(chat_id: int) -> bytes:
-    data = json.dumps({"chat_id": chat_id}, separators=(",", ":"))
+    data = ChatDeletedData(chat_id=chat_id).model_dump_json()
     return ServerSentEvent(data, event=CHAT_DELETED).encode()
 
 
 def member_event(kind: str, chat_id: int, user_id: str, role: str | None) -> bytes:
-    data = json.dumps(
-        {"chat_id": chat_id, "user_id": user_id, "role": role},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    change = {"chat_id": chat_id, "user_id": user_id, "role": role}
+    data = MemberChangeData.model_validate(change).model_dump_json()
     return ServerSentEvent(data, event=MEMBER_EVENTS[kind]).encode()
 
 
@@ -304,7 +411,6 @@ def resume_point(after: int | None, last_event_id: int | None) -> int | None:
                     "msg": f"Last-Event-ID ({last_event_id}) is before after ({after}): "
                     "send one of them",
                     "type": "value_error",
-                    "input": str(last_event_id),
                 }
             ]
         )

@@ -28,7 +28,7 @@ router = SlashAgnosticRouter(prefix="/health", tags=["health"])
 class ReadTarget(BaseModel):
     target: str | None = Field(
         default=None,
-        description="The replica: host:port/database. Told to a service only (see `ready`).",
+        description="The replica: host:port/database. Told to a service only (see `getReadiness`).",
     )
     up: bool = Field(description="Whether it answers and is not left aside (down or behind).")
     replay_lag_seconds: float | None = Field(
@@ -52,7 +52,7 @@ class Health(BaseModel):
 
 @router.get(
     "/live",
-    operation_id="live",
+    operation_id="getLiveness",
     response_model_exclude_none=True,
     summary="Is the process up",
     response_description="Always `alive` while the process can answer.",
@@ -65,7 +65,7 @@ async def live() -> Health:
 
 @router.get(
     "/ready",
-    operation_id="ready",
+    operation_id="getReadiness",
     response_model_exclude_none=True,
     summary="Can the service take requests",
     response_description="The database answers and its schema is at the latest migration.",

@@ -10,18 +10,18 @@ from api.chats import ChatId, ConsistencyToken, announce_position
 from api.handling import container, handle
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
-    CONSISTENCY_TOKEN_HEADER,
     FORBIDDEN,
+    LAST_OWNER,
+    MEMBER_NOT_FOUND,
     NOT_FOUND,
     TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
     USER_ID_PATTERN,
+    WRITE_HEADERS,
     MemberResponse,
     MembersResponse,
     PutMemberRequest,
-    Responses,
-    error_response,
 )
 from commands.put_member import PutMember
 from commands.remove_member import RemoveMember
@@ -29,9 +29,7 @@ from domain.principals import USER_ID_MAX_LENGTH
 from queries.list_members import ListMembers
 
 router = SlashAgnosticRouter(
-    tags=["members"],
-    responses={**UNAUTHORIZED, **TOO_LARGE, **UNAVAILABLE},
-    route_class=Utf8JsonRoute,
+    tags=["members"], responses={**UNAUTHORIZED, **UNAVAILABLE}, route_class=Utf8JsonRoute
 )
 
 UserId = Annotated[
@@ -44,18 +42,6 @@ UserId = Annotated[
         examples=["ann"],
     ),
 ]
-LAST_OWNER: Responses = {
-    409: error_response(
-        "The chat's last owner cannot leave nor become a plain member: make another owner first.",
-        "chat 1 would have no owner left: make another owner first",
-    )
-}
-MEMBER_NOT_FOUND: Responses = {
-    404: error_response(
-        "The chat does not exist (to this caller), or the user is not a member of it.",
-        "chat 1 not found",
-    )
-}
 
 
 @router.get(
@@ -83,14 +69,16 @@ async def list_members(
     summary="Add a member, or change a member's role",
     response_description="The member as they now are.",
     responses={
-        200: {
-            "description": "The member's role, changed or set again.",
-            "headers": CONSISTENCY_TOKEN_HEADER,
+        200: {"description": "The member's role, changed or set again.", "headers": WRITE_HEADERS},
+        201: {
+            "model": MemberResponse,
+            "description": "The user is now a member.",
+            "headers": WRITE_HEADERS,
         },
-        201: {"description": "The user is now a member.", "headers": CONSISTENCY_TOKEN_HEADER},
         **FORBIDDEN,
         **NOT_FOUND,
         **LAST_OWNER,
+        **TOO_LARGE,
     },
 )
 async def put_member(
@@ -121,13 +109,11 @@ async def put_member(
     summary="Remove a member (or leave a chat)",
     response_class=Response,
     responses={
-        204: {
-            "description": "The user is no longer a member.",
-            "headers": CONSISTENCY_TOKEN_HEADER,
-        },
+        204: {"description": "The user is no longer a member.", "headers": WRITE_HEADERS},
         **FORBIDDEN,
         **MEMBER_NOT_FOUND,
         **LAST_OWNER,
+        **TOO_LARGE,
     },
 )
 async def remove_member(

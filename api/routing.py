@@ -1,12 +1,14 @@
-"""How requests are routed: both slash spellings, HEAD with GET, JSON bodies held to UTF-8."""
+"""How requests are routed: both slash spellings, HEAD with GET, JSON bodies held to UTF-8
+and to standard JSON."""
 
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
+
+from api import strict_json
 
 # Set on each route added beside a documented one (its other spelling, HEAD): the documented
 # route's template, so that the access log names an operation one way however it was reached.
@@ -25,12 +27,13 @@ def twin_of(path: str) -> str:
     return path.removesuffix("/") if path.endswith("/") else f"{path}/"
 
 
-class Utf8JsonRequest(Request):
+class StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             # RFC 8259 requires UTF-8 between systems; json.loads(bytes) would also guess
-            # UTF-16 and UTF-32. A UnicodeDecodeError here becomes a 422 in api.errors.
-            self._json = json.loads((await self.body()).decode("utf-8"))
+            # UTF-16 and UTF-32. A UnicodeDecodeError here becomes a 422 in api.errors; a
+            # JSONDecodeError (NaN too) one in FastAPI.
+            self._json = strict_json.loads((await self.body()).decode("utf-8"))
         return self._json
 
 
@@ -41,7 +44,7 @@ class Utf8JsonRoute(APIRoute):
             return handler  # nothing to decode: no second Request object per call
 
         async def utf8_json_handler(request: Request) -> Response:
-            return await handler(Utf8JsonRequest(request.scope, request.receive))
+            return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return utf8_json_handler
 

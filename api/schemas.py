@@ -1,4 +1,5 @@
-"""What goes over HTTP: request bodies, response bodies, and error bodies."""
+"""What goes over HTTP: request bodies, response bodies, error bodies, the events' data, and
+the responses and headers the OpenAPI document declares once for many operations."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -276,74 +277,98 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+def no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
+# The 422's body, under the names FastAPI's document gives it (api/openapi.py puts these in
+# place of FastAPI's own, which has `detail` optional and `ctx` a closed object).
+class ValidationError(BaseModel):
+    """One reason a request was refused."""
+
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's name."
+    )
+    msg: str = Field(description="Why, for a person to read.")
+    type: str = Field(description="Why, for a program: `missing`, `int_parsing`, ...")
+    ctx: Annotated[
+        dict[str, Any] | None,
+        # An open object when present, never null: absent when the error has no context.
+        WithJsonSchema(
+            {
+                "type": "object",
+                "additionalProperties": True,
+                "description": 'The rule that failed, when it has values: `{"le": 100}`.',
+            }
+        ),
+        # No `"default": null` beside it either: an object's default cannot be null, and
+        # generators make a field with a default one that is always there.
+        Field(exclude_if=lambda value: value is None, json_schema_extra=no_default),
+    ] = None
+
+
+class HTTPValidationError(BaseModel):
+    """Every reason a request was refused (422)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": [
+                        {
+                            "type": "less_than_equal",
+                            "loc": ["query", "limit"],
+                            "msg": "Input should be less than or equal to 100",
+                            "ctx": {"le": 100},
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    detail: list[ValidationError]
+
+
+# The document's components: responses and headers that many operations share, each
+# declared once here and named by a `$ref` where it applies (api/openapi.py puts them in).
+SCHEMAS = "#/components/schemas/"
+
+
 def error_response(description: str, example: str, **extra: Any) -> dict[str, Any]:
+    """An error answered as `{"detail": "..."}`."""
     return {
-        "model": ErrorResponse,
         "description": description,
-        "content": {"application/json": {"example": {"detail": example}}},
+        "content": {
+            "application/json": {
+                "schema": {"$ref": f"{SCHEMAS}{ErrorResponse.__name__}"},
+                "example": {"detail": example},
+            }
+        },
         **extra,
     }
 
 
-Responses = dict[int | str, dict[str, Any]]
-
-NOT_FOUND: Responses = {404: error_response("The chat does not exist.", "chat 42 not found")}
-MESSAGE_NOT_FOUND: Responses = {
-    404: error_response(
-        "The chat does not exist, or has no message with that id.",
-        "message 7 not found in chat 1",
-    )
-}
-CONFLICT: Responses = {
-    409: error_response(
-        "`after` is beyond the chat's last seq: a resume point from another chat, or made "
-        "up. Nothing is skipped silently; start again from 0, or from a seq the chat has.",
-        "chat 1 has no message with seq 9: its last seq is 3",
-    )
-}
-TOO_LARGE: Responses = {
-    413: error_response(
-        "The request body is larger than the configured maximum.",
-        "request body larger than 65536 bytes",
-    )
-}
-UNAUTHORIZED: Responses = {
-    401: error_response(
-        "No credential, or one that is malformed, expired, forged or revoked (AUTH_MODE="
-        "required). The response carries `WWW-Authenticate: Bearer`.",
-        "not authenticated: send Authorization: Bearer <a user token or an API key>",
-        headers={
-            "WWW-Authenticate": {
-                "description": "The scheme to authenticate with: `Bearer`.",
-                "schema": {"type": "string"},
-            }
-        },
-    )
-}
-FORBIDDEN: Responses = {
-    403: error_response(
-        "The caller is a member of the chat, but only its owners may do this.",
-        "only an owner of chat 1 may delete it",
-    )
-}
-UNAVAILABLE: Responses = {
-    503: error_response(
-        "The database is unreachable or overloaded; retry after the given delay.",
-        "database unavailable",
-        headers={
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer"},
-            }
-        },
-    )
-}
-
-
 REPLAYED_HEADER = "Idempotent-Replayed"
+RETRY_AFTER_HEADER = "Retry-After"
 
-
-CONSISTENCY_TOKEN_HEADER: dict[str, Any] = {
+HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {
+        "description": "Where the new resource is, relative to this server: `GET` it.",
+        "required": True,
+        "schema": {"type": "string", "format": "uri-reference"},
+        "example": "/chats/1",
+    },
+    REPLAYED_HEADER: {
+        "description": (
+            "`true` when this is the response of an earlier request with the same "
+            "`Idempotency-Key`, sent again: nothing new was created, and what it names may "
+            "have been deleted since. Absent otherwise."
+        ),
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+        "example": "true",
+    },
     CONSISTENCY_HEADER: {
         "description": (
             "The database's position after this write, opaque. Send it back as the "
@@ -353,31 +378,96 @@ CONSISTENCY_TOKEN_HEADER: dict[str, Any] = {
         "required": False,
         "schema": {"type": "string", "pattern": CONSISTENCY_PATTERN},
         "example": "0/3000148",
-    }
+    },
+    RETRY_AFTER_HEADER: {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+        "example": 1,
+    },
+    "WWW-Authenticate": {
+        "description": "The scheme to authenticate with: `Bearer`.",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "Bearer",
+    },
 }
 
 
-def created_headers(what: str, example: str) -> dict[str, Any]:
-    """The headers of a 201: where the new resource is, whether this is a replay, and the
-    token a read brings back to see it."""
-    return {
-        "Location": {
-            "description": f"The URL of {what}, relative to this server.",
-            "required": True,
-            "schema": {"type": "string", "format": "uri-reference"},
-            "example": example,
-        },
-        REPLAYED_HEADER: {
-            "description": (
-                "`true` when this is the response of an earlier request with the same "
-                "`Idempotency-Key`, sent again: nothing new was created. Absent otherwise."
-            ),
-            "required": False,
-            "schema": {"type": "string", "enum": ["true"]},
-            "example": "true",
-        },
-        **CONSISTENCY_TOKEN_HEADER,
-    }
+def header_ref(name: str) -> dict[str, Any]:
+    assert name in HEADERS, name
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def headers(*names: str) -> dict[str, Any]:
+    """A response's `headers`, each a reference to its component."""
+    return {name: header_ref(name) for name in names}
+
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "Unauthorized": error_response(
+        "No credential, or one that is malformed, expired, forged or revoked (AUTH_MODE="
+        "required). The response carries `WWW-Authenticate: Bearer`.",
+        "not authenticated: send Authorization: Bearer <a user token or an API key>",
+        headers=headers("WWW-Authenticate"),
+    ),
+    "Forbidden": error_response(
+        "The caller is a member of the chat, but only its owners may do this.",
+        "only an owner of chat 1 may delete it",
+    ),
+    "ChatNotFound": error_response("The chat does not exist.", "chat 42 not found"),
+    "MessageNotFound": error_response(
+        "The chat does not exist, or has no message with that id.",
+        "message 7 not found in chat 1",
+    ),
+    "MemberNotFound": error_response(
+        "The chat does not exist (to this caller), or the user is not a member of it.",
+        "chat 1 not found",
+    ),
+    "ResumePointAhead": error_response(
+        "`after` is beyond the chat's last seq: a resume point from another chat, or made "
+        "up. Nothing is skipped silently; start again from 0, or from a seq the chat has.",
+        "chat 1 has no message with seq 9: its last seq is 3",
+    ),
+    "LastOwner": error_response(
+        "The chat's last owner cannot leave nor become a plain member: make another owner first.",
+        "chat 1 would have no owner left: make another owner first",
+    ),
+    "TooLarge": error_response(
+        "The request body is larger than the configured maximum.",
+        "request body larger than 65536 bytes",
+    ),
+    "Unavailable": error_response(
+        "The database is unreachable or overloaded; retry after the given delay.",
+        "database unavailable",
+        headers=headers(RETRY_AFTER_HEADER),
+    ),
+}
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def response_ref(name: str) -> dict[str, Any]:
+    assert name in RESPONSES, name
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+UNAUTHORIZED: Responses = {401: response_ref("Unauthorized")}
+FORBIDDEN: Responses = {403: response_ref("Forbidden")}
+NOT_FOUND: Responses = {404: response_ref("ChatNotFound")}
+MESSAGE_NOT_FOUND: Responses = {404: response_ref("MessageNotFound")}
+MEMBER_NOT_FOUND: Responses = {404: response_ref("MemberNotFound")}
+CONFLICT: Responses = {409: response_ref("ResumePointAhead")}
+LAST_OWNER: Responses = {409: response_ref("LastOwner")}
+# Not declared by a GET: it takes no body, so a client of the document sends it none.
+TOO_LARGE: Responses = {413: response_ref("TooLarge")}
+UNAVAILABLE: Responses = {503: response_ref("Unavailable")}
+
+# The headers of a 201: where the new resource is, whether this is a replay, and the token a
+# read brings back to see it.
+CREATED_HEADERS = headers("Location", REPLAYED_HEADER, CONSISTENCY_HEADER)
+# The header of every other successful write.
+WRITE_HEADERS = headers(CONSISTENCY_HEADER)
 
 
 MEMBER_EXAMPLE: JsonDict = {"user_id": "ann", "role": "owner", "added_at": EXAMPLE_TIME}
@@ -425,3 +515,21 @@ class StreamTicketResponse(BaseModel):
         "`GET /chats/{chat_id}/events?ticket=...`."
     )
     expires_at: datetime = Field(description="Unused by then, the ticket is no good.")
+
+
+# The data of the event stream's events other than `message.posted` (whose data is a
+# MessageResponse): what api/events.py sends, and what the document declares.
+class ChatDeletedData(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"chat_id": 1}]})
+
+    chat_id: int
+
+
+class MemberChangeData(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"chat_id": 1, "user_id": "bob", "role": "member"}]}
+    )
+
+    chat_id: int
+    user_id: str
+    role: Role | None = Field(description="The member's role now; null once removed.")

@@ -23,6 +23,7 @@ from tests.api.helpers import (
     post_messages,
     resolve,
 )
+from tests.api.test_openapi import deref
 from tests.support.servers import new_client
 from tests.support.threads import run_in_threads
 
@@ -331,7 +332,7 @@ def test_after_is_declared_as_an_optional_seq(spec: Json) -> None:
 
 def test_409_and_next_after_are_declared(spec: Json) -> None:
     responses = history_operation(spec)["responses"]
-    conflict = responses["409"]
+    conflict = deref(spec, responses["409"])  # a component, named by $ref
     schema = resolve(spec, conflict["content"]["application/json"]["schema"])
     assert schema["properties"]["detail"]["type"] == "string"
     example = conflict["content"]["application/json"]["example"]

@@ -1,6 +1,8 @@
 """Malformed requests and ids: every one a 4xx in FastAPI's error shapes, never a 500."""
 
+import json
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -318,3 +320,110 @@ def test_a_limit_is_plain_decimal_digits(client: httpx.Client, chat: Json, spell
         response = client.get(path, params={"limit": spelling.replace("1", "5")})
         assert response.status_code == 422, (path, spelling, response.text)
         assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+# --- one 422 shape -------------------------------------------------------------------------
+
+# The members of a 422's errors: FastAPI's validation list, without pydantic's `input` (which
+# echoed the input back) and `url`.
+ERROR_MEMBERS = {"type", "loc", "msg"}
+CTX_VALUES = str | int | float | bool | None
+
+
+def assert_one_422_shape(response: httpx.Response) -> list[Json]:
+    """The 422 every invalid request gets, in standard JSON, with nothing echoed back."""
+    errors = assert_validation_error(response)
+    json.loads(response.text, parse_constant=refuse_non_standard)
+    for error in errors:
+        assert ERROR_MEMBERS <= set(error) <= ERROR_MEMBERS | {"ctx"}, error
+        if "ctx" in error:
+            assert isinstance(error["ctx"], dict), error
+            assert error["ctx"], error
+            assert all(isinstance(value, CTX_VALUES) for value in error["ctx"].values()), error
+    return errors
+
+
+def refuse_non_standard(constant: str) -> None:
+    raise ValueError(f"not JSON: {constant}")
+
+
+INVALID_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # pydantic's own errors, with a ctx
+    "title-of-a-wrong-type": ("POST", "/chats/", {"json": {"title": 5}}),
+    "missing-field": ("POST", "/chats/{chat_id}/messages/", {"json": {}}),
+    "limit-out-of-range": ("GET", "/chats/{chat_id}", {"params": {"limit": 0}}),
+    "id-not-an-integer": ("GET", "/chats/abc", {}),
+    "key-of-a-wrong-pattern": (
+        "POST",
+        "/chats/",
+        {"json": {"title": "x"}, "headers": {"Idempotency-Key": "a b"}},
+    ),
+    # FastAPI's and ours for a body that is not JSON
+    "json-syntax": ("POST", "/chats/", {"content": b'{"title": '}),
+    "not-utf8": ("POST", "/chats/", {"content": b'{"title": "\xff"}'}),
+    "nan": ("POST", "/chats/", {"content": b'{"title": NaN}'}),
+    # the domain's InvalidInput
+    "not-a-cursor": ("GET", "/chats/", {"params": {"cursor": "not-a-cursor"}}),
+    "blank-title": ("POST", "/chats/", {"json": {"title": "   "}}),
+    # events.py's own
+    "last-event-id-before-after": (
+        "GET",
+        "/chats/{chat_id}/events",
+        {"params": {"after": 0}, "headers": {"Last-Event-ID": "-1"}},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(INVALID_REQUESTS))
+def test_every_422_has_one_shape(client: httpx.Client, chat: Json, name: str) -> None:
+    method, template, options = INVALID_REQUESTS[name]
+    if "content" in options:
+        options = {**options, "headers": {"Content-Type": "application/json"}}
+
+    response = client.request(method, template.format(chat_id=chat["id"]), **options)
+
+    assert_one_422_shape(response)
+
+
+def test_an_idempotency_key_reused_is_a_422_of_the_one_shape(
+    client: httpx.Client, container: Container
+) -> None:
+    key = {"Idempotency-Key": "shape-1"}
+    assert client.post("/chats/", json={"title": "first"}, headers=key).status_code == 201
+
+    response = client.post("/chats/", json={"title": "second"}, headers=key)
+
+    errors = assert_one_422_shape(response)
+    assert errors[0]["loc"] == ["header", "idempotency-key"], errors
+    assert count_rows(container.write_engine(), "chats") == 1
+
+
+def test_pydantic_gives_its_context_json_safe(client: httpx.Client, chat: Json) -> None:
+    response = client.get(f"/chats/{chat['id']}", params={"limit": 0})
+
+    errors = assert_one_422_shape(response)
+    assert errors == [
+        {
+            "type": "greater_than_equal",
+            "loc": ["query", "limit"],
+            "msg": "Input should be greater than or equal to 1",
+            "ctx": {"ge": 1},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [("/chats/", "title"), ("/chats/{chat_id}/messages/", "text")],
+)
+def test_a_10_kb_invalid_input_is_not_echoed(
+    client: httpx.Client, chat: Json, nothing_stored: Callable[[], None], template: str, field: str
+) -> None:
+    too_long = "too long " * 1200  # about 10 KB, over any field's maximum
+
+    response = client.post(body_path(template, chat), json={field: too_long})
+
+    assert_one_422_shape(response)
+    assert len(response.content) < 1024, response.text
+    assert "too long too long" not in response.text
+    nothing_stored()

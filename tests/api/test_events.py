@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import httpx
+import httpx_sse
 import pytest
 from dependency_injector import providers
 
@@ -408,6 +409,39 @@ def test_heartbeats_keep_a_quiet_stream_alive(own_server: Serve) -> None:
         # And the stream still delivers.
         posted = post_message(client, chat["id"])
         assert_posted(events.next(), posted)
+
+
+def test_an_sse_client_that_hands_over_every_block_gets_only_whole_events(
+    own_server: Serve,
+) -> None:
+    """httpx-sse dispatches every block that sets a field, `retry` or a kept `id` included,
+    where EventSource dispatches only those with data. The `retry` comes with the first
+    event, and a heartbeat ends no block: so no event is empty, before, between or after."""
+    client, _ = own_server(stream_heartbeat=0.05)
+    chat = create_chat(client)
+    path = events_path(chat["id"])
+    with httpx_sse.connect_sse(client, "GET", path, timeout=DEADLINE_SECONDS) as source:
+        events = source.iter_sse()
+        time.sleep(0.2)  # heartbeats, after the `retry` line
+        posted = post_message(client, chat["id"])
+        first = next(events)
+        time.sleep(0.2)  # heartbeats, after an event with an `id`
+        added = client.put(f"/chats/{chat['id']}/members/bob", json={"role": "member"})
+        assert added.status_code == 201, added.text
+        second = next(events)
+        time.sleep(0.2)
+        assert client.delete(f"/chats/{chat['id']}").status_code == 204
+        rest = list(events)
+    received = [first, second, *rest]
+    assert [event.event for event in received] == [
+        "message.posted",
+        "member.added",
+        "chat.deleted",
+    ]
+    assert all(event.data for event in received), received
+    assert (first.retry, first.id, first.json()) == (2000, str(posted["seq"]), posted)
+    assert second.json() == {"chat_id": chat["id"], "user_id": "bob", "role": "member"}
+    assert rest[0].json() == {"chat_id": chat["id"]}
 
 
 def test_a_stream_is_logged_once_with_its_route(

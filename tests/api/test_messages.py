@@ -21,6 +21,7 @@ from tests.api.helpers import (
     post_messages,
     send_raw,
 )
+from tests.api.test_openapi import deref
 from tests.support.database import count_rows
 
 TEXT_MAX = 5000
@@ -149,7 +150,7 @@ def test_post_message_answers_with_the_location_of_the_message(
 
 def test_post_message_declares_its_location(spec: Json) -> None:
     responses = spec["paths"]["/chats/{chat_id}/messages/"]["post"]["responses"]
-    location = responses["201"]["headers"]["Location"]
+    location = deref(spec, responses["201"]["headers"]["Location"])  # a component, by $ref
     assert location["required"] is True
     assert location["schema"] == {"type": "string", "format": "uri-reference"}
     assert location["description"]

@@ -15,6 +15,9 @@ from schemathesis.python import asgi
 from sqlalchemy import text
 
 from api.app import create_app
+from commands.create_chat import CreateChat
+from commands.post_message import PostMessage
+from domain.principals import user
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.settings import Settings
@@ -63,3 +66,23 @@ def empty_database(fuzz_container: Container) -> Callable[[], None]:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
     return empty
+
+
+# The chat the document's examples name (`chat_id` 1), and how many messages it has: more than
+# the example resume point (7), so that a stream opened there sends some.
+STREAMED_CHAT = 1
+STREAMED_MESSAGES = 8
+
+
+@pytest.fixture(scope="module")
+def streamed_chat(fuzz_container: Container, empty_database: Callable[[], None]) -> int:
+    """Chat 1 of the fuzzing user, with a few messages, on otherwise empty tables: the chat
+    whose stream the examples and the coverage phase open, to read events from it."""
+    empty_database()
+    fuzzer = user(config.USER)
+    created = fuzz_container.create_chat()(CreateChat("streamed", principal=fuzzer))
+    assert created.chat_id == STREAMED_CHAT
+    post = fuzz_container.post_message()
+    for number in range(1, STREAMED_MESSAGES + 1):
+        post(PostMessage(created.chat_id, f"message {number}", principal=fuzzer))
+    return created.chat_id

@@ -18,6 +18,9 @@ findings; each is handled here as narrowly as it can be (README, Development, sa
   the same check except for a 422 that blames the cursor parameter alone.
 - `before` and `after` of the history are each valid but exclusive, which parameter schemas
   cannot state: with both, the 422 that blames `after` alone is accepted by the same check.
+- The stream's `after` and `Last-Event-ID` may come together (a browser reconnecting to the
+  URL it opened), the header not before `after`, which parameter schemas cannot state either:
+  with both, the 422 that blames the header alone is accepted by the same check.
 - The fuzzing user leaving a chat (`DELETE /chats/{chat_id}/members/<themself>`, allowed once
   another owner is there) makes the chat a missing one to them, by design; the stateful checks
   would read every later 404 as a created resource gone. Such a request removes another user
@@ -46,6 +49,8 @@ CURSOR_PARAMETERS = frozenset({("query", "cursor"), ("query", "before")})
 AUTHOR = frozenset({("body", "author")})
 # Paging back and paging forward: either one, never both.
 EXCLUSIVE_PARAMETERS = frozenset({"before", "after"})
+# A stream's two resume points: the header must not be before the query's.
+LAST_EVENT_ID = "last-event-id"
 
 _request_numbers = itertools.count(1)
 
@@ -107,14 +112,23 @@ def sends_exclusive_parameters(case: Case[Any]) -> bool:
     return set(case.query or {}) >= EXCLUSIVE_PARAMETERS
 
 
+def sends_both_resume_points(case: Case[Any]) -> bool:
+    headers = {name.lower() for name in case.headers or {}}
+    return "after" in (case.query or {}) and LAST_EVENT_ID in headers
+
+
 @schemathesis.check
 def positive_data_acceptance_except_made_up_cursors(
     ctx: CheckContext, response: Response, case: Case[Any]
 ) -> bool | None:
     """`positive_data_acceptance`, except that a made-up cursor may be refused (with 422), and
-    `before` with `after` too, and another user named as the author."""
+    `before` with `after` too, a `Last-Event-ID` before `after`, and another user named as the
+    author."""
     if blames_only(response, CURSOR_PARAMETERS) or blames_only(response, AUTHOR):
         return None
     if sends_exclusive_parameters(case) and blames_only(response, frozenset({("query", "after")})):
+        return None
+    resume_header = frozenset({("header", LAST_EVENT_ID)})
+    if sends_both_resume_points(case) and blames_only(response, resume_header):
         return None
     return positive_data_acceptance(ctx, response, case)
