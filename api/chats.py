@@ -412,8 +412,10 @@ async def get_message(
 async def delete_chat(
     chat_id: ChatId, request: Request, response: Response, caller: Caller
 ) -> None:
-    """Delete a chat; the database deletes its messages with it. For its owners (and
-    services): a member gets 403."""
+    """Delete a chat with everything in it, at once however many messages it has: from the
+    204 on, every operation on it is a 404 and its open streams get `chat.deleted`; its
+    messages are purged afterwards by a background job, and its id is never used again. For
+    its owners (and services): a member gets 403."""
     handler = container(request).delete_chat()
     command = DeleteChat(chat_id=chat_id, principal=caller)
     deleted = await handle(request, handler, command, chat_id=chat_id)
