@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from domain.errors import IdempotencyKeyReused
 from domain.principals import Principal
 from infrastructure.clock import Clock
+from infrastructure.tables import chats
 from infrastructure.tables import idempotency_keys as keys
 
 
@@ -38,6 +39,10 @@ Result = TypeVar("Result", bound=Replayable)
 # Built once: constructing statements per call costs more than running them. The bound names
 # are not the columns': an UPDATE reserves those for its SET clause.
 THIS_KEY = (keys.c.scope == bindparam("in_scope")) & (keys.c.key == bindparam("named"))
+FORGET = delete(keys).where(THIS_KEY)
+DELETED_CHAT = select(chats.c.id).where(
+    chats.c.id == bindparam("chat_id"), chats.c.deleted_at.is_not(None)
+)
 FORGET_EXPIRED = delete(keys).where(THIS_KEY, keys.c.created_at < bindparam("expired_before"))
 CLAIM = {
     "postgresql": postgresql.insert(keys).on_conflict_do_nothing().returning(keys.c.key),
@@ -150,3 +155,12 @@ def purge_in(connection: Connection, now: datetime, ttl_seconds: float) -> int:
     """Delete every expired key, in the caller's transaction; returns how many."""
     deleted = connection.execute(PURGE, {"expired_before": expired_before(now, ttl_seconds)})
     return deleted.rowcount
+
+
+def chat_is_deleted(connection: Connection, chat_id: int) -> bool:
+    """Whether the chat has a tombstone: deleted, its purge (and its keys') still to come."""
+    return connection.execute(DELETED_CHAT, {"chat_id": chat_id}).first() is not None
+
+
+def forget(connection: Connection, scope: str, key: str) -> None:
+    connection.execute(FORGET, {"in_scope": scope, "named": key})

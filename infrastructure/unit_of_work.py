@@ -87,16 +87,26 @@ class UnitOfWork:
         if key is None:
             return run()
         scope = idempotency.scope_of(principal, operation, chat_id)
-        first = idempotency.claim(
-            self.connection,
-            self._clock(),
-            self._idempotency_ttl,
-            scope,
-            key,
-            chat_id,
-            request,
-            result_type,
-        )
+
+        def claim() -> Result | None:
+            return idempotency.claim(
+                self.connection,
+                self._clock(),
+                self._idempotency_ttl,
+                scope,
+                key,
+                chat_id,
+                request,
+                result_type,
+            )
+
+        first = claim()
+        named = None if first is None or result_chat is None else result_chat(first)
+        if named is not None and idempotency.chat_is_deleted(self.connection, named):
+            # Deleted since, its purge still to come (which would take the key with it): the
+            # key is forgotten now, and this run is the first.
+            idempotency.forget(self.connection, scope, key)
+            first = claim()
         if first is not None:
             return first
         result = run()

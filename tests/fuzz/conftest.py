@@ -36,7 +36,12 @@ def fuzz_container(databases: EmptyDatabases) -> Iterator[Container]:
     url = databases.new("postgresql")
     migrations.upgrade(url)
     container = Container()
-    settings = Settings(database_url=url, auth_mode="required", auth_jwt_secret=config.SECRET)
+    # No background jobs (JOBS=worker, none running): between scenarios the fuzz empties
+    # every table, which a purge step racing it would deadlock with. A deleted chat stays a
+    # tombstone until then, a 404 to every operation as it is while its purge waits.
+    settings = Settings(
+        database_url=url, auth_mode="required", auth_jwt_secret=config.SECRET, jobs="worker"
+    )
     container.settings.override(providers.Object(settings))
     yield container
     container.shutdown_resources()

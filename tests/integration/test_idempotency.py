@@ -148,9 +148,11 @@ def test_deleting_a_chat_forgets_its_message_keys(container: Container) -> None:
     chat = create(container, "Standup", None)
     post(container, chat.chat_id, "hello", "m-1")
     container.delete_chat()(DeleteChat(chat_id=chat.chat_id, principal=LOCAL))
-    assert count(container, "idempotency_keys") == 0
+    # A retry finds no chat, before its key is even looked at; the purge takes the keys.
     with pytest.raises(ChatNotFound):
         post(container, chat.chat_id, "hello", "m-1")
+    container.job_runner().run_until_idle()
+    assert count(container, "idempotency_keys") == 0
 
 
 def test_an_expired_key_is_forgotten(container: Container, clock: StepClock) -> None:

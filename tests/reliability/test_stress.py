@@ -210,6 +210,7 @@ def test_concurrent_posts_reads_and_a_delete(
         fds_closed = wait_for(lambda: open_fds() <= idle_fds + FD_TOLERANCE)
         after_fds = open_fds()
         after_rss = rss_bytes()
+        container.job_runner().run_until_idle()  # the deleted chat's purge, a background job
         stored = stored_messages(engine)
         with engine.connect() as connection:
             views = {
