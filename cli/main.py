@@ -243,7 +243,7 @@ def _run(args: argparse.Namespace, container: Container) -> BaseModel | dict[str
             run_worker(container)
             return None  # it logged its progress
         case "jobs":
-            return pending_jobs(container)
+            return {"jobs": [_json_object(job) for job in pending_jobs(container)]}
         case "keys":
             return _keys(args, container)
         case "token":
@@ -261,10 +261,7 @@ def _keys(args: argparse.Namespace, container: Container) -> dict[str, Any] | No
             info, key = api_keys.create(args.name)
             return {"id": info.id, "name": info.name, "key": key}
         case "list":
-            listed = [
-                {name: _json_value(value) for name, value in asdict(info).items()}
-                for info in api_keys.list()
-            ]
+            listed = [_json_object(asdict(info)) for info in api_keys.list()]
             return {"keys": listed}
         case _:
             api_keys.revoke(args.id)
@@ -281,8 +278,12 @@ def _mint(args: argparse.Namespace, container: Container) -> None:
     print(tokens.mint(args.user_id, timedelta(seconds=args.ttl), clock()))  # alone: $(...)
 
 
-def _json_value(value: object) -> object:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+def _json_object(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields as JSON has them: a time as its ISO 8601 text."""
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in fields.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from infrastructure.container import Container
 from infrastructure.job_runner import RunnerStatus
@@ -88,16 +87,7 @@ def is_healthy(settings: Settings) -> bool:
     return time.time() - beat_at <= stale_after
 
 
-def pending_jobs(container: Container) -> dict[str, Any]:
+def pending_jobs(container: Container) -> list[dict[str, object]]:
     """Every job waiting, due first first, with its progress."""
     with container.write_engine().connect() as connection:
-        rows = backlog(connection)
-    return {
-        "jobs": [
-            {
-                name: value.isoformat() if hasattr(value, "isoformat") else value
-                for name, value in row.items()
-            }
-            for row in rows
-        ]
-    }
+        return backlog(connection)

@@ -90,7 +90,6 @@ FINISH = delete(jobs).where(JOB)
 BACKLOG = select(
     jobs.c.id, jobs.c.kind, jobs.c.chat_id, jobs.c.run_after, jobs.c.done, jobs.c.created_at
 ).order_by(jobs.c.run_after, jobs.c.id)
-PENDING_CHAT_PURGES = select(func.count()).where(jobs.c.kind == PURGE_CHAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +198,6 @@ STEPS: dict[str, StepFunction] = {
         )
     ),
     PURGE_STREAM_TICKETS: periodic(
-        lambda connection, now, settings: stream_tickets.purge_in(connection, now)
+        lambda connection, now, settings: stream_tickets.purge(connection, now)
     ),
 }

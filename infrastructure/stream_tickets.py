@@ -94,12 +94,6 @@ def _problem(connection: Connection, row: Any, chat_id: int, now: datetime) -> s
     return None
 
 
-def purge(engine: Engine, clock: Clock) -> int:
-    """Forget the tickets that expired unused, in a transaction of their own; how many."""
-    with engine.begin() as connection:
-        return purge_in(connection, clock())
-
-
-def purge_in(connection: Connection, now: datetime) -> int:
+def purge(connection: Connection, now: datetime) -> int:
     """Forget the tickets that expired unused, in the caller's transaction; how many."""
     return connection.execute(PURGE, {"now": now}).rowcount

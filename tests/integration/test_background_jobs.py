@@ -78,6 +78,14 @@ def bulk_messages(engine: Engine, chat_id: int, count: int) -> None:
         )
 
 
+def deleted_chat_of(container: Container, count: int) -> int:
+    """A chat of `count` messages, deleted: its purge waits for a worker."""
+    chat_id = new_chat(container, messages=0)
+    bulk_messages(container.write_engine(), chat_id, count)
+    delete(container, chat_id)
+    return chat_id
+
+
 def purged_to(engine: Engine, chat_id: int) -> int | None:
     """How far the chat's purge has gone (its job's `done`), or None once it is finished."""
     with engine.connect() as connection:
@@ -347,9 +355,7 @@ def test_a_worker_killed_mid_purge_leaves_whole_steps_and_another_finishes(
     container: Container, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
     engine = container.write_engine()
-    chat_id = new_chat(container, messages=0)
-    bulk_messages(engine, chat_id, 5000)
-    delete(container, chat_id)
+    chat_id = deleted_chat_of(container, 5000)
 
     worker = start_worker(worker_env, tmp_path, JOB_BATCH_SIZE="100", JOB_BATCH_PAUSE="0.01")
     wait_for_progress(engine, chat_id)
@@ -375,9 +381,7 @@ def test_sigterm_lets_the_step_in_flight_commit_then_stops(
     container: Container, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
     engine = container.write_engine()
-    chat_id = new_chat(container, messages=0)
-    bulk_messages(engine, chat_id, 20_000)
-    delete(container, chat_id)
+    chat_id = deleted_chat_of(container, 20_000)
 
     worker = start_worker(worker_env, tmp_path, JOB_BATCH_SIZE="500", JOB_BATCH_PAUSE="0.05")
     wait_for_progress(engine, chat_id)

@@ -15,14 +15,13 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 from dependency_injector import providers
-from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection
 
 from api.admission import CHAT_BUSY, NO_THREAD, STATEMENT_CANCELLED, TIMED_OUT
 from bench.procstat import children
@@ -32,7 +31,7 @@ from infrastructure.container import Container
 from queries.get_chat import GetChat
 from tests.live.processes import serving
 from tests.reliability.load import Exchange, Recorder, create_chat, exchange, stored_messages
-from tests.support.database import count_rows, inspector
+from tests.support.database import count_rows, held, inspector
 from tests.support.servers import container_for, new_client, served
 from tests.support.threads import run_in_threads
 
@@ -253,21 +252,9 @@ async def post(http: httpx.AsyncClient, chat_id: int, text: str) -> Exchange:
     )
 
 
-@contextmanager
-def row_locked(database_url: str, chat_id: int) -> Iterator[Connection]:
+def row_locked(database_url: str, chat_id: int) -> AbstractContextManager[Connection]:
     """The chat's row locked by a transaction of another client, until the block ends."""
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(
-                text("SELECT id FROM chats WHERE id = :id FOR UPDATE"), {"id": chat_id}
-            )
-            try:
-                yield connection
-            finally:
-                connection.rollback()
-    finally:
-        engine.dispose()
+    return held(database_url, "SELECT id FROM chats WHERE id = :id FOR UPDATE", id=chat_id)
 
 
 def test_a_chat_whose_row_lock_is_stuck_does_not_starve_the_others(own_database: str) -> None:

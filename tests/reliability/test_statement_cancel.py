@@ -9,16 +9,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from anyio import to_thread
 from pydantic import ValidationError
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from api.admission import STATEMENT_CANCELLED, Admission, Busy
 from cli.main import main
@@ -27,7 +24,7 @@ from infrastructure.caller import CallerGone
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 from tests.reliability.load import Exchange, create_chat, exchange
-from tests.support.database import OTHER_SESSIONS, count_rows, inspector
+from tests.support.database import OTHER_SESSIONS, count_rows, held, inspector
 from tests.support.servers import container_for, new_client, served
 
 REQUEST_TIMEOUT = 2.0
@@ -54,22 +51,6 @@ def container_of(database_url: str, **settings: Any) -> Container:
         access_log=False,
         **settings,
     )
-
-
-@contextmanager
-def held(database_url: str, statement: str, **params: Any) -> Iterator[Connection]:
-    """What `statement` locks, held by a transaction of another client until the block ends
-    (or the transaction is rolled back within it)."""
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement), params)
-            try:
-                yield connection
-            finally:
-                connection.rollback()
-    finally:
-        engine.dispose()
 
 
 def assert_cancelled(answer: Exchange) -> None:

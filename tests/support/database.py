@@ -4,7 +4,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 # PostgreSQL's sessions on the asker's database, but the asker's own.
@@ -41,5 +41,21 @@ def inspector(url: str) -> Iterator[Engine]:
     engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def held(database_url: str, statement: str, **params: Any) -> Iterator[Connection]:
+    """What `statement` locks, held by a transaction of another client until the block ends
+    (or the transaction is rolled back within it)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement), params)
+            try:
+                yield connection
+            finally:
+                connection.rollback()
     finally:
         engine.dispose()
