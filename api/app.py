@@ -1,5 +1,6 @@
 """The FastAPI application, built around a container."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,12 +14,13 @@ from api.admission import Admission, Busy, busy_handler
 from api.body_limit import BodyLimit
 from api.cors import cors
 from api.errors import install_error_handlers
+from api.live.chats import LiveChats
+from api.live.news import NewsReader
+from api.live.shutdown import on_shutdown, uvicorn_server
 from api.openapi import install_openapi
 from api.request_log import RequestLog
 from api.routing import serve_like_the_api
 from api.security_headers import SecurityHeaders
-from api.send_deadlines import SendDeadlines
-from api.shared_reads import SharedReads
 from api.single_headers import SingleHeaders
 from api.stream_slots import StreamSlots
 from infrastructure.container import Container
@@ -81,12 +83,19 @@ def create_app(container: Container | None = None) -> FastAPI:
         # this process, unless `chatapi worker` processes run them (JOBS=worker).
         jobs = container.job_runner() if settings.jobs == "in-process" else None
         jobs_thread = None if jobs is None else start_in_thread(jobs)
-        app.state.send_deadlines.start()
+        live.start()
+        # uvicorn waits for open responses before it shuts the app down: streams end first.
+        server = uvicorn_server()
+        watching = (
+            None if server is None else asyncio.create_task(on_shutdown(server, live.finish_all))
+        )
         yield
+        live.finish_all()
+        if watching is not None:
+            watching.cancel()
         if jobs is not None and jobs_thread is not None:
             jobs.stop()  # after the step in flight, which commits whole
             await to_thread.run_sync(jobs_thread.join, JOBS_STOP_TIMEOUT)
-        await app.state.send_deadlines.stop()
         await publisher.stop()  # stops listening, sends the hints still queued
         container.shutdown_resources()  # closes the engines' pooled connections
 
@@ -105,12 +114,24 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = container
     app.state.auth_required = settings.auth_mode == "required"  # api/auth.py
-    app.state.shared_reads = SharedReads()  # the event streams' reads, shared per chat
-    app.state.send_deadlines = SendDeadlines(settings.stream_send_timeout)
     app.state.stream_slots = StreamSlots(settings.max_streams_per_user)
-    app.state.admission = Admission(
+    admission = Admission(
         settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
     )
+    app.state.admission = admission
+    publisher = container.hint_publisher()
+    # The chats' writers read as the service, on the primary, where the hints come from.
+    news = NewsReader(
+        admission.run, container.stream_messages_after, container.stream_member_events
+    )
+    live = LiveChats(
+        publisher.hints,
+        news,
+        heartbeat=settings.stream_heartbeat,
+        send_timeout=settings.stream_send_timeout,
+        read_interval=lambda: publisher.wait_timeout(settings.stream_heartbeat),
+    )
+    app.state.live = live
     app.include_router(chats.router)
     app.include_router(members.router)
     app.include_router(events.router)

@@ -1,28 +1,21 @@
 """`GET /chats/{chat_id}/events`: a chat's messages as Server-Sent Events, live and resumable.
 
-A stream reads the chat forward from its own seq (GetMessagesAfter) whenever a hint says the
-chat has news, and on a timer besides; hints carry no data. So the endpoint subscribes to the
-chat's hints *before* its first read: a message committed after that read began wakes the
-subscription (a wake-up is kept until the next wait), and one committed before is in the
-read. Either way it is sent once, in seq order, with no gap.
+The endpoint checks the caller, reads the first page (after the resume point, or only where
+the chat ends) and answers 404/409/429/503 before anything is streamed; from then on the
+stream is api/live's: its own reads until it is at the chat's end, then its chat's writer.
+The stream is followed (api/live/chats.py) *before* that first read: a message committed
+after the read began wakes the chat's writer, and one committed before is in the read.
+Either way it is sent once, in seq order, with no gap.
 
-Messages committed by this process come with their wake-up (infrastructure/hints/local.py):
-those that follow on from the stream's seq are sent as they are, with no read, and each is
-encoded once for every stream of its chat; anything else (a gap, a hint from another
-process, a membership change) means a read, as above.
-
-A stream reads as its caller: a user's reads find the chat only while they are a member, so
-the read after their removal ends their stream with `member.removed`; every stream sends the
-chat's membership changes that its reads show (`member.added`, `member.updated`,
-`member.removed`). A user's stream ends when their token expires, for the client to come
-back with a new one and `Last-Event-ID`.
+A stream reads as its caller: a user's reads find the chat only while they are a member, and
+their stream ends with `member.removed` when they are removed; every stream sends the chat's
+membership changes from its start on (`member.added`, `member.updated`, `member.removed`).
+A user's stream ends when their token expires, for the client to come back with a new one
+and `Last-Event-ID`.
 """
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response, status
@@ -30,15 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyQuery
 from pydantic import BaseModel, WithJsonSchema
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sse_starlette import ServerSentEvent
 
-from api.admission import Busy
 from api.auth import Caller, Credentials, auth_required, caller, principal_of
 from api.chats import ChatId
-from api.event_stream import EventStream
 from api.handling import container, handle
+from api.live.chats import LiveChats
+from api.live.news import News, NewsReader
+from api.live.response import EventStream
+from api.live.sse import CHAT_DELETED, MEMBER_EVENTS, MESSAGE_POSTED, RETRY_MILLISECONDS
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter
 from api.schemas import (
@@ -57,36 +49,15 @@ from api.schemas import (
     error_response,
     headers,
 )
-from api.shared_reads import SharedReads
 from api.stream_slots import StreamSlots
 from commands.issue_stream_ticket import IssueStreamTicket
-from domain.errors import ChatNotFound, NotAMember, Unauthenticated
-from domain.events import MessagePosted
+from domain.errors import Unauthenticated
 from domain.principals import Principal
-from domain.rules import MAX_ID, MAX_LIMIT
-from infrastructure.hints import POLL_INTERVAL, Publisher, Subscription
-from infrastructure.schema import SchemaNotMigrated
-from queries.get_member_events import GetMemberEvents, MemberEventDTO
-from queries.get_messages_after import GetMessagesAfter, MessagesAfterDTO
-
-MESSAGE_POSTED = "message.posted"
-CHAT_DELETED = "chat.deleted"
-# A chat's membership changes: data {"chat_id", "user_id", "role"} (role null once removed).
-MEMBER_EVENTS = {"added": "member.added", "updated": "member.updated", "removed": "member.removed"}
-# How long a browser waits before reconnecting, in milliseconds. Sent first on every stream,
-# as a field line that opens the first event's block rather than a block of its own: a block
-# without data is no event to EventSource, but clients such as httpx-sse hand it over as one,
-# empty. A client applies `retry` as it reads the line, so it holds before the first event.
-RETRY_MILLISECONDS = 2000
-RETRY = f"retry: {RETRY_MILLISECONDS}\r\n".encode()
-# The most messages one read takes; a full page is followed by another read at once.
-PAGE_SIZE = MAX_LIMIT
-# The database is down or its schema is not there: the stream keeps its place and reads
-# again, rather than ending and sending a browser into a reconnect that a 503 would end for
-# good (EventSource gives up on any answer but a 200 stream).
-UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, SchemaNotMigrated, Busy)
+from domain.rules import MAX_ID
+from queries.get_messages_after import GetMessagesAfter
 
 STREAMS_BUSY_DETAIL = "too many open event streams on this server"
+SHUTTING_DOWN_DETAIL = "this server is shutting down: reconnect to another"
 USER_STREAMS_DETAIL = "too many open event streams for this user: close one first"
 
 router = SlashAgnosticRouter(tags=["chats"])
@@ -125,19 +96,6 @@ LastEventId = Annotated[
     ),
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class EncodedPage:
-    """A page as read, with its messages' events encoded once for every stream it goes to."""
-
-    page: MessagesAfterDTO
-    events: bytes  # one chunk, so one send however many messages; empty for an empty page
-
-
-# The page after a seq, for a stream woken at the given time (time.monotonic()).
-Read = Callable[[int, float], Awaitable[EncodedPage]]
-# The chat's membership changes after a position of its feed.
-ReadMembers = Callable[[int], Awaitable[tuple[MemberEventDTO, ...]]]
 
 # A browser's EventSource cannot send headers: it brings a ticket in the URL instead, made
 # by POST /chats/{chat_id}/events/tickets. Declared as a security scheme of the stream.
@@ -317,83 +275,6 @@ RESPONSES = {
 }
 
 
-def message_posted(message: MessageResponse) -> bytes:
-    data = message.model_dump_json()  # byte for byte what the POST answered
-    return ServerSentEvent(data, event=MESSAGE_POSTED, id=str(message.seq)).encode()
-
-
-def encode_page(page: MessagesAfterDTO) -> EncodedPage:
-    events = (message_posted(MessageResponse.model_validate(message)) for message in page.messages)
-    return EncodedPage(page, b"".join(events))
-
-
-@lru_cache(maxsize=4096)
-def posted_event(posted: MessagePosted) -> bytes:
-    """A message this process committed, encoded once for every stream of its chat."""
-    return message_posted(MessageResponse.from_event(posted))
-
-
-def posted_events(messages: Sequence[MessagePosted]) -> bytes:
-    return b"".join(posted_event(message) for message in messages)
-
-
-def chat_deleted(chat_id: int) -> bytes:
-    data = ChatDeletedData(chat_id=chat_id).model_dump_json()
-    return ServerSentEvent(data, event=CHAT_DELETED).encode()
-
-
-def member_event(kind: str, chat_id: int, user_id: str, role: str | None) -> bytes:
-    change = {"chat_id": chat_id, "user_id": user_id, "role": role}
-    data = MemberChangeData.model_validate(change).model_dump_json()
-    return ServerSentEvent(data, event=MEMBER_EVENTS[kind]).encode()
-
-
-def seconds_left(principal: Principal) -> float:
-    """How long the caller's credential is still good for (inf: for ever)."""
-    if principal.expires_at is None:
-        return float("inf")
-    return (principal.expires_at - datetime.now(UTC)).total_seconds()
-
-
-@dataclass(slots=True)
-class Follower:
-    """Who a stream is for, and how far into the chat's membership feed it is."""
-
-    principal: Principal
-    member_position: int
-    read_members: ReadMembers
-
-    async def changes(self, page: MessagesAfterDTO) -> list[MemberEventDTO]:
-        """The membership changes the page shows the stream has not sent yet."""
-        changes: list[MemberEventDTO] = []
-        while page.last_member_event > self.member_position:
-            events = await self.read_members(self.member_position)
-            if not events:
-                break
-            changes.extend(events)
-            self.member_position = events[-1].position
-        self.member_position = max(self.member_position, page.last_member_event)
-        return changes
-
-
-def page_events(encoded: EncodedPage, changes: list[MemberEventDTO]) -> bytes:
-    """The page's messages and the membership changes read with it, in the order they
-    happened: a read that follows a removal may also find messages posted after it."""
-    if not changes:
-        return encoded.events
-    timeline: list[tuple[datetime, int, bytes]] = [
-        (message.created_at, 0, message_posted(MessageResponse.model_validate(message)))
-        for message in encoded.page.messages
-    ]
-    timeline += [
-        (change.at, 1, member_event(change.kind, change.chat_id, change.user_id, change.role))
-        for change in changes
-    ]
-    # Stable: each kind keeps its own order; at the same time, the message first.
-    timeline.sort(key=lambda entry: (entry[0], entry[1]))
-    return b"".join(chunk for *_, chunk in timeline)
-
-
 def resume_point(after: int | None, last_event_id: int | None) -> int | None:
     """The seq to resume after, from either parameter.
 
@@ -415,74 +296,6 @@ def resume_point(after: int | None, last_event_id: int | None) -> int | None:
             ]
         )
     return last_event_id
-
-
-async def chat_events(
-    read: Read,
-    follower: Follower,
-    subscription: Subscription,
-    publisher: Publisher,
-    heartbeat: float,
-    encoded: EncodedPage,
-    after: int,
-) -> AsyncIterator[bytes]:
-    """The stream's body: `encoded` (the first page, after `after`), then what follows,
-    until the chat is deleted, the caller is removed from it, or their token expires."""
-    yield RETRY
-    chat_id = subscription.chat_id
-    while True:
-        page = encoded.page
-        events = page_events(encoded, await follower.changes(page))
-        if events:
-            yield events
-        if page.messages:
-            after = page.messages[-1].seq
-        woken_at = time.monotonic()  # a full page: read on at once, from a read started now
-        if page.next_after is None:  # at the chat's end: wait for news
-            while await subscription.wait(
-                min(publisher.wait_timeout(heartbeat), seconds_left(follower.principal))
-            ):
-                arrived = subscription.take(after)
-                if arrived is None:  # news from another process, a gap, members: read
-                    woken_at = subscription.woken_at
-                    break
-                if arrived:  # this process's commits, following on from `after`: no read
-                    yield posted_events(arrived)
-                    after = arrived[-1].seq
-            else:  # no news for a while: read all the same (how streams poll, see hints)
-                woken_at = time.monotonic()
-        if seconds_left(follower.principal) <= 0:
-            return  # the token has expired: the client comes back with a new one
-        try:
-            following = await read_on(read, after, woken_at, subscription)
-        except NotAMember:
-            user_id = follower.principal.user_id
-            assert user_id is not None  # only a user's reads check membership
-            yield member_event("removed", chat_id, user_id, None)
-            return
-        if following is None:
-            yield chat_deleted(chat_id)
-            return
-        encoded = following
-
-
-async def read_on(
-    read: Read, after: int, woken_at: float, subscription: Subscription
-) -> EncodedPage | None:
-    """The page after `after`, or None once the chat is gone (NotAMember once the stream's
-    user is no longer in it); waits out database outages.
-
-    Not logged per stream: the requests failing meanwhile log the outage, once each.
-    """
-    while True:
-        try:
-            return await read(after, woken_at)
-        except NotAMember:
-            raise
-        except ChatNotFound:
-            return None
-        except UNAVAILABLE_ERRORS:
-            await subscription.wait(POLL_INTERVAL)
 
 
 async def stream_caller(
@@ -558,11 +371,11 @@ async def stream_events(
     """
     app = container(request)
     settings = app.settings()
-    publisher = app.hint_publisher()
+    live: LiveChats = request.app.state.live
     start = resume_point(after, last_event_id)
-    if publisher.hints.count >= settings.max_streams:
+    if live.count >= settings.max_streams or live.closing:
         return JSONResponse(
-            {"detail": STREAMS_BUSY_DETAIL},
+            {"detail": SHUTTING_DOWN_DETAIL if live.closing else STREAMS_BUSY_DETAIL},
             status_code=503,
             headers={"Retry-After": str(settings.retry_after)},
         )
@@ -575,45 +388,24 @@ async def stream_events(
             headers={"Retry-After": str(settings.retry_after)},
         )
     handler = app.stream_messages_after()  # on the primary, where the hints come from
-    members_handler = app.stream_member_events()
+    news = NewsReader(partial(handle, request), lambda: handler, app.stream_member_events)
 
-    shared: SharedReads[EncodedPage] = request.app.state.shared_reads
-
-    async def read(seq: int, woken_at: float) -> EncodedPage:
-        async def fetch() -> EncodedPage:
-            query = GetMessagesAfter(chat_id, seq, PAGE_SIZE, principal=caller)
-            return encode_page(await handle(request, handler, query))
-
-        # The streams of a chat woken by one hint share one database read of the same page,
-        # and its encoding, when they read for the same caller.
-        return await shared.read((chat_id, seq, caller), woken_at, fetch)
-
-    async def read_members(position: int) -> tuple[MemberEventDTO, ...]:
-        query = GetMemberEvents(chat_id, position, principal=caller)
-        return await handle(request, members_handler, query)
+    async def read(seq: int, member_position: int | None) -> News:
+        return await news.read(chat_id, seq, member_position, caller)
 
     # Before the first read: see the module's docstring.
-    subscription = publisher.hints.subscribe(chat_id)
+    stream = live.open(chat_id, caller)
     try:
         if start is None:
             # Only what comes next: from the chat's end as this read finds it.
             query = GetMessagesAfter(chat_id, 0, 1, principal=caller)
             end = await handle(request, handler, query)
-            start = end.last_seq
-            first = encode_page(MessagesAfterDTO(chat_id, start, (), None, end.last_member_event))
+            first = News((), end.last_seq, end.last_member_event, at_end=True)
         else:
-            first = await read(start, time.monotonic())
+            # Membership changes from the feed's position now on, not its history.
+            first = await read(start, None)
     except BaseException:
-        subscription.close()  # a 404, 409 or 503: no stream
+        live.close(stream)  # a 404, 409 or 503: no stream
         release()
         raise
-    # Membership changes from this page's on.
-    follower = Follower(caller, first.page.last_member_event, read_members)
-    heartbeat = settings.stream_heartbeat
-    return EventStream(
-        chat_events(read, follower, subscription, publisher, heartbeat, first, start),
-        subscription,
-        heartbeat=heartbeat,
-        deadlines=request.app.state.send_deadlines,
-        release=release,
-    )
+    return EventStream(stream, live, first, read, release)

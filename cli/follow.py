@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from api.events import CHAT_DELETED, MESSAGE_POSTED
+from api.live.sse import CHAT_DELETED, MESSAGE_POSTED
 from api.schemas import MessageResponse
 from cli.closed_stdout import reader_gone
 from cli.terminal import print_line

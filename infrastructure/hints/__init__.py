@@ -10,7 +10,7 @@ own seq, so a lost or late hint costs latency, never an event.
 """
 
 from infrastructure.hints.listener import HintListener
-from infrastructure.hints.local import LocalHints, Subscription
+from infrastructure.hints.local import LocalHints
 from infrastructure.hints.publisher import POLL_INTERVAL, Publisher, open_publisher
 from infrastructure.hints.sender import HintSender
 
@@ -20,6 +20,5 @@ __all__ = [
     "HintSender",
     "LocalHints",
     "Publisher",
-    "Subscription",
     "open_publisher",
 ]

@@ -31,7 +31,7 @@ from tests.api.helpers import (
     missing_chat_id,
     post_message,
 )
-from tests.support.servers import container_for, new_client, served
+from tests.support.servers import app_of, container_for, new_client, served
 from tests.support.sse import Event, SseParser, StreamEnded, open_events
 from tests.support.threads import run_in_threads
 
@@ -44,8 +44,8 @@ def events_path(chat_id: int) -> str:
 
 
 def open_streams(container: Container) -> int:
-    """The streams the server under `container` has open now (one hint subscription each)."""
-    count = container.hint_publisher().hints.count
+    """The streams the server under `container` has open now."""
+    count = app_of(container).state.live.count
     assert isinstance(count, int)
     return count
 

@@ -31,6 +31,7 @@ from infrastructure.hints.payload import (
     is_from,
 )
 from tests.support.hint_database import terminate
+from tests.support.hint_waiters import FanOut, subscribe
 
 # A scenario that takes longer has hung: it fails instead of stalling the suite.
 SCENARIO_TIMEOUT = 30.0
@@ -119,7 +120,11 @@ def test_a_hint_from_another_thread_wakes_only_that_chats_subscribers(run: Runne
     async def scenario() -> None:
         hints = LocalHints()
         hints.attach(asyncio.get_running_loop())
-        with hints.subscribe(1) as first, hints.subscribe(1) as second, hints.subscribe(2) as other:
+        with (
+            subscribe(hints, 1) as first,
+            subscribe(hints, 1) as second,
+            subscribe(hints, 2) as other,
+        ):
             await asyncio.to_thread(hints.publish, [1, 3])
             assert await first.wait(5)
             assert await second.wait(5)
@@ -132,7 +137,7 @@ def test_a_hint_between_two_waits_is_kept(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
         hints.attach(asyncio.get_running_loop())
-        with hints.subscribe(7) as subscription:
+        with subscribe(hints, 7) as subscription:
             in_thread(lambda: hints.publish([7]))  # while nobody waits
             assert await subscription.wait(5)
             # One wake-up for any number of hints before the wait: the stream reads once.
@@ -148,7 +153,7 @@ def test_wake_all_wakes_every_subscription(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
         hints.attach(asyncio.get_running_loop())
-        with hints.subscribe(1) as first, hints.subscribe(2) as second:
+        with subscribe(hints, 1) as first, subscribe(hints, 2) as second:
             in_thread(hints.wake_all)
             assert await first.wait(5)
             assert await second.wait(5)
@@ -160,14 +165,14 @@ def test_no_state_is_kept_for_a_chat_nobody_follows(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
         hints.attach(asyncio.get_running_loop())
-        subscriptions = [hints.subscribe(chat_id % 100) for chat_id in range(1_000)]
-        assert (hints.count, hints.chats) == (1_000, 100)
+        subscriptions = [subscribe(hints, chat_id % 100) for chat_id in range(1_000)]
+        assert hints.chats == 100
         for subscription in subscriptions:
             subscription.close()
         subscriptions[0].close()  # a second close changes nothing
         hints.publish(range(1_000))  # hints for chats nobody follows leave nothing behind
         await asyncio.sleep(0)
-        assert (hints.count, hints.chats) == (0, 0)
+        assert hints.chats == 0
 
     run(scenario)
 
@@ -177,7 +182,7 @@ def test_without_a_loop_publishing_wakes_nobody_and_keeps_nothing() -> None:
     hints.publish(range(1_000))
     hints.wake_all()
     with pytest.raises(RuntimeError):
-        hints.subscribe(1)
+        hints.follow(1, FanOut(hints, 1))
 
 
 def test_on_sqlite_hints_stay_in_the_process_and_streams_poll(run: Runner, tmp_path: Any) -> None:
@@ -186,7 +191,7 @@ def test_on_sqlite_hints_stay_in_the_process_and_streams_poll(run: Runner, tmp_p
 
     async def scenario() -> None:
         await publisher.start()
-        with publisher.hints.subscribe(5) as subscription:
+        with subscribe(publisher.hints, 5) as subscription:
             await asyncio.to_thread(publisher.publish, [5])
             assert await subscription.wait(5)
         assert not publisher.listening
@@ -329,9 +334,9 @@ def test_a_hint_from_one_process_wakes_the_streams_of_another(
         await started(writer, reader)
         try:
             with (
-                reader.hints.subscribe(3) as remote,
-                reader.hints.subscribe(4) as other_chat,
-                writer.hints.subscribe(3) as local,
+                subscribe(reader.hints, 3) as remote,
+                subscribe(reader.hints, 4) as other_chat,
+                subscribe(writer.hints, 3) as local,
             ):
                 await asyncio.to_thread(writer.publish, [3])
                 assert await local.wait(5)
@@ -356,7 +361,7 @@ def test_the_listener_reconnects_and_wakes_every_stream(
         await started(writer, reader)
         assert reader.listener is not None
         try:
-            with reader.hints.subscribe(8) as subscription:
+            with subscribe(reader.hints, 8) as subscription:
                 first_backend = reader.listener.backend_pid
                 terminate(admin, first_backend)
                 # Woken as the connection goes: the stream re-reads, and polls from now on.

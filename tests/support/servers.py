@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import uvicorn
 from dependency_injector import providers
+from fastapi import FastAPI
 
 from api.app import create_app
 from infrastructure.container import Container
@@ -19,11 +20,21 @@ from infrastructure.settings import Settings
 HTTP_TIMEOUT_SECONDS = 30.0
 
 
+# The app served over each container, for tests that look inside it.
+APPS: dict[int, FastAPI] = {}
+
+
+def app_of(container: Container) -> FastAPI:
+    return APPS[id(container)]
+
+
 class LiveServer:
     def __init__(self, container: Container, port: int = 0) -> None:
         """On `port`, or any free one; a fixed port lets a test restart a server in place."""
+        app = create_app(container)
+        APPS[id(container)] = app
         config = uvicorn.Config(
-            create_app(container), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
