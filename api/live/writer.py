@@ -80,6 +80,12 @@ class ChatWriter:
             self._arrivals = None
         else:
             taken.extend(arrivals)
+        if self._task is None and self.after is not None and not self.deleted:
+            following = continuing(self._arrivals, self.after)
+            if following is not None:  # this process's commits, and nothing else: sent now
+                self._woken, self._arrivals = False, []
+                self._deliver(committed(following, self.member_position))
+                return
         self._start()
 
     # -- from the streams ---------------------------------------------------------------------
