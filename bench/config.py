@@ -130,6 +130,14 @@ class BenchConfig:
     idle_seconds: int = number(
         "BENCH_IDLE_SECONDS", 30, "seconds of idle server CPU measured, without and with streams"
     )
+    idle_streams: int = number(
+        "BENCH_IDLE_STREAMS",
+        10_000,
+        "event streams held open, nothing posted, on a one-worker service of their own",
+    )
+    idle_chats: int = number(
+        "BENCH_IDLE_CHATS", 1000, "chats those idle streams are spread over (equally), 1..N"
+    )
     fresh_reads: int = number(
         "BENCH_FRESH_READS",
         1000,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from string import Template
 
-from bench import auth, observations, plot, report_deletes
+from bench import auth, observations, plot, report_deletes, report_streams
 from bench.config import knobs
 from bench.dataset import (
     BIG_CHAT_MESSAGES,
@@ -515,6 +515,15 @@ def _streams(results: Results) -> str:
         _idle(streams),
         _delivery(streams),
         _post_with(streams),
+        *(
+            block
+            for block in (
+                report_streams.event_cpu(streams),
+                report_streams.many_idle(streams),
+                report_streams.never_reading(streams),
+            )
+            if block
+        ),
         _workers(streams, int(results.machine["cores"])),
     )
 

@@ -101,6 +101,79 @@ class IdleStreams:
 
 
 @dataclass
+class FloorStreams:
+    """The stream floor (bench/stream_floor.py), pinned as the service: the POST run without
+    streams and with the same streams open, and how its events reached the streams."""
+
+    open_s: float  # from starting the stream client until every stream had answered 200
+    post_without: Measurement
+    post_with: Measurement
+    posted_with: int  # messages posted while the streams were open (warm-up and measured)
+    expected_with: int  # their events: each once on every stream of its chat
+    delivered_with: int  # of those, arrived
+    catch_up_s: float  # from the end of those posts until the last of those events arrived
+
+
+@dataclass
+class ManyIdle:
+    """BENCH_IDLE_STREAMS streams on a one-worker service of their own, nothing posted."""
+
+    streams: int
+    chats: int  # chats 1..chats, the streams spread over them equally
+    open_s: float  # from starting the stream client until every stream had answered 200
+    idle: IdleStreams  # its `without` window: before the streams were opened
+    dropped: int  # streams the server closed while they were open: should be 0
+
+
+@dataclass
+class StuckStream:
+    """A subscriber that read the response head, then nothing: what became of it."""
+
+    chat: int
+    send_queue_bytes: int  # the server's socket's send queue for it, at its most
+    # From the burst's first post until the server's send to it began to wait (stuck_times
+    # in bench/stuck_streams.py); None: its send queue never held a byte.
+    stuck_after_s: float | None
+    # How its close was seen: "server closed" (the server's side of the connection left
+    # ESTABLISHED), "reset" or "eof" (on the subscriber's side) while it was not read;
+    # "reset after drain", "eof after drain" only once it was read; "open": never.
+    closed: str
+    closed_after_s: float | None  # from stuck_after_s; None: not seen while it was not read
+    drained_after_s: float | None  # from stuck_after_s, when the harness began to read it
+    unread_bytes: int  # in its own receive queue then
+    drained_bytes: int  # read once it was drained, until it ended or was quiet
+    drained_events: int  # message.posted events among them
+    last_seq: int | None = None  # the last of them, for one closed after its drain
+
+
+@dataclass
+class NeverReading:
+    """Subscribers that never read, beside streams of the same chats that do, on a service of
+    their own with a short STREAM_SEND_TIMEOUT; a burst of large posts to their chats."""
+
+    send_timeout_s: float  # STREAM_SEND_TIMEOUT
+    chats: int  # chats 1..chats
+    readers: int  # streams that read, held by the stream client
+    text_bytes: int  # of each post's text
+    posts: int  # in each burst, over the chats in turn
+    rcvbuf_bytes: int  # SO_RCVBUF of each stuck socket, as the kernel granted it
+    tcp_wmem: str  # /proc/sys/net/ipv4/tcp_wmem: min, default, max send buffer
+    tcp_rmem: str
+    write_high_water_bytes: int  # what uvicorn's transport buffers before a send waits
+    rss_control_before_kib: int  # the burst with readers alone, before and after
+    rss_control_after_kib: int
+    rss_before_kib: int  # the stuck sockets open, before their burst
+    rss_stuck_kib: int  # the most while they were stuck
+    rss_after_kib: int  # once every stuck socket was closed
+    burst_s: float  # the second burst: from its first post to its last 201
+    expected: int  # the readers' events of the second burst: each post on each reader
+    delivered: int  # of those, arrived
+    reader_faults: dict[str, int]  # gaps, duplicates, dropped: should all be 0
+    catch_up_s: float  # from the burst's last 201 until the readers' last event
+    stuck: list[StuckStream]
+
+
+@dataclass
 class Streams:
     """The event-stream scenarios: one run of them, with its own date and commit (a run with
     BENCH_ONLY=streams adds them to the results of an earlier full run)."""
@@ -124,6 +197,10 @@ class Streams:
     # POST runs on the servers on any CPU, by WORKERS (WORKERS_1, WORKERS_2); empty in the
     # results of runs made before they were measured.
     workers_post: dict[str, Measurement] = field(default_factory=dict)
+    # Each None in the results of runs made before it was measured.
+    floor: FloorStreams | None = None
+    many_idle: ManyIdle | None = None
+    never_reading: NeverReading | None = None
 
 
 # The keys of Streams.workers and Streams.workers_post: the WORKERS setting, and whether the

@@ -177,3 +177,11 @@ def start_floor(body_file: Path, cpus: str | None, log_dir: Path) -> Server:
     server = _start("floor", command, env, free_port(), log_dir / "floor.log")
     server.wait_ready("/chats/1?limit=20")
     return server
+
+
+def start_stream_floor(cpus: str | None, log_dir: Path) -> Server:
+    """bench.stream_floor: a bare ASGI app fanning pre-encoded events out to its streams."""
+    command = taskset(cpus, [sys.executable, "-m", "bench.stream_floor"])
+    server = _start("stream floor", command, {}, free_port(), log_dir / "stream-floor.log")
+    server.wait_ready("/seqs")
+    return server

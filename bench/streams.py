@@ -1,6 +1,12 @@
-"""The event-stream scenarios: idle streams, delivery latency, POST with streams open, WORKERS.
+"""The event-stream scenarios: the stream floor, idle streams, delivery latency, POST with
+streams open, WORKERS, many idle streams, subscribers that never read.
 
-On a service of their own, started here and pinned as the others (one uvicorn worker alone
+First the stream floor (bench/stream_floor.py), pinned as the service will be: the POST run
+of 1 below without streams, then with the same streams open, the events counted as in 5.
+The service's server CPU per delivered event is compared with the floor's (targets.py's
+cpu_per_event).
+
+Then on a service of their own, started here and pinned as the others (one uvicorn worker alone
 on the server's CPU), with the stream client (bench/stream_client.py) holding BENCH_STREAMS
 streams over chats 1..BENCH_STREAM_CHATS from one process on the client's CPU, in order:
 
@@ -12,13 +18,23 @@ streams over chats 1..BENCH_STREAM_CHATS from one process on the client's CPU, i
 5. the POST run of 1 again, every stream open, and the time the streams take to get it all;
 6. the streams closed: GET /chats/{id}?limit=20 on this service, then on WORKERS=1 and
    WORKERS=2 servers not pinned to a CPU; then the main POST run (POST /chats/{id}/messages/
-   over all the chats) on such servers, the same way.
+   over all the chats) on such servers, the same way;
+7. on a pinned one-worker service of its own, BENCH_IDLE_STREAMS streams over chats
+   1..BENCH_IDLE_CHATS: its RSS before and after they are open, its CPU over
+   BENCH_IDLE_SECONDS without and with them, nothing posted;
+8. on a pinned one-worker service of its own, STREAM_SEND_TIMEOUT=STUCK_SEND_TIMEOUT_S:
+   streams that read (the stream client) over chats 1..STUCK_CHATS and a burst of large
+   posts to those chats; then STUCK_STREAMS subscribers that never read
+   (bench/stuck_streams.py) on the same chats and the same burst again. The server's RSS
+   growth while they are stuck, beyond the first burst's; when the server closed each; and
+   whether the reading streams got every event meanwhile.
 
 A stream that misses, repeats or reorders an event, or is closed, before the POST run with
 streams fails the bench run: its latency would not mean what it says.
 """
 
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -28,12 +44,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 from bench import machine, profile, server
 from bench.config import BenchConfig, BenchError, Pinning, taskset
@@ -43,14 +63,29 @@ from bench.results import (
     WORKERS_2,
     WORKERS_PINNED,
     Delivery,
+    FloorStreams,
     IdleStreams,
+    ManyIdle,
     Measurement,
+    NeverReading,
     Profile,
     Streams,
+    StuckStream,
 )
 from bench.scenarios import ALL_CHATS, Bench, DeletePool, log
 from bench.server import ROOT, Server
 from bench.stream_client import chat_ids
+from bench.stuck_streams import (
+    StuckSocket,
+    Watcher,
+    close_bracket,
+    count_posted,
+    drain_delays,
+    last_seq,
+    open_stuck,
+    stuck_kib_per_stream,
+    stuck_times,
+)
 from bench.targets import DELIVERY_P99_MS, POST_WITH_STREAMS, delivery_met, post_ratio
 from bench.wrk import WrkSetup
 
@@ -63,6 +98,27 @@ FAULTS = ("gaps", "duplicates", "dropped")  # what a stream may never see in a m
 PROFILE_DELIVERY, PROFILE_POST = "delivery", "post-streams"
 PROFILE_NAMES = (PROFILE_DELIVERY, PROFILE_POST)
 LAST_SEQS = text("SELECT id, last_seq FROM chats WHERE id BETWEEN 1 AND :chats")
+WARM_STREAMS = 100  # opened and closed before the idle streams' service is measured
+IDLE_THREAD_WAIT_S = 60  # THREAD_WAIT_TIMEOUT of that service, while its streams open
+# Subscribers that never read (step 8).
+STUCK_SEND_TIMEOUT_S = 3.0  # STREAM_SEND_TIMEOUT of its service
+STUCK_STREAMS = 20
+# Chats 1..2: the stuck sockets and the reading streams over them. Few chats: a stuck
+# subscriber's buffers take megabytes (see burst_posts), each post fills those of one chat.
+STUCK_CHATS = 2
+STUCK_READERS = 20
+STUCK_TEXT_BYTES = 4000
+STUCK_EVENT_BYTES = STUCK_TEXT_BYTES + 150  # its event: the text, the other fields, framing
+STUCK_OVERFILL = 1.25
+STUCK_MAX_POSTS = 10_000
+STUCK_POSTERS = 8  # connections posting at once
+STUCK_READERS_WAIT_S = 60.0  # the longest wait for the readers' last events of a burst
+DRAINED = ("eof after drain", "reset after drain", "open")  # closes not seen while unread
+CLOSED_DRAINED = ("eof after drain",)  # all it was sent came once it was drained
+STUCK_RCVBUF = 4096  # SO_RCVBUF asked for (Linux doubles it)
+STUCK_STEP_S = 0.05  # between looks at the stuck sockets, and the server's RSS
+STUCK_DRAIN_QUIET_S = 1.0  # a drained socket with nothing more for this long is still open
+STUCK_TEXT = ("A large message, to fill a subscriber's socket buffers. " * 100)[:STUCK_TEXT_BYTES]
 
 
 class HeldStreams:
@@ -253,6 +309,7 @@ class StreamBench:
         code = machine.code_version(ROOT)
         _raise_open_files_limit()
         profiles: list[Profile] = []
+        floor = self._floor()
         service = self.start(1, self.pinning.server)
         try:
             runner = self.runner(service)
@@ -304,6 +361,8 @@ class StreamBench:
             raise
         finally:
             service.stop()
+        many_idle = self._many_idle()
+        never_reading = self._never_reading()
         streams = Streams(
             started_at=started_at,
             code=code,
@@ -322,6 +381,9 @@ class StreamBench:
             dropped=dropped,
             workers=workers,
             workers_post=workers_post,
+            floor=floor,
+            many_idle=many_idle,
+            never_reading=never_reading,
         )
         return streams, profiles
 
@@ -385,34 +447,45 @@ class StreamBench:
             rows = connection.execute(LAST_SEQS, {"chats": self.config.stream_chats}).tuples()
             return {int(chat): int(seq) for chat, seq in rows}
 
-    def _settled_last_seqs(self) -> dict[int, int]:
+    @staticmethod
+    def _settled(last_seqs: Callable[[], dict[int, int]]) -> dict[int, int]:
         """The chats' last seqs once no more posts commit: wrk stops with requests in flight,
         which the server still finishes after wrk has exited."""
         deadline = time.monotonic() + SETTLE_S * 5
-        last = self._last_seqs()
+        last = last_seqs()
         while time.monotonic() < deadline:
             time.sleep(SETTLE_S / 4)
-            now = self._last_seqs()
+            now = last_seqs()
             if now == last:
                 return now
             last = now
         raise BenchError(f"posts still committing {SETTLE_S * 5:g} s after the POST run ended")
 
-    def _post_with(self, runner: Bench, held: HeldStreams) -> "PostWith":
-        """The POST run again, every stream open; then until the streams have had it all."""
+    def _post_with(
+        self,
+        runner: Bench,
+        held: HeldStreams,
+        last_seqs: Callable[[], dict[int, int]] | None = None,
+        name: str = "post_streams",
+        server_name: str = "",
+    ) -> "PostWith":
+        """The POST run again, every stream open; then until the streams have had it all.
+        `last_seqs`: the chats' last seqs, as the server under test counts them (the
+        service's: the database's)."""
         config = self.config
+        last_seqs = last_seqs or self._last_seqs
         streams_of = Counter(chat_ids(1, config.stream_chats, config.streams))
-        before = self._last_seqs()
+        before = last_seqs()
         held.ask("mark")
         measurement = runner.measure(
-            "post_streams",
-            f"POST /chats/{{id}}/messages/ over chats 1..{config.stream_chats}, "
+            name,
+            f"{server_name}POST /chats/{{id}}/messages/ over chats 1..{config.stream_chats}, "
             f"{config.streams:,} streams open",
             "post_message.lua",
             self.chat_args,
         )
         ended = time.monotonic()
-        after = self._settled_last_seqs()
+        after = self._settled(last_seqs)
         posted = {chat: after[chat] - before.get(chat, 0) for chat in after}
         expected = sum(streams_of[chat] * count for chat, count in posted.items())
         held.wait_for(expected, CATCH_UP_WAIT_S)
@@ -492,6 +565,331 @@ class StreamBench:
                 finally:
                     service.stop()
         return get, post
+
+    def _floor(self) -> FloorStreams:
+        """The POST run on the stream floor, pinned as the service, without and then with the
+        same streams open; every event counted, as for the service."""
+        config, chats = self.config, self.config.stream_chats
+        floor = server.start_stream_floor(self.pinning.server, self.work)
+        try:
+            runner = self.runner(floor)
+            log(f"streams: the stream floor, pid {floor.pid}")
+            without = runner.measure(
+                "floor_post_no_streams",
+                f"stream floor: POST over chats 1..{chats}, no stream open",
+                "post_message.lua",
+                self.chat_args,
+            )
+            held = HeldStreams(
+                floor.url,
+                (1, chats),
+                config.streams,
+                self.pinning.client,
+                self.work / "floor-client.log",
+            )
+            runner.meter.client_pids.append(held.pid)
+            try:
+                log(f"streams: {config.streams:,} open on the stream floor in {held.open_s:.1f} s")
+                time.sleep(SETTLE_S)
+                found = self._post_with(
+                    runner, held, lambda: _floor_seqs(floor), "floor_post_streams", "stream floor: "
+                )
+                dropped = held.counts()[1]
+            finally:
+                held.close()
+                runner.meter.client_pids.clear()
+            if dropped or found.delivered != found.expected:
+                raise BenchError(
+                    f"the stream floor delivered {found.delivered:,} of {found.expected:,} "
+                    f"events and closed {dropped} streams: the harness is wrong"
+                )
+        except BaseException:
+            print(f"--- stream floor log (tail) ---\n{floor.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            floor.stop()
+        return FloorStreams(
+            open_s=held.open_s,
+            post_without=without,
+            post_with=found.measurement,
+            posted_with=found.posted,
+            expected_with=found.expected,
+            delivered_with=found.delivered,
+            catch_up_s=found.catch_up_s,
+        )
+
+    def _many_idle(self) -> ManyIdle:
+        """BENCH_IDLE_STREAMS streams on a pinned one-worker service of their own: its RSS
+        before and after they are open, its CPU without and with them, nothing posted."""
+        config = self.config
+        streams, chats = config.idle_streams, config.idle_chats
+        # As many streams as are held, the connections beyond them that the service needs
+        # above MAX_STREAMS, and time for a stream's first read to get a handler thread while
+        # thousands open at once: no limit is what is measured.
+        settings = {
+            "MAX_STREAMS": str(streams),
+            "LIMIT_CONCURRENCY": str(streams + 100),
+            "THREAD_WAIT_TIMEOUT": str(IDLE_THREAD_WAIT_S),
+        }
+        service = server.start_service(
+            self.database_url, self.pinning.server, self.work, 1, settings
+        )
+        meter = CpuMeter(service.pid, self.postmaster_pid)
+        client_log = self.work / "idle-client.log"
+        try:
+            log(f"streams: {streams:,} idle streams over chats 1..{chats}, pid {service.pid}")
+            # The stream path warmed first (its code, the pool's connections), as in step 3.
+            warm = HeldStreams(
+                service.url, (1, chats), WARM_STREAMS, self.pinning.client, client_log
+            )
+            warm.close()
+            time.sleep(SETTLE_S)
+            rss_without = service.rss_kib()
+            without = self._idle(meter, "no stream open (idle streams' service)")
+            held = HeldStreams(service.url, (1, chats), streams, self.pinning.client, client_log)
+            meter.client_pids.append(held.pid)
+            try:
+                log(f"streams: {streams:,} open in {held.open_s:.1f} s")
+                time.sleep(SETTLE_S)
+                rss_with = service.rss_kib()
+                pings = held.counts()[2]
+                with_streams = self._idle(meter, f"{streams:,} streams open")
+                _, dropped, pings_after = held.counts()
+            finally:
+                held.close()
+        except BaseException:
+            print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            service.stop()
+        log(
+            f"streams: RSS {rss_without / 1024:.1f} MiB -> {rss_with / 1024:.1f} MiB: "
+            f"{(rss_with - rss_without) / streams:.1f} KiB per idle stream; {dropped} dropped"
+        )
+        idle = IdleStreams(
+            seconds=config.idle_seconds,
+            rss_without_kib=rss_without,
+            rss_with_kib=rss_with,
+            without=without,
+            with_streams=with_streams,
+            pings=pings_after - pings,
+        )
+        return ManyIdle(
+            streams=streams, chats=chats, open_s=held.open_s, idle=idle, dropped=dropped
+        )
+
+    def _never_reading(self) -> NeverReading:
+        """Step 8: subscribers that never read, beside streams that do, on the same chats."""
+        settings = {"STREAM_SEND_TIMEOUT": str(STUCK_SEND_TIMEOUT_S)}
+        service = server.start_service(
+            self.database_url, self.pinning.server, self.work, 1, settings
+        )
+        readers_of = Counter(chat_ids(1, STUCK_CHATS, STUCK_READERS))
+        tcp_wmem = _sysctl("net/ipv4/tcp_wmem")
+        posts = burst_posts(int(tcp_wmem.split()[-1]), HIGH_WATER_LIMIT, STUCK_CHATS)
+        stuck: list[StuckSocket] = []
+        try:
+            log(
+                f"streams: {STUCK_STREAMS} subscribers that never read, {STUCK_READERS} that do, "
+                f"over chats 1..{STUCK_CHATS}; bursts of {posts:,} posts; "
+                f"STREAM_SEND_TIMEOUT={STUCK_SEND_TIMEOUT_S:g}; pid {service.pid}"
+            )
+            held = HeldStreams(
+                service.url,
+                (1, STUCK_CHATS),
+                STUCK_READERS,
+                self.pinning.client,
+                self.work / "stuck-client.log",
+            )
+            try:
+                # The same burst with the readers alone first: what a burst costs anyway.
+                control_before = service.rss_kib()
+                control = _burst(service.url, posts)
+                self._readers_caught_up(held, control, readers_of, "the first burst")
+                time.sleep(SETTLE_S)
+                control_after = service.rss_kib()
+                stuck = open_stuck(service.url, STUCK_CHATS, STUCK_STREAMS, STUCK_RCVBUF)
+                time.sleep(SETTLE_S)
+                rss_before = service.rss_kib()
+                held.ask("mark")
+                delays = drain_delays(len(stuck), STUCK_SEND_TIMEOUT_S)
+                watcher = Watcher(stuck, delays, STUCK_DRAIN_QUIET_S)
+                rss_stuck = rss_before
+                with ThreadPoolExecutor(1) as pool:
+                    burst = pool.submit(_burst, service.url, posts)
+                    while not burst.done():
+                        watcher.look(STUCK_STEP_S)
+                        rss_stuck = max(rss_stuck, service.rss_kib())
+                    posted = burst.result()
+                first, last = posted[0][2], posted[-1][2]
+                # Each drained at its time after it got stuck (the last at twice the send
+                # timeout), and read until it ends or is quiet.
+                until = last + 3 * STUCK_SEND_TIMEOUT_S + STUCK_DRAIN_QUIET_S
+                while not watcher.done and time.monotonic() < until:
+                    watcher.look(STUCK_STEP_S)
+                    rss_stuck = max(rss_stuck, service.rss_kib())
+                watcher.finish()
+                expected = sum(readers_of[chat] for chat, _, _ in posted)
+                held.wait_for(expected, STUCK_READERS_WAIT_S)
+                arrivals = held.dump(self.work / "arrivals-stuck.json")
+                for each in stuck:
+                    each.close()
+                time.sleep(SETTLE_S)
+                rss_after = service.rss_kib()
+            finally:
+                held.close()
+        except BaseException:
+            print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            for each in stuck:
+                each.close()
+            service.stop()
+        times = [at for stream in arrivals["streams"] for _, at in stream["arrivals"]]
+        found = NeverReading(
+            send_timeout_s=STUCK_SEND_TIMEOUT_S,
+            chats=STUCK_CHATS,
+            readers=STUCK_READERS,
+            text_bytes=STUCK_TEXT_BYTES,
+            posts=posts,
+            rcvbuf_bytes=stuck[0].rcvbuf,
+            tcp_wmem=tcp_wmem,
+            tcp_rmem=_sysctl("net/ipv4/tcp_rmem"),
+            write_high_water_bytes=HIGH_WATER_LIMIT,
+            rss_control_before_kib=control_before,
+            rss_control_after_kib=control_after,
+            rss_before_kib=rss_before,
+            rss_stuck_kib=rss_stuck,
+            rss_after_kib=rss_after,
+            burst_s=last - first,
+            expected=expected,
+            delivered=len(times),
+            reader_faults={name: int(arrivals[name]) for name in FAULTS},
+            catch_up_s=max(0.0, max(times, default=last) - last),
+            stuck=_stuck_streams(stuck, posted),
+        )
+        _log_never_reading(found)
+        return found
+
+    @staticmethod
+    def _readers_caught_up(
+        held: HeldStreams, posted: list[tuple[int, int, float]], readers_of: Counter[int], what: str
+    ) -> None:
+        expected = sum(readers_of[chat] for chat, _, _ in posted)
+        arrived = held.wait_for(expected, STUCK_READERS_WAIT_S)
+        if arrived != expected:
+            raise BenchError(f"{what}: {arrived:,} of {expected:,} events reached the readers")
+        held.ask("mark")
+
+
+def _floor_seqs(floor: Server) -> dict[int, int]:
+    """The stream floor's chats' last seqs."""
+    answer = server.request(floor.url, "GET", "/seqs")
+    return {int(chat): int(seq) for chat, seq in json.loads(answer.body).items()}
+
+
+def _burst(url: str, posts: int) -> list[tuple[int, int, float]]:
+    """`posts` posts of STUCK_TEXT over chats 1..STUCK_CHATS in turn, from STUCK_POSTERS
+    keep-alive connections at once: (chat, seq, 201 read at) each, in the order answered."""
+    address = urlsplit(url)
+    body = json.dumps({"text": STUCK_TEXT})
+    headers = {"Content-Type": "application/json"}
+
+    def post_from(first: int) -> list[tuple[int, int, float]]:
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+        posted = []
+        try:
+            for index in range(first, posts, STUCK_POSTERS):
+                chat = 1 + index % STUCK_CHATS
+                connection.request("POST", f"/chats/{chat}/messages/", body, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 201:
+                    raise BenchError(
+                        f"a post to chat {chat} answered {response.status}: {answer!r}"
+                    )
+                posted.append((chat, int(json.loads(answer)["seq"]), time.monotonic()))
+        finally:
+            connection.close()
+        return posted
+
+    with ThreadPoolExecutor(STUCK_POSTERS) as pool:
+        answered = [p for each in pool.map(post_from, range(STUCK_POSTERS)) for p in each]
+    return sorted(answered, key=lambda post: post[2])
+
+
+def burst_posts(wmem_max: int, high_water: int, chats: int) -> int:
+    """Posts enough that each chat's events are STUCK_OVERFILL times what a stuck subscriber's
+    buffers can take: the server's socket send buffer at its largest (tcp_wmem's maximum)
+    and its transport's, before a send waits. At most STUCK_MAX_POSTS."""
+    per_chat = math.ceil(STUCK_OVERFILL * (wmem_max + high_water) / STUCK_EVENT_BYTES)
+    return min(per_chat * chats, STUCK_MAX_POSTS)
+
+
+def _stuck_streams(
+    stuck: list[StuckSocket], posted: list[tuple[int, int, float]]
+) -> list[StuckStream]:
+    first = posted[0][2]
+    answered = {(chat, seq): at for chat, seq, at in posted}
+    seqs = [last_seq(each.drained) if each.closed in CLOSED_DRAINED else None for each in stuck]
+    since = stuck_times(
+        [(each.chat_id, seq, each.queue_max_at) for each, seq in zip(stuck, seqs, strict=True)],
+        answered,
+    )
+    found = []
+    for each, seq, stuck_at in zip(stuck, seqs, since, strict=True):
+        start = stuck_at if stuck_at is not None else first
+        closed_after = drained_after = None
+        if each.closed_at is not None and each.closed not in DRAINED:
+            closed_after = each.closed_at - start
+        if each.drain_at is not None:
+            drained_after = each.drain_at - start
+        found.append(
+            StuckStream(
+                chat=each.chat_id,
+                send_queue_bytes=each.queue_max,
+                stuck_after_s=None if stuck_at is None else stuck_at - first,
+                closed=each.closed,
+                closed_after_s=closed_after,
+                drained_after_s=drained_after,
+                unread_bytes=each.unread,
+                drained_bytes=len(each.drained),
+                drained_events=count_posted(each.drained),
+                last_seq=seq,
+            )
+        )
+    return found
+
+
+def drains(found: NeverReading) -> list[tuple[float, bool]]:
+    """Each stuck subscriber drained: seconds after it got stuck, whether it had been closed."""
+    return [
+        (each.drained_after_s, each.closed != "open")
+        for each in found.stuck
+        if each.drained_after_s is not None
+    ]
+
+
+def _log_never_reading(found: NeverReading) -> None:
+    closes = Counter(each.closed for each in found.stuck)
+    after = [each.closed_after_s for each in found.stuck if each.closed_after_s is not None]
+    span = f", {min(after):.2f} to {max(after):.2f} s after stuck" if after else ""
+    still_open, closed = close_bracket(drains(found))
+    if still_open is not None or closed is not None:
+        span += f"; drained: open at {still_open} s, closed at {closed} s after stuck"
+    log(
+        f"streams: the stuck subscribers: {dict(closes)}{span} (burst {found.burst_s:.2f} s); "
+        f"{stuck_kib_per_stream(found):.0f} KiB RSS each beyond the readers-only burst; the "
+        f"readers got {found.delivered:,} of {found.expected:,} events, the last "
+        f"{found.catch_up_s:.2f} s after the burst"
+    )
+
+
+def _sysctl(name: str) -> str:
+    try:
+        return " ".join(Path(f"/proc/sys/{name}").read_text().split())
+    except OSError:
+        return "unknown"
 
 
 def _raise_open_files_limit() -> None:

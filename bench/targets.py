@@ -28,6 +28,7 @@ from bench.wrk import WrkResult
 
 DELIVERY_P99_MS = 50.0  # from a post's 201 to its event on every stream of its chat
 POST_WITH_STREAMS = 0.9  # POST throughput with every stream open, against none open
+CPU_PER_EVENT = 1.5  # the server's CPU per delivered event, against the stream floor's
 WORKERS_SCALING = 1.6  # throughput with WORKERS=2 against one worker, the same PostgreSQL
 MAKE_RUN_SHARE = 0.9  # the share of the floor as `make run` serves, against the main run's
 AUTH_SHARE = 0.9  # throughput with a user token, against the same run with AUTH_MODE=none
@@ -72,6 +73,55 @@ def delivery_met(delivery: Delivery) -> bool:
 
 def post_ratio(without: Measurement, with_streams: Measurement) -> float:
     return with_streams.result.rps / without.result.rps
+
+
+def cpu_per_request(m: Measurement) -> float:
+    """Server CPU-seconds per request of a measured run."""
+    return m.cpu.server_pct / 100 * m.result.duration_s / m.result.requests
+
+
+def cpu_per_event(
+    without: Measurement, with_streams: Measurement, posts: int, events: int
+) -> float:
+    """Server CPU-seconds per delivered event: what a post costs the server more with the
+    streams open than without, times the posts, over the events they were delivered as.
+    NaN when no event was delivered."""
+    if events == 0:
+        return math.nan
+    return (cpu_per_request(with_streams) - cpu_per_request(without)) * posts / events
+
+
+def event_cpus(streams: Streams) -> tuple[float, float] | None:
+    """The service's and the floor's server CPU-seconds per delivered event, the same run."""
+    floor = streams.floor
+    if floor is None:
+        return None
+    service = cpu_per_event(
+        streams.post_without, streams.post_with, streams.posted_with, streams.delivered_with
+    )
+    bare = cpu_per_event(
+        floor.post_without, floor.post_with, floor.posted_with, floor.delivered_with
+    )
+    return service, bare
+
+
+def _event_cpu(streams: Streams | None) -> Target:
+    count = streams.streams if streams else BenchConfig().streams
+    goal = (
+        f"server CPU per delivered event, {count:,} streams open, ≤ {CPU_PER_EVENT}x the "
+        "bare-ASGI stream floor's"
+    )
+    cpus = event_cpus(streams) if streams else None
+    if cpus is None or any(math.isnan(v) for v in cpus):
+        return Target("event_cpu", goal, "not measured", None)
+    service, bare = cpus
+    if bare <= 0:
+        return Target("event_cpu", goal, f"{1e6 * service:.1f} µs; the floor's ≤ 0", None)
+    ratio = service / bare
+    measured = (
+        f"{ratio_text(ratio, CPU_PER_EVENT)} ({1e6 * service:.1f} µs against {1e6 * bare:.1f} µs)"
+    )
+    return Target("event_cpu", goal, measured, ratio <= CPU_PER_EVENT)
 
 
 def _streams(streams: Streams | None) -> list[Target]:
@@ -404,6 +454,7 @@ def evaluate(results: Results) -> list[Target]:
     return (
         targets
         + _streams(results.streams)
+        + [_event_cpu(results.streams)]
         + _workers(results.streams)
         + _make_run(results)
         + _auth(results.auth)
