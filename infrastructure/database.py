@@ -21,6 +21,21 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# libpq options for every PostgreSQL connection (the engines', the hint channel's).
+LIVENESS_OPTIONS: dict[str, int] = {
+    # Notice a server that vanished without closing the connection (host down, cable cut)
+    # within about 20 s, instead of waiting on the socket for hours.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 2,
+    # The same bound for a query sent into a dead network: keepalives only probe an idle
+    # socket, and unacknowledged data would be retransmitted for 15 minutes. Neither notices
+    # a server that is frozen (SIGSTOP) or hung: its kernel still acknowledges. Then a
+    # request's deadline bounds the client's wait (api/admission.py), and the thread waits on
+    # until the server runs again, which then acts on the cancel sent at the deadline.
+    "tcp_user_timeout": 20_000,
+}
 # Reads are single autocommit statements: nothing to roll back when a connection goes back.
 READ_OPTIONS: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
 
@@ -86,19 +101,7 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
                 f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
                 f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
             ),
-            # Notice a server that vanished without closing the connection (host down, cable
-            # cut) within about 20 s, instead of waiting on the socket for hours.
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 2,
-            # The same bound for a query sent into a dead network: keepalives only probe an
-            # idle socket, and unacknowledged data would be retransmitted for 15 minutes.
-            # Neither notices a server that is frozen (SIGSTOP) or hung: its kernel still
-            # acknowledges. Then the request's deadline bounds the client's wait (api/
-            # admission.py), and the thread waits on until the server runs again, which
-            # then acts on the cancel sent at the deadline.
-            "tcp_user_timeout": 20_000,
+            **LIVENESS_OPTIONS,
         },
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
