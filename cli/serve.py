@@ -89,7 +89,7 @@ def serve(container: Container) -> None:
     # WORKERS > 1 the supervisor exits 0 by itself). This one exits 0, both times.
     signal.signal(signal.SIGTERM, _exit_stopped)
     # The app by its import string: each worker process builds its own (uvicorn requires it
-    # for workers > 1), with a container and a hint listener of its own.
+    # for workers > 1), with a container and a hint channel of its own.
     uvicorn.run(
         "cli.serve:create_app",
         factory=True,

@@ -4,6 +4,7 @@ import select
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2  # type: ignore[import-untyped]
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -19,6 +20,46 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+# libpq options for every PostgreSQL connection (the engines', the hint channel's).
+LIVENESS_OPTIONS: dict[str, int] = {
+    # Notice a server that vanished without closing the connection (host down, cable cut)
+    # within about 20 s, instead of waiting on the socket for hours.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 2,
+    # The same bound for a query sent into a dead network: keepalives only probe an idle
+    # socket, and unacknowledged data would be retransmitted for 15 minutes. Neither notices
+    # a server that is frozen (SIGSTOP) or hung: its kernel still acknowledges. Then a
+    # request's deadline bounds the client's wait (api/admission.py), and the thread waits on
+    # until the server runs again, which then acts on the cancel sent at the deadline.
+    "tcp_user_timeout": 20_000,
+}
+PgConnection = Any  # a psycopg2 connection: psycopg2 ships no type information
+
+
+def connect_params(database_url: str) -> dict[str, Any]:
+    """psycopg2.connect() keywords for a SQLAlchemy URL; query parameters (sslmode, a socket
+    directory in `host`, ...) pass on as they are."""
+    url = make_url(database_url)
+    params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    return params | dict(url.query)
+
+
+def connect(database_url: str, connect_timeout: float, application_name: str) -> PgConnection:
+    """An autocommit psycopg2 connection outside the engines' pools, for what needs a session
+    of its own: the hint channel's (LISTEN is session state, and hints must not take a
+    connection that a handler is waiting for)."""
+    connection = psycopg2.connect(
+        **connect_params(database_url),
+        connect_timeout=max(1, round(connect_timeout)),  # whole seconds; 0 would be forever
+        application_name=application_name,
+        **LIVENESS_OPTIONS,  # keepalives and tcp_user_timeout: a vanished server is noticed
+    )
+    connection.autocommit = True
+    return connection
 
 
 # Reads are single autocommit statements: nothing to roll back when a connection goes back.
@@ -86,19 +127,7 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
                 f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
                 f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
             ),
-            # Notice a server that vanished without closing the connection (host down, cable
-            # cut) within about 20 s, instead of waiting on the socket for hours.
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 2,
-            # The same bound for a query sent into a dead network: keepalives only probe an
-            # idle socket, and unacknowledged data would be retransmitted for 15 minutes.
-            # Neither notices a server that is frozen (SIGSTOP) or hung: its kernel still
-            # acknowledges. Then the request's deadline bounds the client's wait (api/
-            # admission.py), and the thread waits on until the server runs again, which
-            # then acts on the cancel sent at the deadline.
-            "tcp_user_timeout": 20_000,
+            **LIVENESS_OPTIONS,
         },
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,

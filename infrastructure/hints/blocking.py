@@ -1,23 +1,14 @@
-"""Waiting for one chat's hints in a blocking thread: scripts and worker loops, not streams.
+"""Waiting for one chat's hints in a blocking thread (scripts, `chatapi follow`): on
+PostgreSQL as the receiver of a HintChannel of its own; on SQLite, where no other process can
+send hints, by sleeping. The caller reads the database when the wait ends, woken or not."""
 
-On PostgreSQL, BlockingHints holds a LISTEN connection of its own and waits with select() on its
-socket; on SQLite, where no other process can send hints, SleepingHints only sleeps. Either way
-the caller re-reads the database when the wait ends, woken or not, so a hint lost while the
-connection was down costs latency, never a message.
-"""
-
-import logging
-import select
+import threading
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from infrastructure.database import is_sqlite
-from infrastructure.hints.connections import DatabaseError, PgConnection, connect_autocommit
-from infrastructure.hints.payload import CHANNEL, decode
-
-log = logging.getLogger("chatapi.hints")
-
-APPLICATION_NAME = "chatapi follower"
+from infrastructure.hints.channel import HintChannel
 
 
 class ChatHints(Protocol):
@@ -29,72 +20,30 @@ class ChatHints(Protocol):
 
 
 class BlockingHints:
-    """One chat's hints, from every process, on a LISTEN connection that this object owns.
-
-    The connection opens on the first wait and, once lost, again on the wait after; a wait
-    that opens it answers True at once, since hints sent while nobody listened are gone.
-    """
+    """One chat's hints, from every process. A wait also answers True once the connection is
+    up, once it is lost and once it is back: what was sent meanwhile is unknown."""
 
     def __init__(self, database_url: str, chat_id: int, connect_timeout: float) -> None:
-        self._database_url = database_url
         self._chat_id = chat_id
-        self._connect_timeout = connect_timeout
-        self._connection: PgConnection | None = None
+        self._woken = threading.Event()
+        self.channel = HintChannel(database_url, self, connect_timeout, batch_delay=0.0)
+        self.channel.listen()
 
-    @property
-    def backend_pid(self) -> int | None:
-        """The server process of the LISTEN connection, while there is one."""
-        return None if self._connection is None else int(self._connection.info.backend_pid)
+    def publish(self, chat_ids: Iterable[int]) -> None:
+        if self._chat_id in chat_ids:
+            self._woken.set()
+
+    def wake_all(self) -> None:
+        self._woken.set()
 
     def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        if self._connection is None:
-            return self._connect(deadline)
-        try:
-            while True:
-                if self._drain():
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                select.select([self._connection], [], [], remaining)
-                self._connection.poll()
-        except DatabaseError as error:
-            log.warning("follower lost its hint connection: %s", str(error).strip())
-            self.close()
-            # What was sent since is unknown: re-read now, listen again on the next wait.
-            return True
+        woken = self._woken.wait(timeout)
+        # A hint that came since the wait ended goes too: its commit is before the next read.
+        self._woken.clear()
+        return woken
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _connect(self, deadline: float) -> bool:
-        try:
-            self._connection = connect_autocommit(
-                self._database_url, self._connect_timeout, APPLICATION_NAME
-            )
-            with self._connection.cursor() as cursor:
-                cursor.execute(f"LISTEN {CHANNEL}")
-        except DatabaseError as error:
-            self.close()
-            log.warning("follower cannot listen for hints, polling: %s", str(error).strip())
-            # Not woken: the caller re-reads once the wait is over, as it would after a hint.
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            return False
-        return True
-
-    def _drain(self) -> bool:
-        """Whether the notifications received so far include this chat; forgets them."""
-        assert self._connection is not None
-        woken = False
-        for notification in self._connection.notifies:
-            hint = decode(notification.payload)
-            if hint is not None and self._chat_id in hint.chat_ids:
-                woken = True
-        self._connection.notifies.clear()
-        return woken
+        self.channel.close()
 
 
 class SleepingHints:

@@ -1,11 +1,7 @@
-"""Wake-ups for one process: "chat 7 has news", delivered on its event loop.
-
-Handler threads publish after their commit, and the hint channel when another process's
-commit is heard; each chat followed here has one target on the loop (its writer, see
-api/live/writer.py) that is woken once for everything published since it last was. A
-commit of this process hands its messages along, so that they can be sent without a read;
-a hint from elsewhere carries none (None: read).
-"""
+"""Wake-ups for one process: "chat 7 has news", from any thread to the chat's writer on the
+event loop (api/live/writer.py), once for everything published since it was last woken. A
+commit of this process hands its messages along; a hint from elsewhere carries none (None:
+the writer reads)."""
 
 import asyncio
 import threading
@@ -20,15 +16,11 @@ class Woken(Protocol):
 
 
 class LocalHints:
-    """The chats followed on one event loop.
-
-    `follow`, `unfollow` and the wake-ups happen on the loop. `publish` and `wake_all` may be
-    called from any thread; before `attach` (a process without a loop, such as a CLI command)
-    they do nothing, as there is nobody to wake.
-    """
+    """`follow`, `unfollow` and the wake-ups on `loop`; `publish` and `wake_all` from any
+    thread, doing nothing while `loop` is None (a process without a loop has nobody to wake)."""
 
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._followed: dict[int, Woken] = {}  # only the loop touches it: no lock
         # What other threads published since the loop last delivered, under the lock.
         self._lock = threading.Lock()
@@ -37,19 +29,12 @@ class LocalHints:
         self._scheduled = False
 
     @property
-    def chats(self) -> int:
-        """Chats followed: the only per-chat state kept."""
+    def chats(self) -> int:  # the only per-chat state kept
         return len(self._followed)
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def detach(self) -> None:
-        self._loop = None
-
     def follow(self, chat_id: int, target: Woken) -> None:
-        if self._loop is None or asyncio.get_running_loop() is not self._loop:
-            raise RuntimeError("follow a chat on the event loop the hints are attached to")
+        if self.loop is None or asyncio.get_running_loop() is not self.loop:
+            raise RuntimeError("follow a chat on the event loop of the hints (LocalHints.loop)")
         self._followed[chat_id] = target
 
     def unfollow(self, chat_id: int) -> None:
@@ -58,9 +43,8 @@ class LocalHints:
     def publish(
         self, chat_ids: Iterable[int], posted: Mapping[int, Sequence[MessagePosted]] | None = None
     ) -> None:
-        """Wake the targets of these chats, handing over the messages `posted` to each
-        (those this process committed, by chat). Thread-safe; returns at once."""
-        if self._loop is None:
+        """Wake these chats' writers with the messages this process committed, by chat."""
+        if self.loop is None:
             return
         with self._lock:
             for chat_id in chat_ids:
@@ -73,7 +57,7 @@ class LocalHints:
             self._schedule()
 
     def wake_all(self) -> None:
-        """Wake every target: each reads, whatever hints it may have missed."""
+        """Every writer reads, whatever hints it may have missed."""
         with self._lock:
             self._pending_all = True
             self._schedule()
@@ -81,7 +65,7 @@ class LocalHints:
     def _schedule(self) -> None:
         # One call into the loop for everything published until it runs, not one per
         # publish: many handler threads committing at once cost one wake-up.
-        loop = self._loop
+        loop = self.loop
         if loop is None or self._scheduled or not (self._pending or self._pending_all):
             return
         try:

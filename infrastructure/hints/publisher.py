@@ -1,21 +1,15 @@
-"""What the rest of the service sees of hints: publish after commit, subscribe to wake up.
-
-One Publisher per process. On PostgreSQL a hint goes to this process's streams at once and,
-batched, to every other process (HintSender); this process hears the others' hints on one
-LISTEN connection (HintListener). On SQLite hints stay in the process: a second process (the
-CLI, or WORKERS > 1, which is not supported on SQLite) cannot reach its streams, so streams
-there poll about once a second as well (see `listening`).
-"""
+"""One Publisher per process: a hint goes to this process's streams at once and, on
+PostgreSQL, through its HintChannel to every other process, whose hints it hears in turn. On
+SQLite hints stay in the process (the CLI cannot reach a server's streams): streams there poll
+about once a second as well (see `listening`)."""
 
 import asyncio
-import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from domain.events import MessagePosted
 from infrastructure.database import is_sqlite
-from infrastructure.hints.listener import HintListener
+from infrastructure.hints.channel import HintChannel
 from infrastructure.hints.local import LocalHints
-from infrastructure.hints.sender import HintSender
 from infrastructure.settings import Settings
 
 # How often a stream re-reads on its own while hints from other processes cannot reach it.
@@ -23,35 +17,22 @@ POLL_INTERVAL = 1.0
 
 
 class Publisher:
-    """`publish` from the unit of work after each commit; `hints.subscribe` from streams.
-
-    Lifecycle: `await start()` and `await stop()` in the app's lifespan, on its event loop.
-    A process without a loop (a CLI command) only calls `close()` before it exits, so that
-    its last hints are sent; without a loop, publishing wakes nobody locally.
-    """
+    """`publish` from the unit of work after each commit; `hints.follow` from the writers.
+    `start` and `stop` in the app's lifespan; a process without a loop (a CLI command) never
+    listens, and calls `close()` before it exits, so that its last hints are sent."""
 
     def __init__(
-        self,
-        database_url: str,
-        connect_timeout: float = 5.0,
-        batch_delay: float = 0.002,
-        liveness_interval: float = 10.0,
+        self, database_url: str, connect_timeout: float = 5.0, batch_delay: float = 0.002
     ) -> None:
-        # Tells this process's own hints apart when they come back through LISTEN.
-        self.token = secrets.token_hex(8)
         self.hints = LocalHints()
-        self.sender: HintSender | None = None
-        self.listener: HintListener | None = None
+        self.channel: HintChannel | None = None
         if not is_sqlite(database_url):
-            self.sender = HintSender(database_url, self.token, connect_timeout, batch_delay)
-            self.listener = HintListener(
-                database_url, self.token, self.hints, connect_timeout, liveness_interval
-            )
+            self.channel = HintChannel(database_url, self.hints, connect_timeout, batch_delay)
 
     @property
     def listening(self) -> bool:
         """Hints from every process reach this one now; if not, streams poll."""
-        return self.listener is not None and self.listener.up
+        return self.channel is not None and self.channel.listening
 
     def wait_timeout(self, idle: float) -> float:
         """How long a stream may wait for a hint: `idle`, or POLL_INTERVAL if it must poll."""
@@ -60,36 +41,28 @@ class Publisher:
     def publish(
         self, chat_ids: Iterable[int], posted: Mapping[int, Sequence[MessagePosted]] | None = None
     ) -> None:
-        """These chats changed and the change is committed. Thread-safe; never waits.
-
-        `posted`: the messages the commit added, by chat, for this process's streams (other
-        processes get the chat ids only, and read)."""
+        """These chats changed and the change is committed: `posted`, the messages it added,
+        for this process's streams (the others get the chat ids, and read). Never waits."""
         chat_ids = frozenset(chat_ids)
         if not chat_ids:
             return
         self.hints.publish(chat_ids, posted)
-        if self.sender is not None:
-            self.sender.send(chat_ids)
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake streams on this loop (start() does it for the running loop)."""
-        self.hints.attach(loop)
+        if self.channel is not None:
+            self.channel.send(chat_ids)
 
     async def start(self) -> None:
-        self.attach(asyncio.get_running_loop())
-        if self.listener is not None:
-            self.listener.start()
+        self.hints.loop = asyncio.get_running_loop()
+        if self.channel is not None:
+            self.channel.listen()
 
     async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()
-        self.hints.detach()
+        self.hints.loop = None
         await asyncio.to_thread(self.close)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Send the hints still queued (waiting at most `timeout` seconds)."""
-        if self.sender is not None:
-            self.sender.close(timeout)
+        """Send the hints still queued (waiting at most `timeout` seconds); listen no more."""
+        if self.channel is not None:
+            self.channel.close(timeout)
 
 
 def open_publisher(settings: Settings) -> Iterator[Publisher]:

@@ -27,10 +27,10 @@ from domain.errors import ChatNotFound, InvalidInput, ResumePointAhead
 from domain.events import ChatDeleted
 from domain.principals import LOCAL
 from infrastructure.container import Container
-from infrastructure.hints import HintSender
+from infrastructure.database import PgConnection
+from infrastructure.hints import Publisher
 from infrastructure.hints.blocking import BlockingHints, SleepingHints, open_chat_hints
-from infrastructure.hints.connections import PgConnection
-from infrastructure.hints.payload import CHANNEL
+from infrastructure.hints.channel import CHANNEL
 from queries.dtos import MessageDTO
 from queries.follow_chat import FollowChat, FollowedEvent
 from queries.get_messages_after import GetMessagesAfter
@@ -440,25 +440,25 @@ def notify(admin: PgConnection, payload: str) -> None:
 
 def test_blocking_hints_wake_for_their_chat_only(postgres_url: str, admin: PgConnection) -> None:
     hints = BlockingHints(postgres_url, 7, connect_timeout=5)
-    sender = HintSender(postgres_url, "another-process", connect_timeout=5)
+    another_process = Publisher(postgres_url)
     try:
         assert hints.wait(LINE_TIMEOUT)  # listening now: whatever came before, read again
-        assert hints.backend_pid is not None
+        assert hints.channel.listening
         assert not hints.wait(QUIET_SECONDS)
 
-        notify(admin, "another-process 3,8")  # other chats
+        notify(admin, "3,8")  # other chats
         notify(admin, "not a hint")
         assert not hints.wait(QUIET_SECONDS)
 
         started = time.monotonic()
-        sender.send([3, 7])
+        another_process.publish([3, 7])
         assert hints.wait(LINE_TIMEOUT)
         assert time.monotonic() - started < 5.0
         assert not hints.wait(QUIET_SECONDS)  # one hint, one wake-up
     finally:
-        sender.close()
+        another_process.close()
         hints.close()
-    assert hints.backend_pid is None
+    assert hints.channel.backend_pid is None
 
 
 def test_blocking_hints_listen_again_after_their_connection_is_killed(
@@ -467,15 +467,18 @@ def test_blocking_hints_listen_again_after_their_connection_is_killed(
     hints = BlockingHints(postgres_url, 7, connect_timeout=5)
     try:
         assert hints.wait(LINE_TIMEOUT)
-        first = hints.backend_pid
+        first = hints.channel.backend_pid
         terminate(admin, first)
 
-        # Lost: read again now, since hints may have gone by; then listening anew.
+        # Lost, then listening anew: woken (once or twice), since hints may have gone by.
         assert hints.wait(LINE_TIMEOUT)
-        assert hints.backend_pid is None
-        assert hints.wait(LINE_TIMEOUT)
-        assert hints.backend_pid not in (None, first)
-        notify(admin, "another-process 7")
+        deadline = time.monotonic() + LINE_TIMEOUT
+        while not hints.channel.listening:
+            assert time.monotonic() < deadline, "not listening again"
+            hints.wait(0.05)
+        assert hints.channel.backend_pid not in (None, first)
+        hints.wait(QUIET_SECONDS)  # the wake-up of the reconnection, unless taken above
+        notify(admin, "7")
         assert hints.wait(LINE_TIMEOUT)
     finally:
         hints.close()
@@ -496,4 +499,6 @@ def test_on_sqlite_the_waits_only_sleep(tmp_path: Path) -> None:
     started = time.monotonic()
     assert not hints.wait(0.2)
     assert time.monotonic() - started >= 0.2
-    assert isinstance(open_chat_hints(7, "postgresql+psycopg2://x@h/db", 1), BlockingHints)
+    on_postgres = open_chat_hints(7, "postgresql+psycopg2://x@127.0.0.1:1/db", 1)
+    assert isinstance(on_postgres, BlockingHints)
+    on_postgres.close()

@@ -4,31 +4,29 @@ Hints carry no data; a stream woken by one re-reads the database. What matters i
 wakes the right streams, from any thread and from any process, that writers' hints are batched
 after commit, and that the channel heals by itself when its connections are cut.
 
-Two processes are simulated by two Publishers, each with its own token and connections.
-Scenarios run on the standard asyncio loop and on uvloop (what uvicorn runs).
+Two processes are simulated by two Publishers, each with its own hint channel (one thread, one
+connection). Scenarios run on the standard asyncio loop and on uvloop (what uvicorn runs).
 """
 
 import asyncio
 import select
-import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 import uvloop
-from sqlalchemy.engine import make_url
 
-from infrastructure.hints import POLL_INTERVAL, HintSender, LocalHints, Publisher
-from infrastructure.hints.connections import PgConnection, connect_autocommit, connect_params
-from infrastructure.hints.payload import (
+from domain.rules import MAX_ID
+from infrastructure.database import PgConnection, connect, connect_params
+from infrastructure.hints import POLL_INTERVAL, HintChannel, LocalHints, Publisher
+from infrastructure.hints.channel import (
+    APPLICATION_NAME,
     CHANNEL,
-    MAX_PAYLOAD_BYTES,
-    Hint,
+    SENDING_ONLY_NAME,
     decode,
     encode,
-    is_from,
 )
 from tests.support.hint_database import terminate
 from tests.support.hint_waiters import FanOut, subscribe
@@ -61,13 +59,13 @@ class Notifications:
     """A raw LISTEN connection on the hint channel, counting what arrives."""
 
     def __init__(self, database_url: str) -> None:
-        self.connection = connect_autocommit(database_url, 5, "test listener")
+        self.connection = connect(database_url, 5, "test listener")
         with self.connection.cursor() as cursor:
             cursor.execute(f"LISTEN {CHANNEL}")
-        self.hints: list[Hint] = []
+        self.hints: list[set[int]] = []
 
     def chat_ids(self) -> set[int]:
-        return {chat_id for hint in self.hints for chat_id in hint.chat_ids}
+        return {chat_id for hint in self.hints for chat_id in hint}
 
     def receive_until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -78,7 +76,7 @@ class Notifications:
             self.connection.poll()
             for notification in self.connection.notifies:
                 hint = decode(notification.payload)
-                assert hint is not None, notification.payload
+                assert hint, notification.payload
                 self.hints.append(hint)
             self.connection.notifies.clear()
 
@@ -119,7 +117,7 @@ async def started(*publishers: Publisher) -> None:
 def test_a_hint_from_another_thread_wakes_only_that_chats_subscribers(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
-        hints.attach(asyncio.get_running_loop())
+        hints.loop = asyncio.get_running_loop()
         with (
             subscribe(hints, 1) as first,
             subscribe(hints, 1) as second,
@@ -136,7 +134,7 @@ def test_a_hint_from_another_thread_wakes_only_that_chats_subscribers(run: Runne
 def test_a_hint_between_two_waits_is_kept(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
-        hints.attach(asyncio.get_running_loop())
+        hints.loop = asyncio.get_running_loop()
         with subscribe(hints, 7) as subscription:
             in_thread(lambda: hints.publish([7]))  # while nobody waits
             assert await subscription.wait(5)
@@ -152,7 +150,7 @@ def test_a_hint_between_two_waits_is_kept(run: Runner) -> None:
 def test_wake_all_wakes_every_subscription(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
-        hints.attach(asyncio.get_running_loop())
+        hints.loop = asyncio.get_running_loop()
         with subscribe(hints, 1) as first, subscribe(hints, 2) as second:
             in_thread(hints.wake_all)
             assert await first.wait(5)
@@ -164,7 +162,7 @@ def test_wake_all_wakes_every_subscription(run: Runner) -> None:
 def test_no_state_is_kept_for_a_chat_nobody_follows(run: Runner) -> None:
     async def scenario() -> None:
         hints = LocalHints()
-        hints.attach(asyncio.get_running_loop())
+        hints.loop = asyncio.get_running_loop()
         subscriptions = [subscribe(hints, chat_id % 100) for chat_id in range(1_000)]
         assert hints.chats == 100
         for subscription in subscriptions:
@@ -187,7 +185,7 @@ def test_without_a_loop_publishing_wakes_nobody_and_keeps_nothing() -> None:
 
 def test_on_sqlite_hints_stay_in_the_process_and_streams_poll(run: Runner, tmp_path: Any) -> None:
     publisher = Publisher(f"sqlite:///{tmp_path}/hints.db")
-    assert (publisher.sender, publisher.listener) == (None, None)
+    assert publisher.channel is None
 
     async def scenario() -> None:
         await publisher.start()
@@ -201,26 +199,16 @@ def test_on_sqlite_hints_stay_in_the_process_and_streams_poll(run: Runner, tmp_p
     run(scenario)
 
 
-# What a hint looks like on the wire
+# What a hint looks like on the wire: the chat ids, "7,12,40"
 
 
 def test_a_long_list_of_chats_is_split_under_the_payload_limit() -> None:
-    chat_ids = set(range(10**12, 10**12 + 3_000))
-    payloads = encode("token", chat_ids)
+    chat_ids = set(range(MAX_ID - 3_000, MAX_ID + 1))  # the longest ids there are
+    payloads = encode(chat_ids)
     assert len(payloads) > 1
-    assert all(len(payload.encode()) <= MAX_PAYLOAD_BYTES for payload in payloads)
-    hints = [decode(payload) for payload in payloads]
-    assert {hint.token for hint in hints if hint} == {"token"}
-    assert {chat_id for hint in hints if hint for chat_id in hint.chat_ids} == chat_ids
-    assert decode("not a hint") is None
-
-
-def test_a_payload_tells_its_sender_before_its_ids_are_read() -> None:
-    [payload] = encode("3f9a0c1d", [7, 12])
-    assert is_from(payload, "3f9a0c1d")
-    assert not is_from(payload, "3f9a")  # another process, whose token begins this one
-    assert not is_from(payload, "3f9a0c1d2e")
-    assert not is_from("not a hint", "3f9a0c1d")
+    assert all(len(payload.encode()) < 7_000 for payload in payloads)
+    assert {chat_id for payload in payloads for chat_id in decode(payload)} == chat_ids
+    assert decode("not a hint") == set()
 
 
 def test_connection_parameters_come_from_the_database_url() -> None:
@@ -241,44 +229,85 @@ def test_connection_parameters_come_from_the_database_url() -> None:
     }
 
 
-# Sending: after commit, batched, from one thread
+# Sending: after commit, batched, from the channel's thread
+
+
+class Received:
+    """A channel's receiver that records what it is handed, from the channel's thread."""
+
+    def __init__(self) -> None:
+        self.chat_ids: list[set[int]] = []
+        self.wakes = 0
+
+    def publish(self, chat_ids: Iterable[int]) -> None:
+        self.chat_ids.append(set(chat_ids))
+
+    def wake_all(self) -> None:
+        self.wakes += 1
+
+
+def sending_channel(postgres_url: str, batch_delay: float = 0.002) -> HintChannel:
+    return HintChannel(postgres_url, Received(), connect_timeout=5, batch_delay=batch_delay)
+
+
+def application_names(admin: PgConnection) -> list[str]:
+    """The hint channels' connections open on the database, by name. A connection closed
+    lingers a moment, until its server process has exited: see `no_channels`."""
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT application_name FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'chatapi hints%'"
+        )
+        return sorted(name for (name,) in cursor.fetchall())
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def no_channels(admin: PgConnection) -> None:
+    """The earlier tests' channels are gone from the server: only the test's own are seen."""
+    eventually(lambda: application_names(admin) == [])
 
 
 def test_many_hints_go_out_as_few_notifications(
     postgres_url: str, notifications: Notifications
 ) -> None:
-    sender = HintSender(postgres_url, "sender-test", connect_timeout=5, batch_delay=0.02)
+    channel = sending_channel(postgres_url, batch_delay=0.02)
     senders = 4
     per_sender = 250
 
     def send_many(first: int) -> None:
         for chat_id in range(first, first + per_sender):
-            sender.send([chat_id])
+            channel.send([chat_id])
 
     threads = [threading.Thread(target=send_many, args=(n * per_sender,)) for n in range(senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(SCENARIO_TIMEOUT)
-    sender.close()
+    channel.close()
 
     everything = set(range(senders * per_sender))
     notifications.receive_until(lambda: notifications.chat_ids() == everything)
     assert len(notifications.hints) <= 10, f"{len(notifications.hints)} NOTIFYs for 1,000 hints"
-    assert {hint.token for hint in notifications.hints} == {"sender-test"}
 
 
 def test_hints_that_trickle_in_wait_for_the_batch(
     postgres_url: str, notifications: Notifications
 ) -> None:
     batch_delay = 0.05
-    sender = HintSender(postgres_url, "sender-test", connect_timeout=5, batch_delay=batch_delay)
+    channel = sending_channel(postgres_url, batch_delay=batch_delay)
     began = time.monotonic()
     for chat_id in range(100):
-        sender.send([chat_id])
+        channel.send([chat_id])
         time.sleep(0.001)
     batches = (time.monotonic() - began) / batch_delay
-    sender.close()
+    channel.close()
 
     notifications.receive_until(lambda: notifications.chat_ids() == set(range(100)))
     assert len(notifications.hints) <= batches + 2, f"{len(notifications.hints)} NOTIFYs"
@@ -287,41 +316,112 @@ def test_hints_that_trickle_in_wait_for_the_batch(
 def test_a_list_longer_than_one_payload_arrives_whole(
     postgres_url: str, notifications: Notifications
 ) -> None:
-    sender = HintSender(postgres_url, "sender-test", connect_timeout=5)
+    channel = sending_channel(postgres_url)
     chat_ids = set(range(10**12, 10**12 + 3_000))
-    sender.send(chat_ids)
-    sender.close()
+    channel.send(chat_ids)
+    channel.close()
     notifications.receive_until(lambda: notifications.chat_ids() == chat_ids)
 
 
-def test_close_sends_what_is_queued(postgres_url: str, notifications: Notifications) -> None:
+def test_close_sends_what_is_queued_and_ends_the_thread(
+    postgres_url: str, notifications: Notifications, admin: PgConnection, no_channels: None
+) -> None:
     # A CLI command: no event loop, posts once, exits. Its hint must still go out.
     publisher = Publisher(postgres_url, batch_delay=30.0)
     publisher.publish([42])
+    eventually(lambda: application_names(admin) == [SENDING_ONLY_NAME])
     started_closing = time.monotonic()
     publisher.close()
     assert time.monotonic() - started_closing < 2.0
     notifications.receive_until(lambda: 42 in notifications.chat_ids())
-    assert notifications.hints[0].token == publisher.token
+    assert publisher.channel is not None
+    assert publisher.channel.backend_pid is None  # its thread closed the connection and ended
 
 
-def test_the_sender_reconnects_when_its_connection_is_terminated(
+def test_a_process_that_only_writes_connects_late_and_never_listens(
+    postgres_url: str, admin: PgConnection, no_channels: None
+) -> None:
+    publisher = Publisher(postgres_url)
+    assert publisher.channel is not None
+    try:
+        assert application_names(admin) == []  # a command that never writes holds nothing
+        publisher.publish([1])
+        eventually(lambda: application_names(admin) == [SENDING_ONLY_NAME])
+        assert not publisher.listening
+    finally:
+        publisher.close()
+    eventually(lambda: application_names(admin) == [])
+
+
+def test_the_channel_reconnects_when_its_connection_is_terminated(
     postgres_url: str, notifications: Notifications, admin: PgConnection
 ) -> None:
-    sender = HintSender(postgres_url, "sender-test", connect_timeout=5)
+    channel = sending_channel(postgres_url)
     try:
-        sender.send([1])
+        channel.send([1])
         notifications.receive_until(lambda: 1 in notifications.chat_ids())
-        first_backend = sender.backend_pid
+        first_backend = channel.backend_pid
         terminate(admin, first_backend)
-        sender.send([2])
+        channel.send([2])
         notifications.receive_until(lambda: 2 in notifications.chat_ids())
-        assert sender.backend_pid not in (None, first_backend)
+        assert channel.backend_pid not in (None, first_backend)
     finally:
-        sender.close()
+        channel.close()
 
 
-# Receiving: one LISTEN connection per process, on its event loop
+def test_a_hint_sent_while_the_server_refuses_connections_goes_once_it_is_back(
+    postgres_url: str, postgres_server: str, notifications: Notifications, admin: PgConnection
+) -> None:
+    channel = sending_channel(postgres_url)
+    database = notifications.connection.info.dbname
+
+    def allow_connections(allowed: bool) -> None:
+        # From the server's maintenance database: a session cannot lock out its own.
+        server = connect(postgres_server, 5, "test server admin")
+        try:
+            with server.cursor() as cursor:
+                cursor.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allowed}')
+        finally:
+            server.close()
+
+    try:
+        channel.send([1])
+        notifications.receive_until(lambda: 1 in notifications.chat_ids())
+        allow_connections(False)
+        try:
+            terminate(admin, channel.backend_pid)
+            channel.send([2])
+            time.sleep(0.5)  # attempts to connect, refused, and backing off
+            assert 2 not in notifications.chat_ids()
+        finally:
+            allow_connections(True)
+        notifications.receive_until(lambda: 2 in notifications.chat_ids())
+    finally:
+        channel.close()
+
+
+# Receiving: the same connection LISTENs, once there is someone to deliver to
+
+
+def test_own_notifications_are_dropped_by_pid_and_others_arrive(
+    postgres_url: str, notifications: Notifications, admin: PgConnection, no_channels: None
+) -> None:
+    received = Received()
+    channel = HintChannel(postgres_url, received, connect_timeout=5, batch_delay=0.002)
+    try:
+        channel.listen()
+        eventually(lambda: channel.listening)
+        assert application_names(admin) == [APPLICATION_NAME]
+        channel.send([1])
+        notifications.receive_until(lambda: 1 in notifications.chat_ids())
+        with admin.cursor() as cursor:  # another process's hint
+            cursor.execute("SELECT pg_notify(%s, '2,3')", (CHANNEL,))
+        eventually(lambda: received.chat_ids == [{2, 3}])
+        # The channel's own hint reached its connection before the other one, and was dropped.
+        assert received.wakes == 1  # once, as it began to listen
+    finally:
+        channel.close()
+    assert not channel.listening
 
 
 def test_a_hint_from_one_process_wakes_the_streams_of_another(
@@ -342,7 +442,7 @@ def test_a_hint_from_one_process_wakes_the_streams_of_another(
                 assert await local.wait(5)
                 assert await remote.wait(5)
                 assert not await other_chat.wait(QUIET_SECONDS)
-                # The writer's own hint came back through LISTEN too, and was skipped there:
+                # The writer's own hint came back through LISTEN too, and was dropped there:
                 # its streams were woken at commit.
                 assert not await local.wait(QUIET_SECONDS)
             assert reader.wait_timeout(15.0) == 15.0
@@ -353,16 +453,32 @@ def test_a_hint_from_one_process_wakes_the_streams_of_another(
     run(scenario)
 
 
-def test_the_listener_reconnects_and_wakes_every_stream(
+def test_a_process_that_wrote_before_it_listens_listens_all_the_same(
+    run: Runner, postgres_url: str, admin: PgConnection, no_channels: None
+) -> None:
+    async def scenario() -> None:
+        publisher = Publisher(postgres_url)
+        await asyncio.to_thread(publisher.publish, [1])
+        await until(lambda: application_names(admin) == [SENDING_ONLY_NAME])
+        try:
+            await started(publisher)
+            assert application_names(admin) == [APPLICATION_NAME]
+        finally:
+            await publisher.stop()
+
+    run(scenario)
+
+
+def test_the_channel_reconnects_and_wakes_every_stream(
     run: Runner, postgres_url: str, admin: PgConnection
 ) -> None:
     async def scenario() -> None:
         writer, reader = Publisher(postgres_url), Publisher(postgres_url)
         await started(writer, reader)
-        assert reader.listener is not None
+        assert reader.channel is not None
         try:
             with subscribe(reader.hints, 8) as subscription:
-                first_backend = reader.listener.backend_pid
+                first_backend = reader.channel.backend_pid
                 terminate(admin, first_backend)
                 # Woken as the connection goes: the stream re-reads, and polls from now on.
                 assert await subscription.wait(5)
@@ -371,7 +487,7 @@ def test_the_listener_reconnects_and_wakes_every_stream(
                 # Woken again once it is back, for what was committed while nobody listened.
                 assert await subscription.wait(5)
                 assert reader.listening
-                assert reader.listener.backend_pid not in (None, first_backend)
+                assert reader.channel.backend_pid not in (None, first_backend)
                 await asyncio.to_thread(writer.publish, [8])
                 assert await subscription.wait(5)
         finally:
@@ -380,86 +496,3 @@ def test_the_listener_reconnects_and_wakes_every_stream(
         assert not reader.listening
 
     run(scenario)
-
-
-class FreezableRelay:
-    """A TCP relay to the server whose open connections can be made to go silent.
-
-    A frozen connection stays open but carries nothing either way, as with a host that
-    vanished or a network that drops packets; new connections are relayed normally.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._server.getsockname()[1]
-        self._frozen = threading.Event()
-        self._closed = threading.Event()
-        self._frozen_before: list[threading.Event] = []
-        self._sockets: list[socket.socket] = [self._server]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def freeze(self) -> None:
-        for frozen in self._frozen_before:
-            frozen.set()
-
-    def close(self) -> None:
-        self._closed.set()
-        for connection in self._sockets:
-            connection.close()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._target)
-            self._sockets += [client, server]
-            frozen = threading.Event()
-            self._frozen_before.append(frozen)
-            threading.Thread(target=self._relay, args=(client, server, frozen), daemon=True).start()
-
-    def _relay(self, client: socket.socket, server: socket.socket, frozen: threading.Event) -> None:
-        peer = {client: server, server: client}
-        while not self._closed.is_set():
-            if frozen.is_set():
-                time.sleep(0.05)
-                continue
-            try:
-                readable = select.select([client, server], [], [], 0.05)[0]
-                for source in readable:
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    peer[source].sendall(data)
-            except OSError:
-                return
-
-
-def test_the_listener_gives_up_a_connection_that_went_silent(
-    run: Runner, postgres_url: str
-) -> None:
-    url = make_url(postgres_url)
-    if url.host is None or url.host.startswith("/"):
-        pytest.skip("the server is reached through a socket file, not TCP")
-    relay = FreezableRelay(url.host, url.port or 5432)
-    through_relay = url.set(port=relay.port).render_as_string(hide_password=False)
-
-    async def scenario() -> None:
-        reader = Publisher(through_relay, liveness_interval=0.3)
-        await started(reader)
-        assert reader.listener is not None
-        first_backend = reader.listener.backend_pid
-        try:
-            relay.freeze()
-            await until(lambda: not reader.listening)
-            await until(lambda: reader.listener is not None and reader.listener.up)
-            assert reader.listener.backend_pid != first_backend
-        finally:
-            await reader.stop()
-
-    try:
-        run(scenario)
-    finally:
-        relay.close()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
-from infrastructure.hints.listener import APPLICATION_NAME
+from infrastructure.hints.channel import APPLICATION_NAME
 
 POLL_SECONDS = 0.05
 

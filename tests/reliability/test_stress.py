@@ -48,9 +48,9 @@ LOAD_DEADLINE_SECONDS = 60.0
 POOL_SIZE = 4
 MAX_OVERFLOW = 8
 ENGINES = 2  # the write side and the read side each have a pool
-# Live delivery's hint channel keeps its own two, outside the pools: a LISTEN connection, and
-# the one its batched NOTIFYs go out on (infrastructure/hints).
-HINT_CONNECTIONS = 2
+# Live delivery's hint channel keeps its own, outside the pools: one connection that LISTENs
+# and sends the batched NOTIFYs (infrastructure/hints/channel.py).
+HINT_CONNECTIONS = 1
 IDLE_CONNECTIONS = POOL_SIZE * ENGINES + HINT_CONNECTIONS
 POOL_TIMEOUT = 5.0
 

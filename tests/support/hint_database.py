@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infrastructure.hints.connections import PgConnection, connect_autocommit
+from infrastructure.database import PgConnection, connect
 from tests.conftest import EmptyDatabases
 
 
@@ -20,7 +20,7 @@ def postgres_url(databases: EmptyDatabases) -> str:
 @pytest.fixture
 def admin(postgres_url: str) -> Iterator[PgConnection]:
     """A plain connection for the test's own statements (pg_notify, pg_terminate_backend)."""
-    connection = connect_autocommit(postgres_url, 5, "test admin")
+    connection = connect(postgres_url, 5, "test admin")
     yield connection
     connection.close()
 

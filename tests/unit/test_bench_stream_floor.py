@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from api.events import message_posted
+from api.live.sse import message_posted
 from api.schemas import MessageResponse
 from bench.procstat import CpuUsage
 from bench.results import Measurement, NeverReading, StuckStream
