@@ -94,7 +94,9 @@ class StreamProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._head = b""
         self._chunked: ChunkedDecoder | None = None
-        self._pending = b""  # the start of an event whose blank line has not arrived yet
+        self._pending = b""  # the start of a line whose end has not arrived yet
+        self._name: bytes | None = None  # the event being read: its `event:` and `id:`
+        self._seq: int | None = None
         self._last_seq: int | None = None
         self._closing = False
 
@@ -136,20 +138,20 @@ class StreamProtocol(asyncio.Protocol):
         return rest
 
     def _events(self, body: bytes, now: float) -> None:
-        # sse-starlette ends lines with CRLF; the SSE grammar allows LF alone too.
-        text = (self._pending + body).replace(b"\r\n", b"\n")
-        *events, self._pending = text.split(b"\n\n")
-        for event in events:
-            name = seq = None
-            for line in event.split(b"\n"):
-                if line.startswith(b"event:"):
-                    name = line[6:].strip()
-                elif line.startswith(b"id:"):
-                    seq = int(line[3:])
-                elif line.startswith(b":"):
-                    self._counters.pings += 1
-            if name == POSTED and seq is not None:
-                self._arrived(seq, now)
+        # Line by line: a heartbeat is a comment line with no blank line after it, counted as
+        # it arrives. The service ends lines with CRLF; the SSE grammar allows LF alone too.
+        *lines, self._pending = (self._pending + body).replace(b"\r\n", b"\n").split(b"\n")
+        for line in lines:
+            if line.startswith(b":"):
+                self._counters.pings += 1
+            elif line.startswith(b"event:"):
+                self._name = line[6:].strip()
+            elif line.startswith(b"id:"):
+                self._seq = int(line[3:])
+            elif not line:  # the end of an event
+                if self._name == POSTED and self._seq is not None:
+                    self._arrived(self._seq, now)
+                self._name = self._seq = None
 
     def _arrived(self, seq: int, now: float) -> None:
         counters, last = self._counters, self._last_seq
