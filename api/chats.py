@@ -32,6 +32,7 @@ from api.schemas import (
     HistoryResponse,
     MessageResponse,
     PostMessageRequest,
+    message_json,
 )
 from commands.create_chat import CreateChat
 from commands.delete_chat import DeleteChat
@@ -298,8 +299,8 @@ async def post_message(
         principal=caller,
     )
     posted = await handle(request, handler, command, chat_id=chat_id)
-    # Serialised once, here: a returned model would be validated and dumped again by FastAPI.
-    document = MessageResponse.from_event(posted).model_dump_json()
+    # Serialised once, with its event: a returned model would be dumped again by FastAPI.
+    document = message_json(posted)
     response = Response(document, status.HTTP_201_CREATED, media_type="application/json")
     location = f"/chats/{posted.chat_id}/messages/{posted.message_id}"
     announce_created(response, location, posted.replayed, posted.consistency_token)

@@ -2,6 +2,7 @@
 the responses and headers the OpenAPI document declares once for many operations."""
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -153,6 +154,26 @@ class MessageResponse(BaseModel):
             created_at=posted.created_at,
             author=posted.author,
         )
+
+
+def message_json(posted: MessagePosted) -> str:
+    """A posted message as its 201 answers it and its `message.posted` event carries it: made
+    once for both (the chat's writer encodes the event before the endpoint answers, and its
+    JSON is then at hand here)."""
+    return _message_json(
+        posted.message_id, posted.chat_id, posted.seq, posted.text, posted.created_at, posted.author
+    )
+
+
+# A post is answered moments after its writer encoded it: the few posts in flight at once.
+@lru_cache(maxsize=64)
+def _message_json(
+    message_id: int, chat_id: int, seq: int, text: str, created_at: datetime, author: str | None
+) -> str:
+    message = MessageResponse(
+        id=message_id, chat_id=chat_id, seq=seq, text=text, created_at=created_at, author=author
+    )
+    return message.model_dump_json()
 
 
 class ChatDetailResponse(BaseModel):

@@ -233,7 +233,10 @@ class Settings(BaseSettings):
         ),
     )
     worker_threads: int = Field(
-        default=8,
+        # 4, not 8: the handlers share the event loop's core and GIL, and every hand-off of
+        # the GIL between them and the loop costs CPU; at 4 a POST's throughput holds and the
+        # loop keeps more of its core for the streams (docs/performance.md, issue 24).
+        default=4,
         ge=1,
         description="Threads running handlers; each holds at most one database connection.",
     )

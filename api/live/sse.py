@@ -7,7 +7,7 @@ inside strings, so no event needs the multi-line `data:` form.
 
 from datetime import UTC, datetime
 
-from api.schemas import ChatDeletedData, MemberChangeData, MessageResponse
+from api.schemas import ChatDeletedData, MemberChangeData, MessageResponse, message_json
 from domain.events import MessagePosted
 from queries.dtos import MessageDTO
 from queries.get_member_events import MemberEventDTO
@@ -39,8 +39,9 @@ def message_read(message: MessageDTO) -> bytes:
 
 
 def message_committed(posted: MessagePosted) -> bytes:
-    """A message this process committed, as its stream event, without reading it back."""
-    return message_posted(MessageResponse.from_event(posted))
+    """A message this process committed, as its stream event, without reading it back: the
+    same JSON as its 201, made once for both."""
+    return event(MESSAGE_POSTED, message_json(posted), id=str(posted.seq))
 
 
 def chat_deleted(chat_id: int) -> bytes:
