@@ -146,6 +146,7 @@ class ChatWriter:
                     self._woken = True  # a full page: read on at once
         finally:
             self._task = None
+            self._forget_if_idle()
 
     async def _read(self) -> News | None:
         """The news after the writer's position; None once the chat is gone. Waits out
@@ -195,8 +196,9 @@ class ChatWriter:
 
     def _forget_if_idle(self) -> None:
         """With no stream to send to, the writer stops following the chat: the next stream to
-        join starts it again from where that stream is."""
-        if not self._live and not self._parked:
+        join starts it again from where that stream is. Not while its task runs (a read in
+        flight ends at the writer's position): the task forgets it as it ends."""
+        if not self._live and not self._parked and self._task is None:
             self.after = None
             self._history.clear()
 

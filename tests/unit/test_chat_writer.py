@@ -7,6 +7,7 @@ joined at; a stream that cannot keep up must not hold the others up.
 """
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -121,14 +122,21 @@ async def settled() -> None:
 
 
 def scenario(test: Callable[[Fixture], Awaitable[None]]) -> None:
+    """Runs the test on a loop of its own; an error in the writer's task fails it too."""
+    errors: list[dict[str, Any]] = []
+
     async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
         fixture = Fixture()
         try:
             await test(fixture)
         finally:
             fixture.writer.close()
+        await settled()
+        gc.collect()  # a failed task nobody awaited reports its error as it goes
 
     asyncio.run(main())
+    assert errors == []
 
 
 def test_this_process_commits_go_out_in_seq_order_without_a_read() -> None:
@@ -324,3 +332,22 @@ def test_heartbeats_come_from_the_writer_and_an_expired_token_ends_its_stream() 
 @pytest.mark.parametrize("seqs", [[1, 2, 4], [2, 3]])
 def test_continuing_needs_every_seq_from_after(seqs: Sequence[int]) -> None:
     assert continuing([posted(seq) for seq in seqs], 0) is None
+
+
+def test_streams_that_leave_during_a_read_leave_the_writer_as_it_was_before_any() -> None:
+    async def test(f: Fixture) -> None:
+        client = f.open()
+        assert await f.join(client, 0)
+        f.chat.post()
+        f.writer.wake(None)
+        await asyncio.sleep(0)  # the read in flight
+        f.writer.remove(client.stream)
+        await settled()
+        assert (client.seqs(), f.writer.after) == ([], None)
+        newcomer = f.open()
+        assert await f.join(newcomer, 1)
+        f.writer.wake(f.chat.post())
+        await settled()
+        assert newcomer.seqs() == [2]
+
+    scenario(test)
