@@ -83,7 +83,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         # this process, unless `chatapi worker` processes run them (JOBS=worker).
         jobs = container.job_runner() if settings.jobs == "in-process" else None
         jobs_thread = None if jobs is None else start_in_thread(jobs)
-        live.start()
+        live.start(publisher.hints, lambda: publisher.wait_timeout(settings.stream_heartbeat))
         # uvicorn waits for open responses before it shuts the app down: streams end first.
         server = uvicorn_server()
         watching = (
@@ -119,18 +119,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
     )
     app.state.admission = admission
-    publisher = container.hint_publisher()
     # The chats' writers read as the service, on the primary, where the hints come from.
     news = NewsReader(
         admission.run, container.stream_messages_after, container.stream_member_events
     )
-    live = LiveChats(
-        publisher.hints,
-        news,
-        heartbeat=settings.stream_heartbeat,
-        send_timeout=settings.stream_send_timeout,
-        read_interval=lambda: publisher.wait_timeout(settings.stream_heartbeat),
-    )
+    live = LiveChats(news, settings.stream_heartbeat, settings.stream_send_timeout)
     app.state.live = live
     app.include_router(chats.router)
     app.include_router(members.router)

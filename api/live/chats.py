@@ -12,19 +12,13 @@ from infrastructure.hints import LocalHints
 
 
 class LiveChats:
-    def __init__(
-        self,
-        hints: LocalHints,
-        news: NewsReader,
-        heartbeat: float,
-        send_timeout: float,
-        read_interval: Callable[[], float],
-    ) -> None:
-        self._hints = hints
+    def __init__(self, news: NewsReader, heartbeat: float, send_timeout: float) -> None:
         self._news = news
         self._heartbeat = heartbeat
         self.send_timeout = send_timeout
-        self._read_interval = read_interval
+        # The process's hints, and how long a writer may go without a read: from `start`.
+        self._hints = LocalHints()
+        self._read_interval: Callable[[], float] = lambda: heartbeat
         self.closing = False  # shutting down: no new stream
         self._writers: dict[int, ChatWriter] = {}
         self.count = 0  # streams open
@@ -63,8 +57,10 @@ class LiveChats:
             del self._writers[stream.chat_id]
             self._hints.unfollow(stream.chat_id)
 
-    def start(self) -> None:
-        """In the app's lifespan: streams may open (again, after a shutdown of the lifespan)."""
+    def start(self, hints: LocalHints, read_interval: Callable[[], float]) -> None:
+        """In the app's lifespan, with that lifespan's hints (a lifespan started again after a
+        shutdown has a new publisher): streams may open."""
+        self._hints, self._read_interval = hints, read_interval
         self.closing = False
 
     def finish_all(self) -> None:

@@ -85,6 +85,8 @@ class Load:
 def stressed(own_database: str) -> Iterator[tuple[Container, str]]:
     container = container_for(
         own_database,
+        # More handler threads than a pool holds: the load needs the overflow.
+        worker_threads=2 * POOL_SIZE,
         db_pool_size=POOL_SIZE,
         db_max_overflow=MAX_OVERFLOW,
         db_pool_timeout=POOL_TIMEOUT,
