@@ -49,15 +49,16 @@ def chat_deleted(chat_id: int) -> bytes:
 
 
 def member_event(change: MemberEventDTO) -> bytes:
-    data = MemberChangeData.model_validate(
-        {"chat_id": change.chat_id, "user_id": change.user_id, "role": change.role}
-    )
-    return event(MEMBER_EVENTS[change.kind], data.model_dump_json())
+    return member_change(change.kind, change.chat_id, change.user_id, change.role)
 
 
 def member_removed(chat_id: int, user_id: str) -> bytes:
-    data = MemberChangeData.model_validate({"chat_id": chat_id, "user_id": user_id, "role": None})
-    return event(MEMBER_EVENTS["removed"], data.model_dump_json())
+    return member_change("removed", chat_id, user_id, None)
+
+
+def member_change(kind: str, chat_id: int, user_id: str, role: str | None) -> bytes:
+    data = MemberChangeData.model_validate({"chat_id": chat_id, "user_id": user_id, "role": role})
+    return event(MEMBER_EVENTS[kind], data.model_dump_json())
 
 
 def heartbeat() -> bytes:

@@ -80,13 +80,9 @@ class ChatWriter:
             self._arrivals = None
         else:
             taken.extend(arrivals)
-        if self._task is None and self.after is not None and not self.deleted:
-            following = continuing(self._arrivals, self.after)
-            if following is not None:  # this process's commits, and nothing else: sent now
-                self._woken, self._arrivals = False, []
-                self._deliver(committed(following, self.member_position))
-                return
-        self._start()
+        # This process's commits, and nothing else, with no read in flight: sent now.
+        if self._task is None and not self.deleted and not self._deliver_arrivals():
+            self._start()
 
     # -- from the streams ---------------------------------------------------------------------
 
@@ -130,13 +126,9 @@ class ChatWriter:
     async def _run(self) -> None:
         try:
             while self._woken and not self.deleted and (self._live or self._parked):
-                self._woken = False
-                arrivals, self._arrivals = self._arrivals, []
-                assert self.after is not None
-                following = continuing(arrivals, self.after)
-                if following is not None:
-                    self._deliver(committed(following, self.member_position))
+                if self._deliver_arrivals():
                     continue
+                self._woken, self._arrivals = False, []
                 news = await self._read()
                 if news is None:
                     self._delete()
@@ -147,6 +139,18 @@ class ChatWriter:
         finally:
             self._task = None
             self._forget_if_idle()
+
+    def _deliver_arrivals(self) -> bool:
+        """Sends the messages handed over since the last delivery if they follow on from the
+        writer's position with nothing else to read; False if the writer must read."""
+        if self.after is None:
+            return False
+        following = continuing(self._arrivals, self.after)
+        if following is None:
+            return False
+        self._woken, self._arrivals = False, []
+        self._deliver(committed(following, self.member_position))
+        return True
 
     async def _read(self) -> News | None:
         """The news after the writer's position; None once the chat is gone. Waits out
