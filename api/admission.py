@@ -214,6 +214,22 @@ class Admission:
         call.finished()
         return result
 
+    async def on_loop(
+        self, handler: Callable[[Argument], Awaitable[Result]], argument: Argument
+    ) -> Result:
+        """`await handler(argument)` on the event loop (a read of infrastructure/loop_reads),
+        until REQUEST_TIMEOUT after the request began; Busy if missed. No thread and no
+        thread wait: the read's own wait is for one of the loop's connections, bounded by
+        DB_POOL_TIMEOUT; at the deadline its statement is cancelled."""
+        running = asyncio.timeout(self.request_timeout)
+        try:
+            async with running:
+                return await handler(argument)
+        except TimeoutError:
+            if running.expired():
+                raise Busy(STATEMENT_CANCELLED) from None
+            raise
+
     async def _admit(self, chat_id: int | None, deadline: float) -> Callable[[], None]:
         """Wait for the chat's turn, then a thread token; what gives both back."""
         if chat_id is not None and not await self.turns.enter(chat_id, deadline):

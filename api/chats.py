@@ -11,7 +11,7 @@ from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import StringConstraints, TypeAdapter, WithJsonSchema
 
 from api.auth import Caller
-from api.handling import container, handle
+from api.handling import container, handle, read
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
@@ -190,7 +190,7 @@ async def list_chats(
     """
     handler = container(request).list_chats()
     query = ListChats(limit, cursor, consistency_token, principal=caller)
-    page = await handle(request, handler, query)
+    page = await read(request, handler, query)
     return ChatListResponse.model_validate(page)
 
 
@@ -327,7 +327,7 @@ async def get_chat(
     # (queries/get_chat_document.py; the same JSON as ChatDetailResponse, proved by a test).
     handler = container(request).get_chat_document()
     query = GetChat(chat_id, limit, consistency_token, principal=caller)
-    document = await handle(request, handler, query)
+    document = await read(request, handler, query)
     return Response(document, media_type="application/json")
 
 
@@ -372,7 +372,7 @@ async def get_history(
         return HistoryResponse.model_validate(await handle(request, forward, query))
     handler = container(request).get_history()
     backward = GetHistory(chat_id, before, limit, consistency_token, principal=caller)
-    page = await handle(request, handler, backward)
+    page = await read(request, handler, backward)
     return HistoryResponse.model_validate(page)
 
 

@@ -158,11 +158,11 @@ def _replace_if_closed_by_server(dbapi_connection: Any, _: ConnectionPoolEntry, 
     DisconnectionError makes the pool reconnect this entry (and 503 if it cannot). Anything
     else found waiting (a NOTICE) costs a needless reconnect, never a wrong answer.
     """
-    if dbapi_connection.closed or _has_input(dbapi_connection.fileno()):
+    if dbapi_connection.closed or has_input(dbapi_connection.fileno()):
         raise DisconnectionError("the server closed this pooled connection")
 
 
-def _has_input(fd: int) -> bool:
+def has_input(fd: int) -> bool:
     # poll, not select: select cannot watch a descriptor numbered 1024 or more.
     poller = select.poll()
     poller.register(fd, select.POLLIN)  # a hang-up or an error is reported regardless

@@ -7,14 +7,29 @@ own execution: a driver error becomes a DBAPIError, and a lost connection is inv
 that failures map to 503 as everywhere else (infrastructure/failures.py).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[Result]):
+    """One statement of a query and what its rows make: run in a handler thread through
+    ReadTargets (scripts, the CLI, SQLite, replicas), or on the event loop through LoopReads
+    (the HTTP path on PostgreSQL). The same statement, parameters and result either way."""
+
+    statement: Executable
+    params: Mapping[str, Any]
+    result: Callable[[list[tuple[Any, ...]]], Result]
+    consistency_token: str | None = None
 
 
 @cache
@@ -42,29 +57,39 @@ def fetch_all(
     return _fetch(connection, statement, params, one=False)
 
 
+def bound(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
+    """The SQL text of `statement` for `dialect`, and its parameters as the driver takes
+    them."""
+    compiled = _compiled(statement, dialect)
+    # With the values SQLAlchemy bound itself (SQLite's OFFSET 0, for one), each through its
+    # type's bind processing as SQLAlchemy's execution does (a UTCDateTime as SQLite stores
+    # it, for one).
+    values = compiled.construct_params(params)
+    processors: Mapping[str, Any] = compiled._bind_processors  # none of tuples here
+    for name, process in processors.items():
+        if name in values:
+            values[name] = process(values[name])
+    if compiled.positiontup is not None:  # SQLite's qmark style: ? in order
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values
+
+
 def _fetch(
     connection: Connection, statement: Executable, params: Mapping[str, Any], one: bool
 ) -> list[tuple[Any, ...]]:
     dialect = connection.dialect
-    compiled = _compiled(statement, dialect)
-    sql = compiled.string
-    # With the values SQLAlchemy bound itself (SQLite's OFFSET 0, for one).
-    values = compiled.construct_params(params)
-    if compiled.positiontup is not None:  # SQLite's qmark style: ? in order
-        bound: Any = tuple(values[name] for name in compiled.positiontup)
-    else:
-        bound = values
+    sql, bound_params = bound(statement, dialect, params)
     dbapi_connection = connection.connection
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(sql, bound)
+        cursor.execute(sql, bound_params)
         rows = cursor.fetchmany(1) if one else cursor.fetchall()
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_connection.dbapi_connection, cursor)
         if lost:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            sql, bound_params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
         ) from exc
     finally:
         cursor.close()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Executable, Row
 
 from infrastructure.consistency import NOT_AHEAD, checked
+from infrastructure.driver_reads import Read, fetch_all
 from infrastructure.replicas import Replicas
 
 T = TypeVar("T")
@@ -49,6 +50,13 @@ class ReadTargets:
                     return answer[0]
         with self._primary.connect() as connection:
             return query(connection)
+
+    def run(self, read: Read[T]) -> T:
+        """A `Read`'s result, its statement run as `read` runs a query."""
+        rows = self.read(
+            read.consistency_token, lambda c: fetch_all(c, read.statement, read.params)
+        )
+        return read.result(rows)
 
     def _issued(self, token: str) -> bool:
         """Whether the primary has written `token`'s position (one round trip): a made-up

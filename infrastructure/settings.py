@@ -240,6 +240,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads running handlers; each holds at most one database connection.",
     )
+    loop_read_connections: int = Field(
+        default=4,
+        ge=0,
+        description=(
+            "Connections of the event loop for the hottest reads on PostgreSQL (a chat, its "
+            "history, the chat list), run without a handler thread; 0 runs them in threads. "
+            "Not used with READ_DATABASE_URL: replica reads run in threads."
+        ),
+    )
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(

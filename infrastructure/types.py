@@ -28,3 +28,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def utc(value: datetime | str) -> datetime:
+    """A time as the driver gives it, as UTCDateTime would make it: PostgreSQL's aware
+    datetimes in UTC, SQLite's text as stored ('YYYY-MM-DD HH:MM:SS.ffffff', in UTC)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from infrastructure.types import utc
+
 
 @dataclass(frozen=True, slots=True)
 class MessageDTO:
@@ -25,3 +27,9 @@ def message_of(chat_id: int, row: Any) -> MessageDTO:
         created_at=row.created_at,
         author=row.author,
     )
+
+
+def message_from(chat_id: int, values: Any) -> MessageDTO:
+    """A message from the driver's values of (id, seq, text, created_at, author), in order."""
+    message_id, seq, text, created_at, author = values[:5]
+    return MessageDTO(message_id, chat_id, seq, text, utc(created_at), author)

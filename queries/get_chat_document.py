@@ -14,7 +14,8 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from domain.errors import ChatNotFound
-from infrastructure.driver_reads import fetch_all
+from infrastructure.consistency import checked
+from infrastructure.driver_reads import Read
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
 from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
@@ -67,9 +68,15 @@ class GetChatDocumentHandler:
         self._reads = reads
 
     def __call__(self, query: GetChat) -> bytes:
-        params = chat_params(query)
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: GetChat) -> Read[bytes]:
+        """The statement and what its rows make, to be run here or on the event loop."""
         statement = CHAT_WITH_LAST_MESSAGES[members_only(query.principal)]
-        rows = self._reads.read(query.consistency_token, lambda c: fetch_all(c, statement, params))
-        if not rows:
-            raise ChatNotFound(query.chat_id)
-        return chat_document(query.chat_id, rows)
+
+        def document(rows: list[tuple[Any, ...]]) -> bytes:
+            if not rows:
+                raise ChatNotFound(query.chat_id)
+            return chat_document(query.chat_id, rows)
+
+        return Read(statement, chat_params(query), document, checked(query.consistency_token))

@@ -6,10 +6,12 @@ from sqlalchemy import Select, bindparam, select, true
 from domain.errors import ChatNotFound, InvalidInput
 from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
+from infrastructure.consistency import checked
+from infrastructure.driver_reads import Read
 from infrastructure.read_models import chat_views, message_views
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
-from queries.dtos import MessageDTO, message_of
+from queries.dtos import MessageDTO, message_from
 from queries.newest_messages import newest_messages
 from queries.visibility import members_only, per_caller, viewer_params
 
@@ -69,6 +71,7 @@ HISTORY_PAGE = per_caller(history_page(bindparam("last")))
 HISTORY_PAGE_BY_ID = per_caller(
     history_page(CURSOR_SEQ - 1).add_columns(CURSOR_SEQ.label("cursor_seq"))
 )
+CURSOR_SEQ_COLUMN = 5  # after the message's five
 
 
 class GetHistoryHandler:
@@ -84,6 +87,10 @@ class GetHistoryHandler:
         self._reads = reads
 
     def __call__(self, query: GetHistory) -> HistoryDTO:
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: GetHistory) -> Read[HistoryDTO]:
+        """The statement and what its rows make, to be run here or on the event loop."""
         limit = validate_limit(query.limit)
         if not is_possible_id(query.chat_id):
             raise ChatNotFound(query.chat_id)
@@ -93,21 +100,25 @@ class GetHistoryHandler:
         # One more than the page tells whether there is an older page.
         params = {"chat_id": query.chat_id, "limit": limit + 1, **viewer_params(query.principal)}
         statements = HISTORY_PAGE
+        by_id = isinstance(position, HistoryPositionById)
         if isinstance(position, HistoryPositionById):
             statements = HISTORY_PAGE_BY_ID
             params["message_id"] = position.message_id
         else:
             params["last"] = MAX_ID if position is None else position.seq - 1
+
+        def page(rows: list[tuple[Any, ...]]) -> HistoryDTO:
+            if not rows:
+                raise ChatNotFound(query.chat_id)
+            if by_id and rows[0][CURSOR_SEQ_COLUMN] is None:
+                raise InvalidInput("before", "before is not a cursor returned by this listing")
+            found = [row for row in rows if row[0] is not None]
+            kept = found[:limit]
+            messages = tuple(message_from(query.chat_id, row) for row in reversed(kept))
+            next_before = None
+            if len(found) > limit:
+                next_before = encode_history(HistoryPosition(query.chat_id, messages[0].seq))
+            return HistoryDTO(chat_id=query.chat_id, messages=messages, next_before=next_before)
+
         statement = statements[members_only(query.principal)]
-        rows = self._reads.rows(query.consistency_token, statement, params)
-        if not rows:
-            raise ChatNotFound(query.chat_id)
-        if isinstance(position, HistoryPositionById) and rows[0].cursor_seq is None:
-            raise InvalidInput("before", "before is not a cursor returned by this listing")
-        found = [row for row in rows if row.id is not None]
-        kept = found[:limit]
-        messages = tuple(message_of(query.chat_id, row) for row in reversed(kept))
-        next_before = None
-        if len(found) > limit:
-            next_before = encode_history(HistoryPosition(query.chat_id, messages[0].seq))
-        return HistoryDTO(chat_id=query.chat_id, messages=messages, next_before=next_before)
+        return Read(statement, params, page, checked(query.consistency_token))

@@ -6,9 +6,11 @@ from sqlalchemy import bindparam, select, tuple_
 
 from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, validate_limit
+from infrastructure.consistency import checked
+from infrastructure.driver_reads import Read
 from infrastructure.read_models import chat_member_views, chat_views
 from infrastructure.read_targets import ReadTargets
-from infrastructure.types import UTCDateTime
+from infrastructure.types import UTCDateTime, utc
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
 
 
@@ -91,6 +93,10 @@ class ListChatsHandler:
         self._reads = reads
 
     def __call__(self, query: ListChats) -> ChatListDTO:
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: ListChats) -> Read[ChatListDTO]:
+        """The statement and what its rows make, to be run here or on the event loop."""
         limit = validate_limit(query.limit)
         first, following = PAGES[query.principal.user_id is not None]
         statement, params = first, dict[str, Any](limit=limit + 1, viewer=query.principal.user_id)
@@ -98,21 +104,27 @@ class ListChatsHandler:
             after = decode_chat_list(query.cursor)
             statement = following
             params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
-        rows = self._reads.rows(query.consistency_token, statement, params)
-        chats = tuple(
-            ChatSummaryDTO(
-                id=row.chat_id,
-                title=row.title,
-                created_at=row.created_at,
-                message_count=row.message_count,
-                last_message_at=row.last_message_at,
-                last_activity_at=row.last_activity_at,
-                last_message_preview=row.last_message_preview,
-            )
-            for row in rows[:limit]
-        )
-        next_cursor = None
-        if len(rows) > limit:
-            last = chats[-1]
-            next_cursor = encode_chat_list(ChatListPosition(last.last_activity_at, last.id))
-        return ChatListDTO(chats=chats, next_cursor=next_cursor)
+
+        def page(rows: list[tuple[Any, ...]]) -> ChatListDTO:
+            chats = tuple(summary_of(row) for row in rows[:limit])
+            next_cursor = None
+            if len(rows) > limit:
+                last = chats[-1]
+                next_cursor = encode_chat_list(ChatListPosition(last.last_activity_at, last.id))
+            return ChatListDTO(chats=chats, next_cursor=next_cursor)
+
+        return Read(statement, params, page, checked(query.consistency_token))
+
+
+def summary_of(values: tuple[Any, ...]) -> ChatSummaryDTO:
+    """A chat's summary from the driver's values of SUMMARY's columns, in order."""
+    chat_id, title, created_at, count, last_message_at, last_activity_at, preview = values
+    return ChatSummaryDTO(
+        id=chat_id,
+        title=title,
+        created_at=utc(created_at),
+        message_count=count,
+        last_message_at=None if last_message_at is None else utc(last_message_at),
+        last_activity_at=utc(last_activity_at),
+        last_message_preview=preview,
+    )

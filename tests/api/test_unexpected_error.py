@@ -13,8 +13,17 @@ from queries.get_chat import GetChat
 from tests.support.servers import client_of, container_for
 
 
-def broken(query: GetChat) -> None:
-    raise RuntimeError("a bug")
+class Broken:
+    """GetChatDocumentHandler with a bug, wherever the read runs (a thread, the loop)."""
+
+    def __call__(self, query: GetChat) -> None:
+        raise RuntimeError("a bug")
+
+    def plan(self, query: GetChat) -> None:
+        raise RuntimeError("a bug")
+
+
+broken = Broken()
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -26,6 +26,7 @@ from domain.principals import LOCAL
 from infrastructure import tables
 from infrastructure.consistency import HAS_REPLAYED, POSITION_AFTER_COMMIT
 from infrastructure.container import Container
+from infrastructure.driver_reads import Read, bound
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.replicas import REPLAY_LAG
 from queries.cursors import HistoryPosition, encode_history
@@ -659,6 +660,11 @@ def statements_of(engines: list[Engine], run: Callable[[], object]) -> list[Stat
     return captured
 
 
+def planned(read: Read[Any], engine: Engine) -> Statement:
+    """The SQL (and its parameters) a handler's read sends, in a thread or on the loop."""
+    return bound(read.statement, engine.dialect, read.params)
+
+
 def postgres_plan(engine: Engine, statement: Statement) -> Json:
     with engine.connect() as connection:
         (row,) = connection.exec_driver_sql(
@@ -743,8 +749,7 @@ def test_a_history_page_is_an_index_range_scan(container: Container) -> None:
     def statement_of(before: str | None, limit: int = 20) -> Statement:
         query = GetHistory(chat_id=chat_id, before=before, limit=limit, principal=LOCAL)
         # One statement per page.
-        (statement,) = statements_of(read_engines(container), partial(history, query))
-        return statement
+        return planned(history.plan(query), engine)
 
     page = history(GetHistory(chat_id=chat_id, before=deep, principal=LOCAL))
     assert [m.id for m in page.messages] == [m.id for m in stored[80:100]]
@@ -842,7 +847,7 @@ def test_a_list_page_is_an_index_range_scan(container: Container) -> None:
         (far.next_cursor, "last_activity_at"),
     ):
         query = ListChats(limit=100, cursor=cursor, principal=LOCAL)
-        (statement,) = statements_of(read_engines(container), partial(handler, query))
+        statement = planned(handler.plan(query), engine)
         if engine.dialect.name == "postgresql":
             tree = postgres_plan(engine, statement)
             assert_postgres_keyset_scan(
