@@ -394,7 +394,8 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": (
             "The database's position after this write, opaque. Send it back as the "
             "`Consistency-Token` header of a read and that read shows this write, even when "
-            "reads are served by replicas. Absent on SQLite, where every read shows it."
+            "reads are served by replicas. Present when reads are served by replicas "
+            "(READ_DATABASE_URL); absent otherwise, where every read shows the write."
         ),
         "required": False,
         "schema": {"type": "string", "pattern": CONSISTENCY_PATTERN},

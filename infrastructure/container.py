@@ -69,6 +69,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         idempotency_ttl=settings.provided.idempotency_ttl,
         publisher=hint_publisher,
+        tokens=providers.Callable(bool, settings.provided.read_database_url),
     )
     # Each call forgets the expired idempotency keys and returns how many it forgot.
     purge_idempotency_keys = providers.Callable(

@@ -38,9 +38,17 @@ class UnitOfWork:
     connection: Connection
 
     def __init__(
-        self, engine: Engine, clock: Clock, idempotency_ttl: float, publisher: Publisher
+        self,
+        engine: Engine,
+        clock: Clock,
+        idempotency_ttl: float,
+        publisher: Publisher,
+        tokens: bool = True,
     ) -> None:
+        """`tokens`: whether writes give consistency tokens, which only reads from replicas
+        need (READ_DATABASE_URL): without them, a write spares the round trip."""
         self._engine = engine
+        self._tokens = tokens
         self._clock = clock
         self._idempotency_ttl = idempotency_ttl
         self._publisher = publisher
@@ -115,16 +123,17 @@ class UnitOfWork:
         return result
 
     def consistency_token(self) -> str | None:
-        """The primary's WAL position now (None on SQLite): once committed, or once a replay
-        has found its first result, a replica that has replayed it shows this command's work.
+        """The primary's WAL position now (None on SQLite, or without replicas to read
+        from): once committed, or once a replay has found its first result, a replica that
+        has replayed it shows this command's work.
 
         Ends the transaction: anything not committed by now is abandoned (a replay's). One
         round trip: the driver is in autocommit for this statement alone, so there is no
         BEGIN before it nor ROLLBACK after (SQLAlchemy's AUTOCOMMIT option would cost a SET
         when the connection goes back to the pool).
         """
-        if self.connection.dialect.name != "postgresql":
-            return None
+        if not self._tokens or self.connection.dialect.name != "postgresql":
+            return None  # a replay's transaction ends as the connection goes back
         if self.connection.in_transaction():
             self.connection.rollback()
         driver: Any = self.connection.connection.dbapi_connection

@@ -39,12 +39,12 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def chatapi(
-    database_url: str, *args: str, cwd: Path | None = None
+    database_url: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the console script with DATABASE_URL set; bounded in time."""
+    """Run the console script with DATABASE_URL set (and `env`); bounded in time."""
     return subprocess.run(
         [str(CHATAPI), *args],
-        env=cli_env(database_url),
+        env=cli_env(database_url) | (env or {}),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -604,7 +604,11 @@ def test_show_list_and_history_print_what_http_returns(
 def test_a_write_prints_its_consistency_token_and_a_read_takes_it(
     migrated_url: str, backend: str
 ) -> None:
-    created = chatapi(migrated_url, "create-chat", "t")
+    # Reads from replicas (here the database itself) are what a token is for: without them
+    # a write gives none.
+    assert chatapi(migrated_url, "create-chat", "t").stderr == ""
+    replicas = {"READ_DATABASE_URL": migrated_url} if backend == "postgresql" else {}
+    created = chatapi(migrated_url, "create-chat", "t", env=replicas)
     chat_id = str(succeeded(created)["id"])
     if backend == "sqlite":
         assert created.stderr == ""  # no token on SQLite
