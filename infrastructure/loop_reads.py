@@ -18,8 +18,11 @@ and its connection closed, never reused while the cancel may still land.
 """
 
 import asyncio
+import hashlib
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import psycopg2  # type: ignore[import-untyped]
@@ -42,6 +45,15 @@ from infrastructure.settings import Settings
 APPLICATION_NAME = "chatapi loop reads"
 
 
+# timestamptz as PostgreSQL's text, 'YYYY-MM-DD HH:MM:SS[.ffffff]+00' (the session is in
+# UTC): written into JSON as it is (get_chat_document.json_time), or parsed by fromisoformat
+# (types.utc), cheaper than psycopg2's datetime with its tzinfo, then moved to UTC.
+TIMESTAMPTZ_OID = 1184
+_TIME_AS_TEXT = psycopg2.extensions.new_type(
+    (TIMESTAMPTZ_OID,), "TIMESTAMPTZ_AS_TEXT", lambda value, cursor: value
+)
+
+
 def uses_loop_reads(settings: Settings) -> bool:
     """On PostgreSQL, unless turned off or reads go to replicas (ReadTargets chooses then)."""
     return (
@@ -55,6 +67,39 @@ def uses_loop_reads(settings: Settings) -> bool:
 class Pooled:
     connection: PgConnection
     cancel_key: CancelKey  # taken as it is made: what cancels its statement from a thread
+    prepared: set[str] = field(default_factory=set)  # the statements PREPAREd on it
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement as a prepared one: its name, its text with $1.. for its parameters, and
+    the parameters' names in that order."""
+
+    name: str
+    text: str
+    names: tuple[str, ...]
+    execute: str  # EXECUTE name(%s, ...)
+
+
+PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+@cache
+def prepared(sql: str) -> Prepared:
+    """`sql` (psycopg2's %(name)s style, as SQLAlchemy compiles it) as a prepared statement:
+    parsed and planned by the server once per connection, and each run sends a few bytes
+    instead of the statement (and psycopg2 quotes a few values into them, not into it)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    text = PARAMETER.sub(number, sql).replace("%%", "%")
+    name = "chatapi_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+    arguments = f"({', '.join(['%s'] * len(names))})" if names else ""
+    return Prepared(name, text, tuple(names), f"EXECUTE {name}{arguments}")
 
 
 class LoopReads:
@@ -66,7 +111,10 @@ class LoopReads:
             "connect_timeout": settings.db_connect_timeout,
             "application_name": APPLICATION_NAME,
             # As the engines' connections: a statement never outlives its request by much.
-            "options": f"-c statement_timeout={int(settings.db_statement_timeout * 1000)}",
+            # UTC: times come as text in UTC (see _TIME_AS_TEXT).
+            "options": (
+                f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} -c timezone=UTC"
+            ),
             **LIVENESS_OPTIONS,
         }
         self._pool_timeout = settings.db_pool_timeout
@@ -77,7 +125,7 @@ class LoopReads:
     async def run(self, read: Read[Result]) -> Result:
         """The `read`'s result, its statement run on one of the loop's connections."""
         sql, params = bound(read.statement, self._dialect, read.params)
-        return read.result(await self._fetch_all(sql, params))
+        return read.result(await self._fetch_all(prepared(sql), params))
 
     async def close(self) -> None:
         """Close the idle connections; one in use is closed when its read ends."""
@@ -85,7 +133,7 @@ class LoopReads:
         while self._idle:
             self._idle.pop().connection.close()
 
-    async def _fetch_all(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    async def _fetch_all(self, statement: Prepared, params: Any) -> list[tuple[Any, ...]]:
         try:
             async with asyncio.timeout(self._pool_timeout):
                 await self._free.acquire()
@@ -97,7 +145,11 @@ class LoopReads:
         try:
             pooled = await self._checkout()
             cursor = pooled.connection.cursor()
-            cursor.execute(sql, params)
+            if statement.name not in pooled.prepared:
+                cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
+                await _ready(pooled.connection)
+                pooled.prepared.add(statement.name)
+            cursor.execute(statement.execute, [params[name] for name in statement.names])
             await _ready(pooled.connection)
             rows = cursor.fetchall()
             cursor.close()
@@ -107,7 +159,7 @@ class LoopReads:
                 _discard(pooled, in_flight=not lost and not isinstance(exc, psycopg2.Error))
             if isinstance(exc, psycopg2.Error):
                 raise DBAPIError.instance(
-                    sql, params, exc, psycopg2.Error, connection_invalidated=lost
+                    statement.text, params, exc, psycopg2.Error, connection_invalidated=lost
                 ) from exc
             raise
         finally:
@@ -116,7 +168,7 @@ class LoopReads:
             pooled.connection.close()
         else:
             self._idle.append(pooled)
-        return [tuple(row) for row in rows]
+        return rows  # type: ignore[no-any-return]
 
     async def _checkout(self) -> Pooled:
         """An idle connection that the server has not closed, or a new one."""
@@ -133,6 +185,7 @@ class LoopReads:
         except BaseException:
             connection.close()
             raise
+        psycopg2.extensions.register_type(_TIME_AS_TEXT, connection)
         return Pooled(connection, CancelKey(connection))
 
 

@@ -32,9 +32,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utc(value: datetime | str) -> datetime:
     """A time as the driver gives it, as UTCDateTime would make it: PostgreSQL's aware
-    datetimes in UTC, SQLite's text as stored ('YYYY-MM-DD HH:MM:SS.ffffff', in UTC)."""
+    datetimes (or their text, '... 06:29:40.72+00') in UTC, SQLite's text as stored
+    ('YYYY-MM-DD HH:MM:SS.ffffff', in UTC)."""
     if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

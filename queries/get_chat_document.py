@@ -24,11 +24,16 @@ from queries.visibility import members_only
 
 def json_time(value: datetime | str | None) -> str:
     """A time as pydantic writes an aware datetime: `"2026-11-22T14:10:49.829140Z"`, the
-    fraction left out when it is zero. The driver gives PostgreSQL's as aware datetimes,
-    SQLite's as SQLAlchemy stored them: 'YYYY-MM-DD HH:MM:SS.ffffff', in UTC."""
+    fraction left out when it is zero. The driver gives PostgreSQL's as aware datetimes, or
+    on the loop's connections (infrastructure/loop_reads.py) as text in UTC,
+    '2026-11-22 14:10:49.82914+00' (the fraction without its trailing zeros); SQLite's as
+    SQLAlchemy stored them: '2026-11-22 14:10:49.829140', in UTC."""
     if value is None:
         return "null"
     if isinstance(value, str):
+        if value.endswith("+00"):  # PostgreSQL's text, in UTC
+            seconds, dot, fraction = value[:-3].partition(".")
+            return f'"{seconds[:10]}T{seconds[11:]}{dot}{fraction.ljust(6, "0") if dot else ""}Z"'
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     elif value.utcoffset():
         value = value.astimezone(UTC)

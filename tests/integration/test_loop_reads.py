@@ -4,12 +4,14 @@ caller stopped waiting cancelled on the server, a bounded wait for a connection,
 lost server reported as the synchronous path reports it (a 503)."""
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
+from dependency_injector import providers
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -26,6 +28,10 @@ from infrastructure.failures import is_unavailable
 from infrastructure.loop_reads import APPLICATION_NAME, LoopReads, uses_loop_reads
 from infrastructure.settings import Settings
 from queries.get_chat import GetChat
+from queries.get_history import GetHistory
+from queries.list_chats import ListChats
+from tests.integration.test_chat_document import Times
+from tests.integration.test_chat_document import text as drawn_text
 from tests.support.hint_database import terminate
 from tests.support.servers import container_for
 
@@ -85,32 +91,56 @@ def sleeping(seconds: float = 30) -> Read[Any]:
 
 
 def test_the_loop_reads_what_the_thread_reads(container: Container, loop_kind: str) -> None:
-    create, post = container.create_chat(), container.post_message()
+    """The chat document's bytes, history pages and chat list pages: the same from the loop
+    as from the thread, over chats written at times with and without a fraction (text on
+    the loop's connections, datetimes on the thread's)."""
+    rng = random.Random(20261207)
     chats = []
-    for n in range(12):
-        chat = create(CreateChat(title=f'chat "{n}" \\ é', principal=LOCAL)).chat_id
-        for m in range(n * 3):
-            post(PostMessage(chat_id=chat, text=f"message {m}\n\u2028😀", principal=LOCAL))
-        chats.append(chat)
-    handler = container.get_chat_document()
-    queries = [GetChat(chat, limit, principal=LOCAL) for chat in chats for limit in (1, 5, 20)]
+    with container.clock.override(providers.Object(Times(rng))):
+        create, post = container.create_chat(), container.post_message()
+        for _ in range(30):
+            chat = create(CreateChat(title=drawn_text(rng, 20).strip() or "t", principal=LOCAL))
+            for _ in range(rng.choice([0, 1, 2, 5, 25])):
+                post(PostMessage(chat_id=chat.chat_id, text=drawn_text(rng, 40), principal=LOCAL))
+            chats.append(chat.chat_id)
+    document, history, listing = (
+        container.get_chat_document(),
+        container.get_history(),
+        container.list_chats(),
+    )
+    queries: list[tuple[Any, Any]] = [
+        (handler, query)
+        for chat in chats
+        for limit in (1, 3, 20)
+        for handler, query in (
+            (document, GetChat(chat, limit, principal=LOCAL)),
+            (history, GetHistory(chat, None, limit, principal=LOCAL)),
+        )
+    ]
+    cursor = None
+    for _ in range(5):  # the list, a page of 7 at a time, each page's cursor from the thread
+        page = ListChats(7, cursor, principal=LOCAL)
+        queries.append((listing, page))
+        cursor = listing(page).next_cursor
+    older = history(GetHistory(chats[-1], None, 2, principal=LOCAL)).next_before
+    queries.append((history, GetHistory(chats[-1], older, 2, principal=LOCAL)))
 
-    async def both() -> list[tuple[bytes, bytes]]:
+    async def both() -> list[tuple[Any, Any]]:
         reads = loop_reads(container)
         try:
-            return [(handler(q), await reads.run(handler.plan(q))) for q in queries]
+            return [(handler(q), await reads.run(handler.plan(q))) for handler, q in queries]
         finally:
             await reads.close()
 
     pairs = on_loop(loop_kind, both)
-    assert len(pairs) == 36
-    for thread_bytes, loop_bytes in pairs:
-        assert loop_bytes == thread_bytes
+    assert len(pairs) == 30 * 3 * 2 + 5 + 1
+    for thread_result, loop_result in pairs:
+        assert loop_result == thread_result
 
     async def missing() -> None:
         reads = loop_reads(container)
         try:
-            await reads.run(handler.plan(GetChat(10**6, principal=LOCAL)))
+            await reads.run(document.plan(GetChat(10**6, principal=LOCAL)))
         finally:
             await reads.close()
 
