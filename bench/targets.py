@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bench.config import BenchConfig
 from bench.dataset import BIG_CHAT_MESSAGES, SMALL_CHAT_MESSAGES
-from bench.paging import HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
+from bench.paging import CHATS_FIRST, HISTORY_BACK, HISTORY_DEEP, HISTORY_NEWEST
 from bench.procstat import CpuUsage
 from bench.results import (
     WORKERS_1,
@@ -441,6 +441,21 @@ def evaluate(results: Results) -> list[Target]:
         deep = endpoints[HISTORY_DEEP]
         targets[4].profile = ("get_page.lua", deep.label, deep.result.args)
 
+    # The other hot reads of issue 25, against the same floor.
+    targets += [
+        _ratio(
+            "history_page",
+            "GET history page (newest, limit=20) ≥ 0.45x floor",
+            vs_floor(HISTORY_NEWEST),
+            lambda v: v >= 0.45,
+        ),
+        _ratio(
+            "chat_list",
+            "GET /chats/ first page (limit=20) ≥ 0.45x floor",
+            vs_floor(CHATS_FIRST),
+            lambda v: v >= 0.45,
+        ),
+    ]
     soak = results.soak
     targets.append(
         _ratio(
