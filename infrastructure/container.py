@@ -31,11 +31,11 @@ from infrastructure.user_tokens import UserTokens
 from queries.follow_chat import FollowChatHandler
 from queries.get_chat import GetChatHandler
 from queries.get_chat_document import GetChatDocumentHandler
-from queries.get_history import GetHistoryHandler
+from queries.get_history import GetHistoryDocumentHandler, GetHistoryHandler
 from queries.get_member_events import GetMemberEventsHandler
 from queries.get_message import GetMessageHandler
 from queries.get_messages_after import GetMessagesAfterHandler
-from queries.list_chats import ListChatsHandler
+from queries.list_chats import ListChatsDocumentHandler, ListChatsHandler
 from queries.list_members import ListMembersHandler
 
 
@@ -150,7 +150,9 @@ class Container(containers.DeclarativeContainer):
     # The same chat as GET /chats/{chat_id} sends it: the JSON document, built by the database.
     get_chat_document = providers.Factory(GetChatDocumentHandler, reads=read_targets)
     list_chats = providers.Factory(ListChatsHandler, reads=read_targets)
+    list_chats_document = providers.Factory(ListChatsDocumentHandler, reads=read_targets)
     get_history = providers.Factory(GetHistoryHandler, reads=read_targets)
+    get_history_document = providers.Factory(GetHistoryDocumentHandler, reads=read_targets)
     get_message = providers.Factory(GetMessageHandler, reads=read_targets)
     list_members = providers.Factory(ListMembersHandler, reads=read_targets)
     get_messages_after = providers.Factory(GetMessagesAfterHandler, reads=read_targets)

@@ -9,7 +9,6 @@ GetChatHandler and its DTOs. (Letting PostgreSQL write the JSON instead cost the
 more than it saved here: docs/performance.md.)
 """
 
-from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -18,38 +17,16 @@ from infrastructure.consistency import checked
 from infrastructure.driver_reads import Read
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, encode_history
+from queries.documents import json_time, message_json
 from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
 from queries.visibility import members_only
-
-
-def json_time(value: datetime | str | None) -> str:
-    """A time as pydantic writes an aware datetime: `"2026-11-22T14:10:49.829140Z"`, the
-    fraction left out when it is zero. The driver gives PostgreSQL's as aware datetimes, or
-    on the loop's connections (infrastructure/loop_reads.py) as text in UTC,
-    '2026-11-22 14:10:49.82914+00' (the fraction without its trailing zeros); SQLite's as
-    SQLAlchemy stored them: '2026-11-22 14:10:49.829140', in UTC."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        if value.endswith("+00"):  # PostgreSQL's text, in UTC
-            seconds, dot, fraction = value[:-3].partition(".")
-            return f'"{seconds[:10]}T{seconds[11:]}{dot}{fraction.ljust(6, "0") if dot else ""}Z"'
-        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
-    elif value.utcoffset():
-        value = value.astimezone(UTC)
-    return f'"{value.isoformat()[:-6]}Z"'  # without "+00:00"
-
-
-def json_string(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
 
 
 def chat_document(chat_id: int, rows: list[tuple[Any, ...]]) -> bytes:
     """The document of CHAT_WITH_LAST_MESSAGES's rows (at least one: the chat's)."""
     title, created_at, message_count, last_message_at = rows[0][:4]
     messages = [
-        f'{{"id":{message_id},"chat_id":{chat_id},"seq":{seq},"text":{encode_basestring(text)},'
-        f'"created_at":{json_time(at)},"author":{json_string(author)}}}'
+        message_json(chat_id, message_id, seq, text, at, author)
         for *_, message_id, seq, text, at, author in rows
         if message_id is not None
     ]

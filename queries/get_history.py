@@ -1,5 +1,6 @@
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, select, true
 
@@ -11,9 +12,12 @@ from infrastructure.driver_reads import Read
 from infrastructure.read_models import chat_views, message_views
 from infrastructure.read_targets import ReadTargets
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
+from queries.documents import message_json
 from queries.dtos import MessageDTO, message_from
 from queries.newest_messages import newest_messages
 from queries.visibility import members_only, per_caller, viewer_params
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,59 @@ HISTORY_PAGE_BY_ID = per_caller(
 CURSOR_SEQ_COLUMN = 5  # after the message's five
 
 
+Rows = list[tuple[Any, ...]]
+# What a page's rows make: the DTO for scripts, the JSON bytes for the HTTP path.
+PageOf = Callable[[int, Rows, str | None], T]
+
+
+def history_read(query: GetHistory, page_of: PageOf[T]) -> Read[T]:
+    """The statement of `query`'s page, and what its rows make: `page_of(chat_id, rows,
+    next_before)` with the page's rows, oldest first."""
+    limit = validate_limit(query.limit)
+    if not is_possible_id(query.chat_id):
+        raise ChatNotFound(query.chat_id)
+    position = None
+    if query.before is not None:
+        position = decode_history(query.before, query.chat_id)
+    # One more than the page tells whether there is an older page.
+    params = {"chat_id": query.chat_id, "limit": limit + 1, **viewer_params(query.principal)}
+    statements = HISTORY_PAGE
+    by_id = isinstance(position, HistoryPositionById)
+    if isinstance(position, HistoryPositionById):
+        statements = HISTORY_PAGE_BY_ID
+        params["message_id"] = position.message_id
+    else:
+        params["last"] = MAX_ID if position is None else position.seq - 1
+
+    def page(rows: Rows) -> T:
+        if not rows:
+            raise ChatNotFound(query.chat_id)
+        if by_id and rows[0][CURSOR_SEQ_COLUMN] is None:
+            raise InvalidInput("before", "before is not a cursor returned by this listing")
+        found = [row for row in rows if row[0] is not None]
+        kept = found[:limit]
+        kept.reverse()
+        next_before = None
+        if len(found) > limit:  # kept[0] is the oldest: its seq is where the next page ends
+            next_before = encode_history(HistoryPosition(query.chat_id, kept[0][1]))
+        return page_of(query.chat_id, kept, next_before)
+
+    statement = statements[members_only(query.principal)]
+    return Read(statement, params, page, checked(query.consistency_token))
+
+
+def history_dto(chat_id: int, rows: Rows, next_before: str | None) -> HistoryDTO:
+    messages = tuple(message_from(chat_id, row) for row in rows)
+    return HistoryDTO(chat_id=chat_id, messages=messages, next_before=next_before)
+
+
+def history_document(chat_id: int, rows: Rows, next_before: str | None) -> bytes:
+    """The page as HistoryResponse writes it (queries/documents.py)."""
+    messages = ",".join(message_json(chat_id, *row[:5]) for row in rows)
+    older = "" if next_before is None else f',"next_before":"{next_before}"'
+    return f'{{"chat_id":{chat_id},"messages":[{messages}]{older}}}'.encode()
+
+
 class GetHistoryHandler:
     """A page of a chat's messages older than a cursor, by keyset on (chat_id, seq).
 
@@ -91,34 +148,18 @@ class GetHistoryHandler:
 
     def plan(self, query: GetHistory) -> Read[HistoryDTO]:
         """The statement and what its rows make, to be run here or on the event loop."""
-        limit = validate_limit(query.limit)
-        if not is_possible_id(query.chat_id):
-            raise ChatNotFound(query.chat_id)
-        position = None
-        if query.before is not None:
-            position = decode_history(query.before, query.chat_id)
-        # One more than the page tells whether there is an older page.
-        params = {"chat_id": query.chat_id, "limit": limit + 1, **viewer_params(query.principal)}
-        statements = HISTORY_PAGE
-        by_id = isinstance(position, HistoryPositionById)
-        if isinstance(position, HistoryPositionById):
-            statements = HISTORY_PAGE_BY_ID
-            params["message_id"] = position.message_id
-        else:
-            params["last"] = MAX_ID if position is None else position.seq - 1
+        return history_read(query, history_dto)
 
-        def page(rows: list[tuple[Any, ...]]) -> HistoryDTO:
-            if not rows:
-                raise ChatNotFound(query.chat_id)
-            if by_id and rows[0][CURSOR_SEQ_COLUMN] is None:
-                raise InvalidInput("before", "before is not a cursor returned by this listing")
-            found = [row for row in rows if row[0] is not None]
-            kept = found[:limit]
-            messages = tuple(message_from(query.chat_id, row) for row in reversed(kept))
-            next_before = None
-            if len(found) > limit:
-                next_before = encode_history(HistoryPosition(query.chat_id, messages[0].seq))
-            return HistoryDTO(chat_id=query.chat_id, messages=messages, next_before=next_before)
 
-        statement = statements[members_only(query.principal)]
-        return Read(statement, params, page, checked(query.consistency_token))
+class GetHistoryDocumentHandler:
+    """The same page as the JSON bytes of GET /chats/{chat_id}/messages/ (no DTOs, no
+    pydantic pass: the HTTP path's)."""
+
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
+
+    def __call__(self, query: GetHistory) -> bytes:
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: GetHistory) -> Read[bytes]:
+        return history_read(query, history_document)

@@ -1,6 +1,8 @@
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, select, tuple_
 
@@ -12,6 +14,9 @@ from infrastructure.read_models import chat_member_views, chat_views
 from infrastructure.read_targets import ReadTargets
 from infrastructure.types import UTCDateTime, utc
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
+from queries.documents import json_string, json_time
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,68 @@ MINE_NEXT = MINE_FIRST.where(
 PAGES = {False: (ALL_FIRST, ALL_NEXT), True: (MINE_FIRST, MINE_NEXT)}
 
 
+Rows = list[tuple[Any, ...]]
+# What a page's rows make: the DTO for scripts, the JSON bytes for the HTTP path.
+PageOf = Callable[[Rows, str | None], T]
+
+
+def list_read(query: ListChats, page_of: PageOf[T]) -> Read[T]:
+    """The statement of `query`'s page, and what its rows make: `page_of(rows,
+    next_cursor)` with the page's rows, SUMMARY's columns in order."""
+    limit = validate_limit(query.limit)
+    first, following = PAGES[query.principal.user_id is not None]
+    statement, params = first, dict[str, Any](limit=limit + 1, viewer=query.principal.user_id)
+    if query.cursor is not None:
+        after = decode_chat_list(query.cursor)
+        statement = following
+        params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
+
+    def page(rows: Rows) -> T:
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_chat_list(ChatListPosition(utc(last[5]), last[0]))
+        return page_of(rows[:limit], next_cursor)
+
+    return Read(statement, params, page, checked(query.consistency_token))
+
+
+def summary_of(values: tuple[Any, ...]) -> ChatSummaryDTO:
+    """A chat's summary from the driver's values of SUMMARY's columns, in order."""
+    chat_id, title, created_at, count, last_message_at, last_activity_at, preview = values
+    return ChatSummaryDTO(
+        id=chat_id,
+        title=title,
+        created_at=utc(created_at),
+        message_count=count,
+        last_message_at=None if last_message_at is None else utc(last_message_at),
+        last_activity_at=utc(last_activity_at),
+        last_message_preview=preview,
+    )
+
+
+def list_dto(rows: Rows, next_cursor: str | None) -> ChatListDTO:
+    return ChatListDTO(chats=tuple(summary_of(row) for row in rows), next_cursor=next_cursor)
+
+
+def summary_json(values: tuple[Any, ...]) -> str:
+    """A chat's summary as ChatSummaryResponse writes it."""
+    chat_id, title, created_at, count, last_message_at, last_activity_at, preview = values
+    return (
+        f'{{"id":{chat_id},"title":{encode_basestring(title)},'
+        f'"created_at":{json_time(created_at)},"message_count":{count},'
+        f'"last_message_at":{json_time(last_message_at)},'
+        f'"last_activity_at":{json_time(last_activity_at)},'
+        f'"last_message_preview":{json_string(preview)}}}'
+    )
+
+
+def list_document(rows: Rows, next_cursor: str | None) -> bytes:
+    """The page as ChatListResponse writes it (queries/documents.py)."""
+    more = "" if next_cursor is None else f',"next_cursor":"{next_cursor}"'
+    return f'{{"chats":[{",".join(map(summary_json, rows))}]{more}}}'.encode()
+
+
 class ListChatsHandler:
     """Chats by last activity, newest first, a keyset page at a time: every chat for a
     service, a user's own chats for a user.
@@ -97,34 +164,18 @@ class ListChatsHandler:
 
     def plan(self, query: ListChats) -> Read[ChatListDTO]:
         """The statement and what its rows make, to be run here or on the event loop."""
-        limit = validate_limit(query.limit)
-        first, following = PAGES[query.principal.user_id is not None]
-        statement, params = first, dict[str, Any](limit=limit + 1, viewer=query.principal.user_id)
-        if query.cursor is not None:
-            after = decode_chat_list(query.cursor)
-            statement = following
-            params |= {"at": after.last_activity_at, "chat_id": after.chat_id}
-
-        def page(rows: list[tuple[Any, ...]]) -> ChatListDTO:
-            chats = tuple(summary_of(row) for row in rows[:limit])
-            next_cursor = None
-            if len(rows) > limit:
-                last = chats[-1]
-                next_cursor = encode_chat_list(ChatListPosition(last.last_activity_at, last.id))
-            return ChatListDTO(chats=chats, next_cursor=next_cursor)
-
-        return Read(statement, params, page, checked(query.consistency_token))
+        return list_read(query, list_dto)
 
 
-def summary_of(values: tuple[Any, ...]) -> ChatSummaryDTO:
-    """A chat's summary from the driver's values of SUMMARY's columns, in order."""
-    chat_id, title, created_at, count, last_message_at, last_activity_at, preview = values
-    return ChatSummaryDTO(
-        id=chat_id,
-        title=title,
-        created_at=utc(created_at),
-        message_count=count,
-        last_message_at=None if last_message_at is None else utc(last_message_at),
-        last_activity_at=utc(last_activity_at),
-        last_message_preview=preview,
-    )
+class ListChatsDocumentHandler:
+    """The same page as the JSON bytes of GET /chats/ (no DTOs, no pydantic pass: the HTTP
+    path's)."""
+
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
+
+    def __call__(self, query: ListChats) -> bytes:
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: ListChats) -> Read[bytes]:
+        return list_read(query, list_document)
