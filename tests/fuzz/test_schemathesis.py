@@ -141,9 +141,13 @@ def run_state_machine(api: OpenApiSchema, scenarios: int, empty: Callable[[], No
 
     seed = api.config.seed
     for _ in range(MAX_SESSIONS):
+        # Scenarios started count Hypothesis's replays too: enough of them, and it is done.
+        remaining = scenarios - len(started)
+        if remaining <= 0:
+            return
         settings = hypothesis.settings(
             api.config.get_hypothesis_settings(phase="stateful"),
-            max_examples=scenarios - len(started),
+            max_examples=remaining,
             # As Schemathesis runs it: a scenario's inputs depend on what the app answered, so
             # a shrunk replay is not the same scenario; and its health checks do not apply.
             phases=[Phase.generate],
