@@ -3,7 +3,7 @@ a consistency token no replica has replayed within REPLICA_WAIT; then the primar
 that is gone, or too far behind, is left aside for a while (infrastructure/replicas.py)."""
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row
 
@@ -12,6 +12,7 @@ from infrastructure.driver_reads import Read, fetch_all
 from infrastructure.replicas import Replicas
 
 T = TypeVar("T")
+Query = TypeVar("Query", contravariant=True)
 
 
 class ReadTargets:
@@ -69,3 +70,18 @@ class ReadTargets:
     ) -> Sequence[Row[*tuple[Any, ...]]]:
         """The rows of one statement, read as `read` reads."""
         return self.read(consistency_token, lambda c: c.execute(statement, params).all())
+
+
+class PlannedQuery(Generic[Query, T]):
+    """A query handler whose one statement is planned as a `Read`: called, it runs it here
+    (in the caller's thread, through ReadTargets); the HTTP path may run `plan(query)` on
+    the event loop instead (infrastructure/loop_reads.py)."""
+
+    def __init__(self, reads: ReadTargets) -> None:
+        self._reads = reads
+
+    def __call__(self, query: Query) -> T:
+        return self._reads.run(self.plan(query))
+
+    def plan(self, query: Query) -> Read[T]:
+        raise NotImplementedError

@@ -15,7 +15,7 @@ from typing import Any
 from domain.errors import ChatNotFound
 from infrastructure.consistency import checked
 from infrastructure.driver_reads import Read
-from infrastructure.read_targets import ReadTargets
+from infrastructure.read_targets import PlannedQuery
 from queries.cursors import HistoryPosition, encode_history
 from queries.documents import json_time, message_json
 from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
@@ -43,14 +43,8 @@ def chat_document(chat_id: int, rows: list[tuple[Any, ...]]) -> bytes:
     ).encode()
 
 
-class GetChatDocumentHandler:
+class GetChatDocumentHandler(PlannedQuery[GetChat, bytes]):
     """A chat with its last messages, as the JSON bytes of GET /chats/{chat_id}."""
-
-    def __init__(self, reads: ReadTargets) -> None:
-        self._reads = reads
-
-    def __call__(self, query: GetChat) -> bytes:
-        return self._reads.run(self.plan(query))
 
     def plan(self, query: GetChat) -> Read[bytes]:
         """The statement and what its rows make, to be run here or on the event loop."""

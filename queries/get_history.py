@@ -10,7 +10,7 @@ from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.consistency import checked
 from infrastructure.driver_reads import Read
 from infrastructure.read_models import chat_views, message_views
-from infrastructure.read_targets import ReadTargets
+from infrastructure.read_targets import PlannedQuery
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history
 from queries.documents import message_json
 from queries.dtos import MessageDTO, message_from
@@ -131,7 +131,7 @@ def history_document(chat_id: int, rows: Rows, next_before: str | None) -> bytes
     return f'{{"chat_id":{chat_id},"messages":[{messages}]{older}}}'.encode()
 
 
-class GetHistoryHandler:
+class GetHistoryHandler(PlannedQuery[GetHistory, HistoryDTO]):
     """A page of a chat's messages older than a cursor, by keyset on (chat_id, seq).
 
     The page is an index range scan that starts at the cursor, so its cost does not depend
@@ -140,26 +140,14 @@ class GetHistoryHandler:
     the same statement, by the primary key.
     """
 
-    def __init__(self, reads: ReadTargets) -> None:
-        self._reads = reads
-
-    def __call__(self, query: GetHistory) -> HistoryDTO:
-        return self._reads.run(self.plan(query))
-
     def plan(self, query: GetHistory) -> Read[HistoryDTO]:
         """The statement and what its rows make, to be run here or on the event loop."""
         return history_read(query, history_dto)
 
 
-class GetHistoryDocumentHandler:
+class GetHistoryDocumentHandler(PlannedQuery[GetHistory, bytes]):
     """The same page as the JSON bytes of GET /chats/{chat_id}/messages/ (no DTOs, no
     pydantic pass: the HTTP path's)."""
-
-    def __init__(self, reads: ReadTargets) -> None:
-        self._reads = reads
-
-    def __call__(self, query: GetHistory) -> bytes:
-        return self._reads.run(self.plan(query))
 
     def plan(self, query: GetHistory) -> Read[bytes]:
         return history_read(query, history_document)

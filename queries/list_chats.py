@@ -11,7 +11,7 @@ from domain.rules import DEFAULT_LIMIT, validate_limit
 from infrastructure.consistency import checked
 from infrastructure.driver_reads import Read
 from infrastructure.read_models import chat_member_views, chat_views
-from infrastructure.read_targets import ReadTargets
+from infrastructure.read_targets import PlannedQuery
 from infrastructure.types import UTCDateTime, utc
 from queries.cursors import ChatListPosition, decode_chat_list, encode_chat_list
 from queries.documents import json_string, json_time
@@ -147,7 +147,7 @@ def list_document(rows: Rows, next_cursor: str | None) -> bytes:
     return f'{{"chats":[{",".join(map(summary_json, rows))}]{more}}}'.encode()
 
 
-class ListChatsHandler:
+class ListChatsHandler(PlannedQuery[ListChats, ChatListDTO]):
     """Chats by last activity, newest first, a keyset page at a time: every chat for a
     service, a user's own chats for a user.
 
@@ -156,26 +156,14 @@ class ListChatsHandler:
     while someone pages is seen exactly once, whatever else is written meanwhile.
     """
 
-    def __init__(self, reads: ReadTargets) -> None:
-        self._reads = reads
-
-    def __call__(self, query: ListChats) -> ChatListDTO:
-        return self._reads.run(self.plan(query))
-
     def plan(self, query: ListChats) -> Read[ChatListDTO]:
         """The statement and what its rows make, to be run here or on the event loop."""
         return list_read(query, list_dto)
 
 
-class ListChatsDocumentHandler:
+class ListChatsDocumentHandler(PlannedQuery[ListChats, bytes]):
     """The same page as the JSON bytes of GET /chats/ (no DTOs, no pydantic pass: the HTTP
     path's)."""
-
-    def __init__(self, reads: ReadTargets) -> None:
-        self._reads = reads
-
-    def __call__(self, query: ListChats) -> bytes:
-        return self._reads.run(self.plan(query))
 
     def plan(self, query: ListChats) -> Read[bytes]:
         return list_read(query, list_document)

@@ -50,16 +50,25 @@ class Times:
         return self._now.replace(microsecond=fraction)
 
 
-def test_the_document_is_the_dto_s_json(container: Container) -> None:
-    rng = random.Random(20261127)
+def write_chats(
+    container: Container, rng: random.Random, count: int, longest_text: int = 60
+) -> list[int]:
+    """`count` chats of 0 to 25 drawn messages, written at the drawn Times: their ids."""
+    chats = []
     with container.clock.override(providers.Object(Times(rng))):
         create, post = container.create_chat(), container.post_message()
-        chats = []
-        for _ in range(CHATS):
+        for _ in range(count):
             chat = create(CreateChat(title=text(rng, 30).strip() or "t", principal=LOCAL))
             for _ in range(rng.choice([0, 1, 2, 5, 25])):
-                post(PostMessage(chat_id=chat.chat_id, text=text(rng, 60), principal=LOCAL))
+                post(
+                    PostMessage(chat_id=chat.chat_id, text=text(rng, longest_text), principal=LOCAL)
+                )
             chats.append(chat.chat_id)
+    return chats
+
+
+def test_the_document_is_the_dto_s_json(container: Container) -> None:
+    chats = write_chats(container, random.Random(20261127), CHATS)
     get_chat, document = container.get_chat(), container.get_chat_document()
     compared = 0
     for chat_id in chats:

@@ -7,31 +7,19 @@ test_chat_document.py."""
 
 import random
 
-from dependency_injector import providers
-
 from api.schemas import ChatListResponse, HistoryResponse
-from commands.create_chat import CreateChat
-from commands.post_message import PostMessage
 from domain.principals import LOCAL
 from infrastructure.container import Container
 from queries.get_history import GetHistory
 from queries.list_chats import ListChats
-from tests.integration.test_chat_document import Times, text
+from tests.integration.test_chat_document import write_chats
 
 CHATS = 60
 
 
 def test_history_and_list_documents_are_the_dtos_json(container: Container) -> None:
-    rng = random.Random(20261207)
-    with container.clock.override(providers.Object(Times(rng))):
-        create, post = container.create_chat(), container.post_message()
-        chats = []
-        for _ in range(CHATS):
-            chat = create(CreateChat(title=text(rng, 30).strip() or "t", principal=LOCAL))
-            if rng.random() < 0.8:  # some chats stay empty: no last message, no preview
-                for _ in range(rng.choice([1, 2, 5, 25])):
-                    post(PostMessage(chat_id=chat.chat_id, text=text(rng, 150), principal=LOCAL))
-            chats.append(chat.chat_id)
+    # Texts longer than the list's preview (100 characters).
+    chats = write_chats(container, random.Random(20261207), CHATS, longest_text=150)
 
     history, history_document = container.get_history(), container.get_history_document()
     pages = 0

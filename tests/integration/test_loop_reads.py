@@ -11,13 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 import uvloop
-from dependency_injector import providers
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from commands.create_chat import CreateChat
-from commands.post_message import PostMessage
 from domain.errors import ChatNotFound
 from domain.principals import LOCAL
 from infrastructure import migrations
@@ -30,8 +27,7 @@ from infrastructure.settings import Settings
 from queries.get_chat import GetChat
 from queries.get_history import GetHistory
 from queries.list_chats import ListChats
-from tests.integration.test_chat_document import Times
-from tests.integration.test_chat_document import text as drawn_text
+from tests.integration.test_chat_document import write_chats
 from tests.support.hint_database import terminate
 from tests.support.servers import container_for
 
@@ -94,15 +90,7 @@ def test_the_loop_reads_what_the_thread_reads(container: Container, loop_kind: s
     """The chat document's bytes, history pages and chat list pages: the same from the loop
     as from the thread, over chats written at times with and without a fraction (text on
     the loop's connections, datetimes on the thread's)."""
-    rng = random.Random(20261207)
-    chats = []
-    with container.clock.override(providers.Object(Times(rng))):
-        create, post = container.create_chat(), container.post_message()
-        for _ in range(30):
-            chat = create(CreateChat(title=drawn_text(rng, 20).strip() or "t", principal=LOCAL))
-            for _ in range(rng.choice([0, 1, 2, 5, 25])):
-                post(PostMessage(chat_id=chat.chat_id, text=drawn_text(rng, 40), principal=LOCAL))
-            chats.append(chat.chat_id)
+    chats = write_chats(container, random.Random(20261207), 30, longest_text=40)
     document, history, listing = (
         container.get_chat_document(),
         container.get_history(),
