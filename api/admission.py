@@ -215,13 +215,23 @@ class Admission:
         return result
 
     async def on_loop(
-        self, handler: Callable[[Argument], Awaitable[Result]], argument: Argument
+        self,
+        handler: Callable[[Argument], Awaitable[Result]],
+        argument: Argument,
+        *,
+        chat_id: int | None = None,
     ) -> Result:
-        """`await handler(argument)` on the event loop (a read of infrastructure/loop_reads),
-        until REQUEST_TIMEOUT after the request began; Busy if missed. No thread and no
-        thread wait: the read's own wait is for one of the loop's connections, bounded by
+        """`await handler(argument)` on the event loop (infrastructure/loop_database.py),
+        until REQUEST_TIMEOUT after the request began; Busy if missed. `chat_id`: a write of
+        that chat, which waits for its turn first, as in `run`. No thread and no thread wait:
+        the handler's own wait is for one of the loop's connections, bounded by
         DB_POOL_TIMEOUT; at the deadline its statement is cancelled."""
-        running = asyncio.timeout(self.request_timeout)
+        began = asyncio.get_running_loop().time()
+        if chat_id is not None:
+            turn_deadline = began + min(self.thread_wait, self.request_timeout)
+            if not await self.turns.enter(chat_id, turn_deadline):
+                raise Busy(CHAT_BUSY)
+        running = asyncio.timeout_at(began + self.request_timeout)
         try:
             async with running:
                 return await handler(argument)
@@ -229,6 +239,9 @@ class Admission:
             if running.expired():
                 raise Busy(STATEMENT_CANCELLED) from None
             raise
+        finally:
+            if chat_id is not None:
+                self.turns.leave(chat_id)
 
     async def _admit(self, chat_id: int | None, deadline: float) -> Callable[[], None]:
         """Wait for the chat's turn, then a thread token; what gives both back."""

@@ -25,7 +25,7 @@ from api.single_headers import SingleHeaders
 from api.stream_slots import StreamSlots
 from infrastructure.container import Container
 from infrastructure.job_runner import start_in_thread
-from infrastructure.loop_reads import LoopReads, uses_loop_reads
+from infrastructure.loop_database import LoopDatabase, uses_loop_database
 
 DESCRIPTION = """
 A small chat backend: create chats, post messages, read a chat with its latest messages,
@@ -85,10 +85,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         jobs = container.job_runner() if settings.jobs == "in-process" else None
         jobs_thread = None if jobs is None else start_in_thread(jobs)
         live.start(publisher.hints, lambda: publisher.wait_timeout(settings.stream_heartbeat))
-        # The hottest reads' statements on this loop's own connections, on PostgreSQL
-        # without replicas (api/handling.py `read`).
-        if uses_loop_reads(settings):
-            app.state.loop_reads = LoopReads(settings, container.read_engine().dialect)
+        # The hot paths' statements on this loop's own connections, on PostgreSQL without
+        # replicas (api/handling.py `read` and `write`).
+        if uses_loop_database(settings):
+            dialect = container.read_engine().dialect
+            app.state.loop_database = LoopDatabase(settings, dialect, publisher)
         # uvicorn waits for open responses before it shuts the app down: streams end first.
         server = uvicorn_server()
         watching = (
@@ -101,9 +102,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         if jobs is not None and jobs_thread is not None:
             jobs.stop()  # after the step in flight, which commits whole
             await to_thread.run_sync(jobs_thread.join, JOBS_STOP_TIMEOUT)
-        if app.state.loop_reads is not None:
-            await app.state.loop_reads.close()
-            app.state.loop_reads = None
+        if app.state.loop_database is not None:
+            await app.state.loop_database.close()
+            app.state.loop_database = None
         await publisher.stop()  # stops listening, sends the hints still queued
         container.shutdown_resources()  # closes the engines' pooled connections
 
@@ -127,7 +128,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         settings.thread_wait_timeout, settings.request_timeout, settings.chat_writes_in_flight
     )
     app.state.admission = admission
-    app.state.loop_reads = None  # until the lifespan starts
+    app.state.loop_database = None  # until the lifespan starts
     # The chats' writers read as the service, on the primary, where the hints come from.
     news = NewsReader(
         admission.run, container.stream_messages_after, container.stream_member_events

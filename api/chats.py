@@ -11,7 +11,7 @@ from fastapi import Header, Path, Query, Request, Response, status
 from pydantic import StringConstraints, TypeAdapter, WithJsonSchema
 
 from api.auth import Caller
-from api.handling import container, handle, read
+from api.handling import container, handle, read, write
 from api.params import DecimalInteger
 from api.routing import SlashAgnosticRouter, Utf8JsonRoute
 from api.schemas import (
@@ -300,7 +300,7 @@ async def post_message(
         author=body.author,
         principal=caller,
     )
-    posted = await handle(request, handler, command, chat_id=chat_id)
+    posted = await write(request, handler, command, chat_id=chat_id)
     # Serialised once, with its event: a returned model would be dumped again by FastAPI.
     document = message_json(posted)
     response = Response(document, status.HTTP_201_CREATED, media_type="application/json")

@@ -1,6 +1,6 @@
 """How an endpoint reaches its handler: the app's container, and one deadline-bound hop to a
-handler thread once the database's schema is known to be migrated, or for the hottest reads
-on PostgreSQL, their statement on the event loop (infrastructure/loop_reads.py)."""
+handler thread once the database's schema is known to be migrated, or for the hot reads and
+the post on PostgreSQL, their statements on the event loop (infrastructure/loop_database.py)."""
 
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -9,8 +9,8 @@ from fastapi import Request
 
 from api.admission import Admission
 from infrastructure.container import Container
-from infrastructure.driver_reads import Read
-from infrastructure.loop_reads import LoopReads
+from infrastructure.loop_database import LoopDatabase
+from infrastructure.plans import Read, Write
 
 
 def container(request: Request) -> Container:
@@ -60,11 +60,43 @@ class ReadHandler(Protocol[Query, Result]):
     def plan(self, query: Query) -> Read[Result]: ...
 
 
+class WriteHandler(Protocol[Query, Result]):
+    """A command handler whose work can run on the loop when `plan` gives it (None: not
+    this command, which runs in a thread); `__call__` runs it in the calling thread."""
+
+    def __call__(self, command: Query) -> Result: ...
+
+    def plan(self, command: Query) -> Write[Result] | None: ...
+
+
+def loop_database(request: Request) -> LoopDatabase | None:
+    """The loop's connections, once the schema is known to be migrated (PostgreSQL without
+    replicas: infrastructure/loop_database.py); None: run in a thread."""
+    database: LoopDatabase | None = request.app.state.loop_database
+    if database is None or not container(request).schema_check().verified:
+        return None
+    return database
+
+
 async def read(request: Request, handler: ReadHandler[Argument, Result], query: Argument) -> Result:
-    """`handler(query)`: its statement on the event loop when the app has loop reads (on
-    PostgreSQL, without replicas) and the schema is known to be migrated; else as `handle`."""
-    loop_reads: LoopReads | None = request.app.state.loop_reads
-    if loop_reads is None or not container(request).schema_check().verified:
+    """`handler(query)`: its statement on the event loop when the app can (`loop_database`),
+    else as `handle`."""
+    database = loop_database(request)
+    if database is None:
         return await handle(request, handler, query)
     admission: Admission = request.app.state.admission
-    return await admission.on_loop(loop_reads.run, handler.plan(query))
+    return await admission.on_loop(database.read, handler.plan(query))
+
+
+async def write(
+    request: Request, handler: WriteHandler[Argument, Result], command: Argument, chat_id: int
+) -> Result:
+    """`handler(command)`, a write of `chat_id`: on the event loop when the app can
+    (`loop_database`) and the handler plans this command, else as `handle`. Either way
+    after the chat's turn."""
+    database = loop_database(request)
+    plan = None if database is None else handler.plan(command)
+    if database is None or plan is None:
+        return await handle(request, handler, command, chat_id=chat_id)
+    admission: Admission = request.app.state.admission
+    return await admission.on_loop(database.write, plan, chat_id=chat_id)

@@ -11,8 +11,9 @@ from domain.events import MessagePosted
 from domain.principals import Principal, validate_user_id
 from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.clock import Clock
+from infrastructure.plans import Row, Write
 from infrastructure.tables import chats, messages
-from infrastructure.types import UTCDateTime
+from infrastructure.types import UTCDateTime, utc
 from infrastructure.unit_of_work import UnitOfWork
 
 # Built once: constructing statements per call costs more than running them.
@@ -111,30 +112,44 @@ class PostMessageHandler:
         self._uow = uow
         self._clock = clock
 
+    def plan(self, command: PostMessage) -> Write[PostMessageResult] | None:
+        """The post as one statement, on PostgreSQL, when it has no idempotency key to claim
+        (run on the event loop by the API, infrastructure/loop_database.py); None if it has."""
+        post, key = self._checked(command)
+        return self._write(post) if key is None else None
+
     def __call__(self, command: PostMessage) -> PostMessageResult:
-        text = validate_text(command.text)
-        key = validate_idempotency_key(command.idempotency_key)
-        author = author_of(command.principal, command.author)
-        chat_id = command.chat_id
-        if not is_possible_id(chat_id):
-            raise ChatNotFound(chat_id)
-        post = Post(chat_id, text, author, command.principal)
+        post, key = self._checked(command)
         with self._uow() as uow:
             if key is None and uow.connection.dialect.name == "postgresql":
-                posted = self._take_and_insert(uow, post)
+                posted = uow.run(self._write(post))
             else:
                 posted = self._take_then_insert(uow, post, key)
             if not posted.replayed:  # a replay rolls back: its seq was never used
                 uow.commit()
             return replace(posted, consistency_token=uow.consistency_token())
 
-    def _take_and_insert(self, uow: UnitOfWork, post: "Post") -> PostMessageResult:
-        statement = TAKE_AND_INSERT[post.members_only]
+    @staticmethod
+    def _checked(command: PostMessage) -> tuple["Post", str | None]:
+        """The post, its input checked, and its idempotency key."""
+        text = validate_text(command.text)
+        key = validate_idempotency_key(command.idempotency_key)
+        author = author_of(command.principal, command.author)
+        if not is_possible_id(command.chat_id):
+            raise ChatNotFound(command.chat_id)
+        return Post(command.chat_id, text, author, command.principal), key
+
+    def _write(self, post: "Post") -> Write[PostMessageResult]:
+        """take_seq_and_time and the insert as one statement (TAKE_AND_INSERT)."""
         params = {**post.params, "now": self._clock(), "text": post.text, "author": post.author}
-        row = uow.connection.execute(statement, params).first()
-        if row is None:
-            raise ChatNotFound(post.chat_id)
-        return self._posted(uow, post, row.id, row.seq, row.created_at)
+
+        def outcome(row: Row | None) -> tuple[MessagePosted, PostMessageResult]:
+            if row is None:
+                raise ChatNotFound(post.chat_id)
+            message_id, seq, created_at = row
+            return post.posted(message_id, seq, utc(created_at))
+
+        return Write(TAKE_AND_INSERT[post.members_only], params, outcome)
 
     def _take_then_insert(
         self, uow: UnitOfWork, post: "Post", key: str | None
@@ -169,15 +184,9 @@ class PostMessageHandler:
                 "author": post.author,
             },
         ).scalar_one()
-        return self._posted(uow, post, message_id, seq, created_at)
-
-    @staticmethod
-    def _posted(
-        uow: UnitOfWork, post: "Post", message_id: int, seq: int, created_at: datetime
-    ) -> PostMessageResult:
-        chat_id, text, author = post.chat_id, post.text, post.author
-        uow.record(MessagePosted(message_id, chat_id, seq, text, created_at, author))
-        return PostMessageResult(message_id, chat_id, seq, text, created_at, author)
+        event, posted = post.posted(message_id, seq, created_at)
+        uow.record(event)
+        return posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +197,13 @@ class Post:
     text: str
     author: str | None
     principal: Principal
+
+    def posted(
+        self, message_id: int, seq: int, created_at: datetime
+    ) -> tuple[MessagePosted, PostMessageResult]:
+        """The message once stored: the event to record, and the command's result."""
+        fields = (message_id, self.chat_id, seq, self.text, created_at, self.author)
+        return MessagePosted(*fields), PostMessageResult(*fields)
 
     @property
     def members_only(self) -> bool:

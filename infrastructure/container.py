@@ -18,7 +18,7 @@ from commands.remove_member import RemoveMember, RemoveMemberHandler, RemoveMemb
 from infrastructure import database, idempotency, stream_tickets
 from infrastructure.api_keys import ApiKeys
 from infrastructure.clock import utc_now
-from infrastructure.failures import retrying
+from infrastructure.failures import Retrying
 from infrastructure.hints import open_publisher
 from infrastructure.hints.blocking import open_chat_hints
 from infrastructure.job_runner import JobRunner, Pacing
@@ -112,27 +112,27 @@ class Container(containers.DeclarativeContainer):
     # Each command runs again, whole, when PostgreSQL rolls it back over a deadlock or a
     # serialization failure (infrastructure/failures.py): for the API, the CLI and scripts.
     create_chat: providers.Factory[Callable[[CreateChat], CreateChatResult]] = providers.Factory(
-        retrying, providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
+        Retrying, providers.Factory(CreateChatHandler, uow=unit_of_work.provider, clock=clock)
     )
-    post_message: providers.Factory[Callable[[PostMessage], PostMessageResult]] = providers.Factory(
-        retrying,
+    post_message: providers.Factory[Retrying[PostMessage, PostMessageResult]] = providers.Factory(
+        Retrying,
         providers.Factory(PostMessageHandler, uow=unit_of_work.provider, clock=clock),
     )
     delete_chat: providers.Factory[Callable[[DeleteChat], DeleteChatResult]] = providers.Factory(
-        retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider, clock=clock)
+        Retrying, providers.Factory(DeleteChatHandler, uow=unit_of_work.provider, clock=clock)
     )
     put_member: providers.Factory[Callable[[PutMember], MemberResult]] = providers.Factory(
-        retrying, providers.Factory(PutMemberHandler, uow=unit_of_work.provider, clock=clock)
+        Retrying, providers.Factory(PutMemberHandler, uow=unit_of_work.provider, clock=clock)
     )
     remove_member: providers.Factory[Callable[[RemoveMember], RemoveMemberResult]] = (
         providers.Factory(
-            retrying,
+            Retrying,
             providers.Factory(RemoveMemberHandler, uow=unit_of_work.provider, clock=clock),
         )
     )
     issue_stream_ticket: providers.Factory[Callable[[IssueStreamTicket], StreamTicket]] = (
         providers.Factory(
-            retrying,
+            Retrying,
             providers.Factory(IssueStreamTicketHandler, uow=unit_of_work.provider, clock=clock),
         )
     )

@@ -101,6 +101,22 @@ def replicas(
     replicas.dispose()
 
 
+def session_options(settings: Settings) -> str:
+    """libpq's `options` of the service's PostgreSQL sessions (the engines', the event
+    loop's).
+
+    A statement may not run (or wait on a lock) longer than a request may take: a request
+    cancels its own at its deadline (infrastructure/cancellation.py), and this bounds the
+    rest, the worker's and the CLI's. A wait for a lock (a post behind a chat's row lock
+    held by a stuck transaction) gives up sooner, rolled back, before the request's own
+    deadline.
+    """
+    return (
+        f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
+        f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
+    )
+
+
 def _create_engine(settings: Settings, database_url: str, **options: Any) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -118,15 +134,7 @@ def _create_engine(settings: Settings, database_url: str, **options: Any) -> Eng
         url,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
-            # A statement may not run (or wait on a lock) longer than a request may take: a
-            # request cancels its own at its deadline (infrastructure/cancellation.py), and
-            # this bounds the rest, the worker's and the CLI's. A wait for a lock (a post
-            # behind a chat's row lock held by a stuck transaction) gives up sooner, rolled
-            # back, before the request's own deadline.
-            "options": (
-                f"-c statement_timeout={int(settings.db_statement_timeout * 1000)} "
-                f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
-            ),
+            "options": session_options(settings),
             **LIVENESS_OPTIONS,
         },
         pool_size=settings.db_pool_size,

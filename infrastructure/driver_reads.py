@@ -7,29 +7,14 @@ own execution: a driver error becomes a DBAPIError, and a lost connection is inv
 that failures map to 503 as everywhere else (infrastructure/failures.py).
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import cache
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
-
-Result = TypeVar("Result")
-
-
-@dataclass(frozen=True, slots=True)
-class Read(Generic[Result]):
-    """One statement of a query and what its rows make: run in a handler thread through
-    ReadTargets (scripts, the CLI, SQLite, replicas), or on the event loop through LoopReads
-    (the HTTP path on PostgreSQL). The same statement, parameters and result either way."""
-
-    statement: Executable
-    params: Mapping[str, Any]
-    result: Callable[[list[tuple[Any, ...]]], Result]
-    consistency_token: str | None = None
 
 
 @cache

@@ -5,9 +5,11 @@ import logging
 import random
 from collections.abc import Callable
 from time import sleep
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+
+from infrastructure.plans import Write
 
 log = logging.getLogger("chatapi")
 
@@ -51,24 +53,44 @@ def is_unavailable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError)
 
 
-def retrying(handler: Callable[[Command], Result]) -> Callable[[Command], Result]:
+def conflict(exc: DBAPIError) -> str | None:
+    """The conflict PostgreSQL settled by rolling `exc`'s transaction back, if it did: the
+    command may run again, whole."""
+    return CONFLICTS.get(sqlstate(exc) or "")
+
+
+def pause_before(attempt: int) -> float:
+    """Seconds to wait before running a command again after its `attempt`th run collided:
+    random, up to 10 ms, then up to 20 ms, so the transactions do not collide again in step."""
+    return random.uniform(0, FIRST_PAUSE_SECONDS * 2 ** (attempt - 1))
+
+
+class Retrying(Generic[Command, Result]):
     """`handler`, run again when PostgreSQL rolled its transaction back over a conflict.
 
-    Up to ATTEMPTS runs in all, after a random pause of up to 10 ms, then up to 20 ms: the
-    transactions that collided do not collide again in step. The last run's failure is
-    raised.
+    Up to ATTEMPTS runs in all, with a pause (`pause_before`) between them; the last run's
+    failure is raised. `plan` is the handler's (commands/post_message.py), for the event
+    loop, which retries its runs the same way (infrastructure/loop_database.py).
     """
 
-    def run(command: Command) -> Result:
+    def __init__(self, handler: Callable[[Command], Result]) -> None:
+        self._handler = handler
+
+    def __call__(self, command: Command) -> Result:
         for attempt in range(1, ATTEMPTS):
             try:
-                return handler(command)
+                return self._handler(command)
             except DBAPIError as exc:
-                conflict = CONFLICTS.get(sqlstate(exc) or "")
-                if conflict is None:
+                collided = conflict(exc)
+                if collided is None:
                     raise
-                log.info("%s ran into %s, running it again", type(command).__name__, conflict)
-            sleep(random.uniform(0, FIRST_PAUSE_SECONDS * 2 ** (attempt - 1)))
-        return handler(command)
+                log.info("%s ran into %s, running it again", type(command).__name__, collided)
+            sleep(pause_before(attempt))
+        return self._handler(command)
 
-    return run
+    def plan(self, command: Command) -> "Write[Result] | None":
+        """The handler's plan of `command` for the event loop; None if it has none."""
+        plan: Callable[[Command], Write[Result] | None] | None = getattr(
+            self._handler, "plan", None
+        )
+        return None if plan is None else plan(command)

@@ -1,6 +1,18 @@
 """Keeps the read models in step with the write model, inside the writer's transaction."""
 
-from sqlalchemy import BindParameter, Connection, bindparam, delete, func, insert, select, update
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Executable,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from domain.events import (
     ChatCreated,
@@ -75,11 +87,22 @@ NOTE_MEMBER_EVENT = (
 )
 
 
+Statement = tuple[Executable, dict[str, Any]]
+
+
 def project(connection: Connection, event: DomainEvent) -> None:
     """Apply one event to every read model it concerns."""
+    for statement, params in projection(event, connection.dialect.name):
+        connection.execute(statement, params)
+
+
+def projection(event: DomainEvent, dialect: str) -> list[Statement]:
+    """The statements, with their parameters, that apply `event` to every read model it
+    concerns, on `dialect` ("postgresql" or "sqlite"): run by `project` in a handler
+    thread, or on the event loop (infrastructure/loop_database.py)."""
     match event:
         case ChatCreated(chat_id=chat_id, title=title, created_at=created_at):
-            connection.execute(ADD_CHAT, {"chat": chat_id, "name": title, "at": created_at})
+            return [(ADD_CHAT, {"chat": chat_id, "name": title, "at": created_at})]
         case MessagePosted(chat_id=chat_id, seq=seq, text=text, created_at=created_at):
             params = {
                 "chat": chat_id,
@@ -87,29 +110,28 @@ def project(connection: Connection, event: DomainEvent) -> None:
                 "preview": text[:PREVIEW_LENGTH],
                 "seq": seq,
             }
-            if connection.dialect.name == "postgresql":
-                connection.execute(COUNT_AND_MOVE, params)
-            else:  # SQLite has no UPDATE in WITH
-                connection.execute(COUNT_MESSAGE, params)
-                connection.execute(MOVE_FOR_MEMBERS, params)
+            if dialect == "postgresql":
+                return [(COUNT_AND_MOVE, params)]
+            # SQLite has no UPDATE in WITH
+            return [(COUNT_MESSAGE, params), (MOVE_FOR_MEMBERS, params)]
         case ChatDeleted(chat_id=chat_id):
-            for statement in (REMOVE_CHAT, REMOVE_CHAT_MEMBERS, REMOVE_CHAT_MEMBER_EVENTS):
-                connection.execute(statement, {"chat": chat_id})
+            statements = (REMOVE_CHAT, REMOVE_CHAT_MEMBERS, REMOVE_CHAT_MEMBER_EVENTS)
+            return [(statement, {"chat": chat_id}) for statement in statements]
         case MemberAdded(chat_id=chat_id, user_id=user_id, role=role, added_at=at):
             params = {"chat": chat_id, "user": user_id, "role": role, "at": at}
-            connection.execute(ADD_MEMBER, params)
-            _record(connection, "added", params)
+            return [(ADD_MEMBER, params), *_recorded("added", params)]
         case MemberRoleChanged(chat_id=chat_id, user_id=user_id, role=role, changed_at=at):
             params = {"chat": chat_id, "user": user_id, "role": role, "at": at}
-            connection.execute(CHANGE_ROLE, params)
-            _record(connection, "updated", params)
+            return [(CHANGE_ROLE, params), *_recorded("updated", params)]
         case MemberRemoved(chat_id=chat_id, user_id=user_id, removed_at=at):
             params = {"chat": chat_id, "user": user_id, "role": None, "at": at}
-            connection.execute(REMOVE_MEMBER, params)
-            _record(connection, "removed", params)
+            return [(REMOVE_MEMBER, params), *_recorded("removed", params)]
+    return []
 
 
-def _record(connection: Connection, kind: str, params: dict[str, object]) -> None:
+def _recorded(kind: str, params: dict[str, Any]) -> list[Statement]:
     """Append the change to the chat's membership feed, for its event streams."""
-    connection.execute(RECORD_MEMBER_EVENT, {**params, "kind": kind})
-    connection.execute(NOTE_MEMBER_EVENT, {"chat": params["chat"]})
+    return [
+        (RECORD_MEMBER_EVENT, {**params, "kind": kind}),
+        (NOTE_MEMBER_EVENT, {"chat": params["chat"]}),
+    ]

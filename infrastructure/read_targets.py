@@ -8,7 +8,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine, Executable, Row
 
 from infrastructure.consistency import NOT_AHEAD, checked
-from infrastructure.driver_reads import Read, fetch_all
+from infrastructure.driver_reads import fetch_all
+from infrastructure.plans import Read
 from infrastructure.replicas import Replicas
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ class ReadTargets:
 class PlannedQuery(Generic[Query, T]):
     """A query handler whose one statement is planned as a `Read`: called, it runs it here
     (in the caller's thread, through ReadTargets); the HTTP path may run `plan(query)` on
-    the event loop instead (infrastructure/loop_reads.py)."""
+    the event loop instead (infrastructure/loop_database.py)."""
 
     def __init__(self, reads: ReadTargets) -> None:
         self._reads = reads

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AliasChoices,
     Field,
     SecretStr,
     ValidationError,
@@ -240,13 +241,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads running handlers; each holds at most one database connection.",
     )
-    loop_read_connections: int = Field(
+    loop_connections: int = Field(
         default=4,
         ge=0,
+        # LOOP_READ_CONNECTIONS: its name while only reads ran there.
+        validation_alias=AliasChoices("loop_connections", "loop_read_connections"),
         description=(
-            "Connections of the event loop for the hottest reads on PostgreSQL (a chat, its "
-            "history, the chat list), run without a handler thread; 0 runs them in threads. "
-            "Not used with READ_DATABASE_URL: replica reads run in threads."
+            "Connections of the event loop on PostgreSQL for the hot paths (a chat, its "
+            "history, the chat list, a post without an idempotency key), run without a "
+            "handler thread; 0 runs them in threads. Not used with READ_DATABASE_URL: they "
+            "run in threads then."
         ),
     )
     db_pool_size: int = Field(default=20, ge=1)

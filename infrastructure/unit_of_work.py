@@ -4,7 +4,7 @@ the idempotency key it runs under, and the hints it publishes once committed."""
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -18,10 +18,12 @@ from infrastructure.consistency import POSITION_AFTER_COMMIT
 from infrastructure.driver_reads import fetch_one
 from infrastructure.hints import Publisher
 from infrastructure.idempotency import Result
+from infrastructure.plans import Write
 from infrastructure.projections import project
 
 log = logging.getLogger("chatapi")
 POSITION_NOW = text(POSITION_AFTER_COMMIT)
+Outcome = TypeVar("Outcome")
 
 
 class UnitOfWork:
@@ -71,6 +73,14 @@ class UnitOfWork:
 
     def record(self, event: DomainEvent) -> None:
         self._events.append(event)
+
+    def run(self, write: Write[Outcome]) -> Outcome:
+        """The `write`'s statement in this transaction: its event recorded, its result
+        returned (or its error raised); commit to keep it."""
+        row = fetch_one(self.connection, write.statement, write.params)
+        event, result = write.outcome(row)
+        self.record(event)
+        return result
 
     def once(
         self,
@@ -155,17 +165,24 @@ class UnitOfWork:
             project(self.connection, event)
         ensure_awaited()  # a request answered 503 meanwhile: roll back, keep nothing
         self.connection.commit()
-        # After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock
-        # across its flush, and a stream woken earlier would read before the change is there.
-        # This process's streams get the messages too: one that continues a stream's seq is
-        # sent without a read. Every chat with news is hinted: posts', deletes' and
-        # membership changes'.
-        posted: dict[int, list[MessagePosted]] = {}
-        changed: set[int] = set()
-        for event in self._events:
-            if isinstance(event, MessagePosted):
-                posted.setdefault(event.chat_id, []).append(event)
-            if not isinstance(event, ChatCreated):  # nobody follows a chat not yet made
-                changed.add(event.chat_id)
-        self._events.clear()
-        self._publisher.publish(changed, posted)
+        events, self._events = self._events, []
+        publish_committed(self._publisher, events)
+
+
+def publish_committed(publisher: Publisher, events: list[DomainEvent]) -> None:
+    """Hint the chats these committed events changed.
+
+    After the commit: a NOTIFY inside the transaction would hold a cluster-wide lock across
+    its flush, and a stream woken earlier would read before the change is there. This
+    process's streams get the messages too: one that continues a stream's seq is sent
+    without a read. Every chat with news is hinted: posts', deletes' and membership
+    changes'.
+    """
+    posted: dict[int, list[MessagePosted]] = {}
+    changed: set[int] = set()
+    for event in events:
+        if isinstance(event, MessagePosted):
+            posted.setdefault(event.chat_id, []).append(event)
+        if not isinstance(event, ChatCreated):  # nobody follows a chat not yet made
+            changed.add(event.chat_id)
+    publisher.publish(changed, posted)

@@ -11,7 +11,7 @@ from json.encoder import encode_basestring
 def json_time(value: datetime | str | None) -> str:
     """A time as pydantic writes an aware datetime: `"2026-11-22T14:10:49.829140Z"`, the
     fraction left out when it is zero. The driver gives PostgreSQL's as aware datetimes, or
-    on the loop's connections (infrastructure/loop_reads.py) as text in UTC,
+    on the loop's connections (infrastructure/loop_database.py) as text in UTC,
     '2026-11-22 14:10:49.82914+00' (the fraction without its trailing zeros); SQLite's as
     SQLAlchemy stored them: '2026-11-22 14:10:49.829140', in UTC."""
     if value is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.errors import ChatNotFound
 from infrastructure.consistency import checked
-from infrastructure.driver_reads import Read
+from infrastructure.plans import Read
 from infrastructure.read_targets import PlannedQuery
 from queries.cursors import HistoryPosition, encode_history
 from queries.documents import json_time, message_json

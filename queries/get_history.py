@@ -8,7 +8,7 @@ from domain.errors import ChatNotFound, InvalidInput
 from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, MAX_ID, is_possible_id, validate_limit
 from infrastructure.consistency import checked
-from infrastructure.driver_reads import Read
+from infrastructure.plans import Read
 from infrastructure.read_models import chat_views, message_views
 from infrastructure.read_targets import PlannedQuery
 from queries.cursors import HistoryPosition, HistoryPositionById, decode_history, encode_history

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, tuple_
 from domain.principals import Principal
 from domain.rules import DEFAULT_LIMIT, validate_limit
 from infrastructure.consistency import checked
-from infrastructure.driver_reads import Read
+from infrastructure.plans import Read
 from infrastructure.read_models import chat_member_views, chat_views
 from infrastructure.read_targets import PlannedQuery
 from infrastructure.types import UTCDateTime, utc

@@ -176,7 +176,7 @@ def test_an_exhausted_pool_is_503(backend: str, databases: EmptyDatabases) -> No
             assert_unavailable(client.post("/chats/", json={"title": "waits"}))
             assert_unavailable(client.post(f"/chats/{chat}/messages/", json={"text": "x"}))
             # A read through the read engine (on PostgreSQL a chat, its history and the list
-            # read on the loop's own connections: their wait is test_loop_reads.py's).
+            # read on the loop's own connections: their wait is test_loop_database.py's).
             assert_unavailable(client.get(f"/chats/{chat}/members/"))
             assert_unavailable(client.delete(f"/chats/{chat}"))
 

@@ -26,7 +26,8 @@ from domain.principals import LOCAL
 from infrastructure import tables
 from infrastructure.consistency import HAS_REPLAYED, POSITION_AFTER_COMMIT
 from infrastructure.container import Container
-from infrastructure.driver_reads import Read, bound
+from infrastructure.driver_reads import bound
+from infrastructure.plans import Read
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.replicas import REPLAY_LAG
 from queries.cursors import HistoryPosition, encode_history

@@ -398,7 +398,7 @@ def test_busy_threads_and_a_handler_past_its_deadline_are_503_not_a_hang(
         thread_wait_timeout=BUSY_THREAD_WAIT,
         request_timeout=BUSY_REQUEST_TIMEOUT,
         ready_timeout=BUSY_REQUEST_TIMEOUT,
-        loop_read_connections=0,  # the reads below hold handler threads, as they do then
+        loop_connections=0,  # the reads below hold handler threads, as they do then
     )
     with served(container) as base_url:
         chat = create_chat(base_url, "busy")

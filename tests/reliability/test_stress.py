@@ -51,10 +51,10 @@ ENGINES = 2  # the write side and the read side each have a pool
 # Live delivery's hint channel keeps its own, outside the pools: one connection that LISTENs
 # and sends the batched NOTIFYs (infrastructure/hints/channel.py).
 HINT_CONNECTIONS = 1
-# The reads of a chat on the event loop's own connections (infrastructure/loop_reads.py),
+# The reads of a chat on the event loop's own connections (infrastructure/loop_database.py),
 # opened as reads need them, kept open while the app runs.
-LOOP_READ_CONNECTIONS = 2
-IDLE_CONNECTIONS = POOL_SIZE * ENGINES + HINT_CONNECTIONS + LOOP_READ_CONNECTIONS
+LOOP_CONNECTIONS = 2
+IDLE_CONNECTIONS = POOL_SIZE * ENGINES + HINT_CONNECTIONS + LOOP_CONNECTIONS
 POOL_TIMEOUT = 5.0
 
 # Memory after the load may exceed the idle level (taken after a warm-up of the same shape,
@@ -93,7 +93,7 @@ def stressed(own_database: str) -> Iterator[tuple[Container, str]]:
         db_pool_size=POOL_SIZE,
         db_max_overflow=MAX_OVERFLOW,
         db_pool_timeout=POOL_TIMEOUT,
-        loop_read_connections=LOOP_READ_CONNECTIONS,
+        loop_connections=LOOP_CONNECTIONS,
         db_connect_timeout=2,
         db_statement_timeout=5,
         retry_after=1,

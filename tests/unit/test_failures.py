@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InternalError, OperationalError
 
-from infrastructure.failures import ATTEMPTS, is_unavailable, retrying
+from infrastructure.failures import ATTEMPTS, Retrying, is_unavailable
 
 
 class DriverError(Exception):
@@ -82,7 +82,7 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_conflicts_run_the_command_again(pauses: list[float]) -> None:
     handler = Handler("40P01", "40001")
-    assert retrying(handler)("post") == "done: post"
+    assert Retrying(handler)("post") == "done: post"
     assert handler.calls == ATTEMPTS == 3
     assert len(pauses) == 2
     assert 0 <= pauses[0] <= 0.01
@@ -92,7 +92,7 @@ def test_conflicts_run_the_command_again(pauses: list[float]) -> None:
 def test_the_last_conflict_is_raised(pauses: list[float]) -> None:
     handler = Handler(*["40P01"] * ATTEMPTS)
     with pytest.raises(OperationalError) as raised:
-        retrying(handler)("post")
+        Retrying(handler)("post")
     assert getattr(raised.value.orig, "pgcode", None) == "40P01"
     assert handler.calls == ATTEMPTS
 
@@ -100,6 +100,6 @@ def test_the_last_conflict_is_raised(pauses: list[float]) -> None:
 def test_other_failures_are_raised_at_once(pauses: list[float]) -> None:
     handler = Handler("57P01")
     with pytest.raises(OperationalError):
-        retrying(handler)("post")
+        Retrying(handler)("post")
     assert handler.calls == 1
     assert pauses == []

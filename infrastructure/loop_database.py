@@ -1,0 +1,314 @@
+"""The hot paths' statements on the event loop: psycopg2's asynchronous connections, no thread.
+
+A request that runs its handler in a thread pays for the hop there and back (the thread
+limiter, the worker queue, GIL hand-offs while the query is in flight): more than the query
+itself costs the process (docs/performance.md, issue 25). Here the statement of a `Read`
+or a `Write` (infrastructure/plans.py) is sent on one of a few connections in psycopg2's
+asynchronous mode, owned by the loop: the loop watches the socket (`add_reader`/
+`add_writer` as `poll()` asks) and builds the result from the rows when they arrive. The
+statement text, its parameters and the row-to-result code are the plan's, the same as the
+thread's path (ReadTargets.run, UnitOfWork.run), which scripts, the CLI, SQLite and
+replicas keep.
+
+A write is a transaction in two round trips: `BEGIN` with its statement, then its event's
+projection with `COMMIT` (a thread's unit of work takes four: BEGIN, the statement, the
+projection, COMMIT). Once committed its chat is hinted, as the unit of work does.
+
+What the synchronous path does, this does too: a connection found closed by the server
+while idle is replaced before use; a lost one is dropped; a driver error is a DBAPIError
+(so that a lost connection or a stopping server is a 503); the wait for a connection ends
+after DB_POOL_TIMEOUT (a 503); and a statement whose request stops waiting (its deadline,
+or the client gone at shutdown) is cancelled (infrastructure/cancellation.py) and its
+connection closed, never reused while the cancel may still land: a write's transaction
+rolls back with it, unless its COMMIT was already through.
+"""
+
+import asyncio
+import hashlib
+import re
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import psycopg2  # type: ignore[import-untyped]
+import psycopg2.extensions  # type: ignore[import-untyped]
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from infrastructure.cancellation import CancelKey
+from infrastructure.database import (
+    LIVENESS_OPTIONS,
+    PgConnection,
+    connect_params,
+    has_input,
+    is_sqlite,
+    session_options,
+)
+from infrastructure.driver_reads import bound
+from infrastructure.failures import ATTEMPTS, conflict, pause_before
+from infrastructure.hints import Publisher
+from infrastructure.plans import Read, Result, Row, Write
+from infrastructure.projections import projection
+from infrastructure.settings import Settings
+from infrastructure.unit_of_work import publish_committed
+
+APPLICATION_NAME = "chatapi loop connections"
+
+
+# timestamptz as PostgreSQL's text, 'YYYY-MM-DD HH:MM:SS[.ffffff]+00' (the session is in
+# UTC): written into JSON as it is (get_chat_document.json_time), or parsed by fromisoformat
+# (types.utc), cheaper than psycopg2's datetime with its tzinfo, then moved to UTC.
+TIMESTAMPTZ_OID = 1184
+_TIME_AS_TEXT = psycopg2.extensions.new_type(
+    (TIMESTAMPTZ_OID,), "TIMESTAMPTZ_AS_TEXT", lambda value, cursor: value
+)
+
+
+def uses_loop_database(settings: Settings) -> bool:
+    """On PostgreSQL, unless turned off or reads go to replicas (ReadTargets chooses then)."""
+    return (
+        settings.loop_connections > 0
+        and not settings.read_database_url
+        and not is_sqlite(settings.database_url)
+    )
+
+
+@dataclass(slots=True)
+class Pooled:
+    connection: PgConnection
+    cancel_key: CancelKey  # taken as it is made: what cancels its statement from a thread
+    prepared: set[str] = field(default_factory=set)  # the statements PREPAREd on it
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement as a prepared one: its name, its text with $1.. for its parameters, and
+    the parameters' names in that order."""
+
+    name: str
+    text: str
+    names: tuple[str, ...]
+    execute: str  # EXECUTE name(%s, ...)
+
+
+PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+@cache
+def prepared(sql: str) -> Prepared:
+    """`sql` (psycopg2's %(name)s style, as SQLAlchemy compiles it) as a prepared statement:
+    parsed and planned by the server once per connection, and each run sends a few bytes
+    instead of the statement (and psycopg2 quotes a few values into them, not into it)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    text = PARAMETER.sub(number, sql).replace("%%", "%")
+    name = "chatapi_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+    arguments = f"({', '.join(['%s'] * len(names))})" if names else ""
+    return Prepared(name, text, tuple(names), f"EXECUTE {name}{arguments}")
+
+
+class LoopDatabase:
+    """Up to `size` connections of one event loop; `read` and `write` from that loop only."""
+
+    def __init__(self, settings: Settings, dialect: Dialect, publisher: Publisher) -> None:
+        self._dialect = dialect
+        self._publisher = publisher
+        self._params = connect_params(settings.database_url) | {
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": APPLICATION_NAME,
+            # As the engines' sessions; in UTC: times come as text in UTC (_TIME_AS_TEXT).
+            "options": f"{session_options(settings)} -c timezone=UTC",
+            **LIVENESS_OPTIONS,
+        }
+        self._pool_timeout = settings.db_pool_timeout
+        self._idle: list[Pooled] = []
+        self._free = asyncio.Semaphore(settings.loop_connections)
+        self._closed = False
+
+    async def read(self, read: Read[Result]) -> Result:
+        """The `read`'s result, its statement run on one of the loop's connections."""
+        statement = self._prepared(read.statement, read.params)
+        async with self._connection() as pooled:
+            rows = await _run(pooled, [statement])
+        return read.result(rows)
+
+    async def write(self, write: Write[Result]) -> Result:
+        """The `write`'s result, its statement and its event's projection committed together
+        on one of the loop's connections; its chat hinted once committed. Run again when
+        PostgreSQL rolled it back over a conflict, as a thread's command is (Retrying)."""
+        for attempt in range(1, ATTEMPTS):
+            try:
+                return await self._write(write)
+            except DBAPIError as exc:
+                if conflict(exc) is None:
+                    raise
+            await asyncio.sleep(pause_before(attempt))
+        return await self._write(write)
+
+    async def _write(self, write: Write[Result]) -> Result:
+        statement = self._prepared(write.statement, write.params)
+        async with self._connection() as pooled:
+            rows = await _run(pooled, [statement], before="BEGIN")
+            try:
+                event, result = write.outcome(rows[0] if rows else None)
+            except BaseException:
+                await _run(pooled, [], before="ROLLBACK")  # nothing kept; the connection serves on
+                raise
+            steps = [self._prepared(*step) for step in projection(event, "postgresql")]
+            await _run(pooled, steps, after="COMMIT")
+        publish_committed(self._publisher, [event])
+        return result
+
+    async def close(self) -> None:
+        """Close the idle connections; one in use is closed when its work ends."""
+        self._closed = True
+        while self._idle:
+            self._idle.pop().connection.close()
+
+    def _prepared(self, statement: Executable, params: Mapping[str, Any]) -> "Bound":
+        sql, values = bound(statement, self._dialect, params)
+        return Bound(prepared(sql), values)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Pooled]:
+        """One of the loop's connections, for one read or write. A connection that ends
+        its work idle, outside a transaction, goes back to the pool; any other is closed
+        (its statement first cancelled, if one may still run)."""
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no loop connection free within {self._pool_timeout:g} s") from None
+        pooled = None
+        try:
+            pooled = await self._checkout()
+            yield pooled
+        except BaseException as exc:
+            lost = pooled is None or bool(pooled.connection.closed)
+            if pooled is not None and not (_idle(pooled) and not isinstance(exc, psycopg2.Error)):
+                _discard(pooled, in_flight=not lost and not isinstance(exc, psycopg2.Error))
+                pooled = None
+            if isinstance(exc, psycopg2.Error):
+                raise DBAPIError.instance(
+                    None, None, exc, psycopg2.Error, connection_invalidated=lost
+                ) from exc
+            raise
+        finally:
+            self._free.release()
+            if pooled is not None:
+                if self._closed:
+                    pooled.connection.close()
+                else:
+                    self._idle.append(pooled)
+
+    async def _checkout(self) -> Pooled:
+        """An idle connection that the server has not closed, or a new one."""
+        while self._idle:
+            pooled = self._idle.pop()
+            # A server that ended the session (a restart, pg_terminate_backend) has sent a
+            # FATAL message and closed the socket: input waiting on an idle connection.
+            if not pooled.connection.closed and not has_input(pooled.connection.fileno()):
+                return pooled
+            pooled.connection.close()
+        connection = psycopg2.connect(**self._params, async_=True)
+        try:
+            await _ready(connection)
+        except BaseException:
+            connection.close()
+            raise
+        psycopg2.extensions.register_type(_TIME_AS_TEXT, connection)
+        return Pooled(connection, CancelKey(connection))
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    statement: Prepared
+    params: Mapping[str, Any]
+
+    @property
+    def arguments(self) -> list[Any]:
+        return [self.params[name] for name in self.statement.names]
+
+
+async def _run(
+    pooled: Pooled, statements: list[Bound], before: str = "", after: str = ""
+) -> list[Row]:
+    """Run `statements` in one round trip, between `before` and `after` (BEGIN, COMMIT:
+    one query message of several statements, whose last one's rows come back). The
+    statements not yet PREPAREd on this connection are, in one round trip before."""
+    cursor = pooled.connection.cursor()
+    new = {bound.statement for bound in statements if bound.statement.name not in pooled.prepared}
+    if new:
+        cursor.execute("; ".join(f"PREPARE {each.name} AS {each.text}" for each in new))
+        await _ready(pooled.connection)
+        pooled.prepared.update(each.name for each in new)
+    parts = [before, *(bound.statement.execute for bound in statements), after]
+    sql = "; ".join(part for part in parts if part)
+    cursor.execute(sql, [value for bound in statements for value in bound.arguments])
+    await _ready(pooled.connection)
+    rows = cursor.fetchall() if cursor.description is not None else []
+    cursor.close()
+    return rows
+
+
+def _idle(pooled: Pooled) -> bool:
+    """Nothing running on the connection, and no transaction open on it."""
+    connection = pooled.connection
+    return (
+        not connection.closed
+        and not connection.isexecuting()
+        and (connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE)
+    )
+
+
+async def _ready(connection: PgConnection) -> None:
+    """Until `poll()` says the connection is done with what it was asked (raises its error)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        state = connection.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        done = loop.create_future()
+        fd = connection.fileno()
+        if state == psycopg2.extensions.POLL_READ:
+            loop.add_reader(fd, _set_done, done)
+            try:
+                await done
+            finally:
+                loop.remove_reader(fd)
+        else:  # POLL_WRITE: the statement, or the connection's start-up, is still going out
+            loop.add_writer(fd, _set_done, done)
+            try:
+                await done
+            finally:
+                loop.remove_writer(fd)
+
+
+def _set_done(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+def _discard(pooled: Pooled, in_flight: bool) -> None:
+    """Close a connection whose read failed or was abandoned: if its statement may still be
+    running, cancel it first, in a thread (a cancel waits for the server: never on the
+    loop), so that the server stops working for a request that has gone."""
+    if not in_flight:
+        pooled.connection.close()
+        return
+
+    def cancel_then_close() -> None:
+        pooled.cancel_key.send()
+        pooled.connection.close()
+
+    threading.Thread(target=cancel_then_close, name="chatapi-cancel", daemon=True).start()

@@ -1,0 +1,39 @@
+"""A handler's work as data: its statement, its parameters and what its rows make, so that
+one handler runs two ways: in the calling thread (scripts, the CLI, workers, SQLite,
+replicas) or on the event loop (infrastructure/loop_database.py, the HTTP path on
+PostgreSQL). The same statement, parameters and result either way."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Executable
+
+from domain.events import DomainEvent
+
+Result = TypeVar("Result")
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[Result]):
+    """A query's one statement and what its rows make: run through ReadTargets in a thread,
+    or on the loop."""
+
+    statement: Executable
+    params: Mapping[str, Any]
+    result: Callable[[list[Row]], Result]
+    consistency_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Write(Generic[Result]):
+    """A command that is one statement: its first row (None if it returned none) makes the
+    one event to record and the command's result, or raises (nothing is kept then). The
+    event's projection commits with it (infrastructure/projections.py), and once committed
+    its chat is hinted, as a unit of work does: through UnitOfWork.run in a thread, or on
+    the loop."""
+
+    statement: Executable
+    params: Mapping[str, Any]
+    outcome: Callable[[Row | None], tuple[DomainEvent, Result]]
