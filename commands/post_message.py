@@ -3,7 +3,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, case, insert, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, case, insert, select, update
 
 from commands.access import CALLER_IS_MEMBER, LIVE_CHAT
 from domain.errors import ChatNotFound, InvalidInput
@@ -12,6 +12,7 @@ from domain.principals import Principal, validate_user_id
 from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.clock import Clock
 from infrastructure.plans import Row, Write
+from infrastructure.projections import project_posted
 from infrastructure.tables import chats, messages
 from infrastructure.types import UTCDateTime, utc
 from infrastructure.unit_of_work import UnitOfWork
@@ -64,11 +65,23 @@ def take_and_insert(members_only: bool) -> Insert:
     )
 
 
+def post_and_project(members_only: bool) -> Select[tuple[int, int, datetime]]:
+    """take_and_insert with its projection (projections.project_posted) as one statement,
+    a transaction of its own: a post in one round trip. PostgreSQL only."""
+    inserted = (
+        take_and_insert(members_only).returning(messages.c.chat_id, messages.c.text).cte("inserted")
+    )
+    statement = select(inserted.c.id, inserted.c.seq, inserted.c.created_at)
+    for n, projected in enumerate(project_posted(inserted)):
+        statement = statement.add_cte(projected.cte(f"projected_{n}"))
+    return statement
+
+
 # By whether the caller is a user (the membership check folded in) or not.
 TAKE_SEQ_AND_TIME = {
     members_only: take_seq_and_time(members_only) for members_only in (False, True)
 }
-TAKE_AND_INSERT = {members_only: take_and_insert(members_only) for members_only in (False, True)}
+POST_AND_PROJECT = {members_only: post_and_project(members_only) for members_only in (False, True)}
 INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 
 
@@ -140,7 +153,7 @@ class PostMessageHandler:
         return Post(command.chat_id, text, author, command.principal), key
 
     def _write(self, post: "Post") -> Write[PostMessageResult]:
-        """take_seq_and_time and the insert as one statement (TAKE_AND_INSERT)."""
+        """The post and its projection as one statement (POST_AND_PROJECT)."""
         params = {**post.params, "now": self._clock(), "text": post.text, "author": post.author}
 
         def outcome(row: Row | None) -> tuple[MessagePosted, PostMessageResult]:
@@ -149,7 +162,7 @@ class PostMessageHandler:
             message_id, seq, created_at = row
             return post.posted(message_id, seq, utc(created_at))
 
-        return Write(TAKE_AND_INSERT[post.members_only], params, outcome)
+        return Write(POST_AND_PROJECT[post.members_only], params, outcome)
 
     def _take_then_insert(
         self, uow: UnitOfWork, post: "Post", key: str | None

@@ -10,9 +10,9 @@ statement text, its parameters and the row-to-result code are the plan's, the sa
 thread's path (ReadTargets.run, UnitOfWork.run), which scripts, the CLI, SQLite and
 replicas keep.
 
-A write is a transaction in two round trips: `BEGIN` with its statement, then its event's
-projection with `COMMIT` (a thread's unit of work takes four: BEGIN, the statement, the
-projection, COMMIT). Once committed its chat is hinted, as the unit of work does.
+A write is one statement, its projection folded in, and a transaction of its own: one round
+trip (a thread's unit of work takes three: BEGIN, the statement, COMMIT). Once committed,
+its chat is hinted, as the unit of work does.
 
 What the synchronous path does, this does too: a connection found closed by the server
 while idle is replaced before use; a lost one is dropped; a driver error is a DBAPIError
@@ -20,7 +20,7 @@ while idle is replaced before use; a lost one is dropped; a driver error is a DB
 after DB_POOL_TIMEOUT (a 503); and a statement whose request stops waiting (its deadline,
 or the client gone at shutdown) is cancelled (infrastructure/cancellation.py) and its
 connection closed, never reused while the cancel may still land: a write's transaction
-rolls back with it, unless its COMMIT was already through.
+rolls back with it, unless it had committed already.
 """
 
 import asyncio
@@ -53,7 +53,6 @@ from infrastructure.driver_reads import bound
 from infrastructure.failures import ATTEMPTS, conflict, pause_before
 from infrastructure.hints import Publisher
 from infrastructure.plans import Read, Result, Row, Write
-from infrastructure.projections import projection
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import publish_committed
 
@@ -139,11 +138,11 @@ class LoopDatabase:
         """The `read`'s result, its statement run on one of the loop's connections."""
         statement = self._prepared(read.statement, read.params)
         async with self._connection() as pooled:
-            rows = await _run(pooled, [statement])
+            rows = await _run(pooled, statement)
         return read.result(rows)
 
     async def write(self, write: Write[Result]) -> Result:
-        """The `write`'s result, its statement and its event's projection committed together
+        """The `write`'s result, its statement (its projection folded in) committed
         on one of the loop's connections; its chat hinted once committed. Run again when
         PostgreSQL rolled it back over a conflict, as a thread's command is (Retrying)."""
         for attempt in range(1, ATTEMPTS):
@@ -158,14 +157,8 @@ class LoopDatabase:
     async def _write(self, write: Write[Result]) -> Result:
         statement = self._prepared(write.statement, write.params)
         async with self._connection() as pooled:
-            rows = await _run(pooled, [statement], before="BEGIN")
-            try:
-                event, result = write.outcome(rows[0] if rows else None)
-            except BaseException:
-                await _run(pooled, [], before="ROLLBACK")  # nothing kept; the connection serves on
-                raise
-            steps = [self._prepared(*step) for step in projection(event, "postgresql")]
-            await _run(pooled, steps, after="COMMIT")
+            rows = await _run(pooled, statement)  # in autocommit: a transaction of its own
+        event, result = write.outcome(rows[0] if rows else None)
         publish_committed(self._publisher, [event])
         return result
 
@@ -235,30 +228,20 @@ class Bound:
     statement: Prepared
     params: Mapping[str, Any]
 
-    @property
-    def arguments(self) -> list[Any]:
-        return [self.params[name] for name in self.statement.names]
 
-
-async def _run(
-    pooled: Pooled, statements: list[Bound], before: str = "", after: str = ""
-) -> list[Row]:
-    """Run `statements` in one round trip, between `before` and `after` (BEGIN, COMMIT:
-    one query message of several statements, whose last one's rows come back). The
-    statements not yet PREPAREd on this connection are, in one round trip before."""
+async def _run(pooled: Pooled, bound: Bound) -> list[Row]:
+    """The statement's rows, PREPAREd on this connection first if it is not yet."""
     cursor = pooled.connection.cursor()
-    new = {bound.statement for bound in statements if bound.statement.name not in pooled.prepared}
-    if new:
-        cursor.execute("; ".join(f"PREPARE {each.name} AS {each.text}" for each in new))
+    statement = bound.statement
+    if statement.name not in pooled.prepared:
+        cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
         await _ready(pooled.connection)
-        pooled.prepared.update(each.name for each in new)
-    parts = [before, *(bound.statement.execute for bound in statements), after]
-    sql = "; ".join(part for part in parts if part)
-    cursor.execute(sql, [value for bound in statements for value in bound.arguments])
+        pooled.prepared.add(statement.name)
+    cursor.execute(statement.execute, [bound.params[name] for name in statement.names])
     await _ready(pooled.connection)
-    rows = cursor.fetchall() if cursor.description is not None else []
+    rows = cursor.fetchall()
     cursor.close()
-    return rows
+    return rows  # type: ignore[no-any-return]
 
 
 def _idle(pooled: Pooled) -> bool:

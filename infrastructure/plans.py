@@ -28,11 +28,12 @@ class Read(Generic[Result]):
 
 @dataclass(frozen=True, slots=True)
 class Write(Generic[Result]):
-    """A command that is one statement: its first row (None if it returned none) makes the
-    one event to record and the command's result, or raises (nothing is kept then). The
-    event's projection commits with it (infrastructure/projections.py), and once committed
-    its chat is hinted, as a unit of work does: through UnitOfWork.run in a thread, or on
-    the loop."""
+    """A command that is one statement, its event's projection folded in (as its WITH on
+    PostgreSQL: infrastructure/projections.py gives the parts): a transaction of its own on
+    the loop, one round trip, or a statement of a unit of work (UnitOfWork.run). Its first
+    row (None if it returned none) makes the event and the command's result, or raises,
+    which it may only when the statement changed nothing. Once committed, the event is
+    published (its chat hinted) as a unit of work's are."""
 
     statement: Executable
     params: Mapping[str, Any]

@@ -3,9 +3,12 @@
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BindParameter,
+    ColumnElement,
     Connection,
     Executable,
+    Update,
     bindparam,
     delete,
     func,
@@ -37,25 +40,54 @@ ADD_CHAT = insert(chat_views).values(
     message_count=0,
     last_activity_at=bindparam("at"),
 )
-COUNT_MESSAGE = (
-    update(chat_views)
-    .where(chat_views.c.chat_id == CHAT)
-    .values(
-        message_count=chat_views.c.message_count + 1,
-        last_message_at=bindparam("at"),
-        last_activity_at=bindparam("at"),
-        last_message_preview=bindparam("preview"),
-        last_seq=bindparam("seq"),
+
+
+def count_message(
+    chat: ColumnElement[int],
+    seq: ColumnElement[int],
+    at: ColumnElement[Any],
+    preview: ColumnElement[str],
+) -> Update:
+    """The chat's view counts a message and shows it as the newest."""
+    return (
+        update(chat_views)
+        .where(chat_views.c.chat_id == chat)
+        .values(
+            message_count=chat_views.c.message_count + 1,
+            last_message_at=at,
+            last_activity_at=at,
+            last_message_preview=preview,
+            last_seq=seq,
+        )
     )
-)
+
+
 # Every member's chat list moves the chat to the front: one row per member, written per
 # post, so that a list reads one user's rows in order, whatever how many chats they are in
 # (docs/benchmarks.md measures what a post in a chat of 1,000 members costs).
-MOVE_FOR_MEMBERS = (
-    update(chat_member_views)
-    .where(chat_member_views.c.chat_id == CHAT)
-    .values(last_activity_at=bindparam("at"))
-)
+def move_for_members(chat: ColumnElement[int], at: ColumnElement[Any]) -> Update:
+    return (
+        update(chat_member_views)
+        .where(chat_member_views.c.chat_id == chat)
+        .values(last_activity_at=at)
+    )
+
+
+def project_posted(posted: CTE) -> list[Update]:
+    """MessagePosted's projection, taken from `posted`, the RETURNING (chat_id, seq,
+    created_at, text) of the statement that inserts the message: to fold into that
+    statement as its WITH (PostgreSQL only), so that one statement writes the message and
+    its projection (commands/post_message.py). The same as `projection` does with the event."""
+    preview = func.substr(posted.c.text, 1, PREVIEW_LENGTH)  # characters, as text[:n]
+    return [
+        count_message(posted.c.chat_id, posted.c.seq, posted.c.created_at, preview),
+        move_for_members(posted.c.chat_id, posted.c.created_at),
+    ]
+
+
+AT: BindParameter[Any] = bindparam("at")
+COUNT_MESSAGE = count_message(CHAT, bindparam("seq"), AT, bindparam("preview"))
+MOVE_FOR_MEMBERS = move_for_members(CHAT, AT)
 # Both in one statement on PostgreSQL, one round trip: a post runs it on every message.
 COUNT_AND_MOVE = MOVE_FOR_MEMBERS.add_cte(COUNT_MESSAGE.cte("counted"))
 REMOVE_CHAT = delete(chat_views).where(chat_views.c.chat_id == CHAT)

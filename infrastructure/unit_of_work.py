@@ -54,7 +54,7 @@ class UnitOfWork:
         self._clock = clock
         self._idempotency_ttl = idempotency_ttl
         self._publisher = publisher
-        self._events: list[DomainEvent] = []
+        self._events: list[tuple[DomainEvent, bool]] = []  # and whether projected
 
     def __enter__(self) -> Self:
         self.connection = self._engine.connect()
@@ -71,15 +71,17 @@ class UnitOfWork:
         # Anything not committed by now is abandoned; close() rolls it back.
         self.connection.close()
 
-    def record(self, event: DomainEvent) -> None:
-        self._events.append(event)
+    def record(self, event: DomainEvent, projected: bool = False) -> None:
+        """`event` happened in this transaction: projected at commit (unless the statement
+        that made it `projected` it too), published once committed."""
+        self._events.append((event, projected))
 
     def run(self, write: Write[Outcome]) -> Outcome:
-        """The `write`'s statement in this transaction: its event recorded, its result
-        returned (or its error raised); commit to keep it."""
+        """The `write`'s statement in this transaction: its event recorded (projected by the
+        statement), its result returned (or its error raised); commit to keep it."""
         row = fetch_one(self.connection, write.statement, write.params)
         event, result = write.outcome(row)
-        self.record(event)
+        self.record(event, projected=True)
         return result
 
     def once(
@@ -161,12 +163,13 @@ class UnitOfWork:
         return None if row is None else str(row[0])
 
     def commit(self) -> None:
-        for event in self._events:
-            project(self.connection, event)
+        for event, projected in self._events:
+            if not projected:
+                project(self.connection, event)
         ensure_awaited()  # a request answered 503 meanwhile: roll back, keep nothing
         self.connection.commit()
         events, self._events = self._events, []
-        publish_committed(self._publisher, events)
+        publish_committed(self._publisher, [event for event, _ in events])
 
 
 def publish_committed(publisher: Publisher, events: list[DomainEvent]) -> None:
