@@ -27,8 +27,7 @@ import asyncio
 import hashlib
 import re
 import threading
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -136,10 +135,7 @@ class LoopDatabase:
 
     async def read(self, read: Read[Result]) -> Result:
         """The `read`'s result, its statement run on one of the loop's connections."""
-        statement = self._prepared(read.statement, read.params)
-        async with self._connection() as pooled:
-            rows = await _run(pooled, statement)
-        return read.result(rows)
+        return read.result(await self._execute(read.statement, read.params))
 
     async def write(self, write: Write[Result]) -> Result:
         """The `write`'s result, its statement (its projection folded in) committed
@@ -155,9 +151,8 @@ class LoopDatabase:
         return await self._write(write)
 
     async def _write(self, write: Write[Result]) -> Result:
-        statement = self._prepared(write.statement, write.params)
-        async with self._connection() as pooled:
-            rows = await _run(pooled, statement)  # in autocommit: a transaction of its own
+        # In autocommit: the statement is a transaction of its own.
+        rows = await self._execute(write.statement, write.params)
         event, result = write.outcome(rows[0] if rows else None)
         publish_committed(self._publisher, [event])
         return result
@@ -168,29 +163,29 @@ class LoopDatabase:
         while self._idle:
             self._idle.pop().connection.close()
 
-    def _prepared(self, statement: Executable, params: Mapping[str, Any]) -> "Bound":
+    async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        """The rows of `statement`, bound with `params`, on one of the loop's connections.
+        The connection goes back to the pool after; after an error it is closed (its
+        statement first cancelled, if it may still run)."""
         sql, values = bound(statement, self._dialect, params)
-        return Bound(prepared(sql), values)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Pooled]:
-        """One of the loop's connections, for one read or write. A connection that ends
-        its work idle, outside a transaction, goes back to the pool; any other is closed
-        (its statement first cancelled, if one may still run)."""
-        try:
-            async with asyncio.timeout(self._pool_timeout):
-                await self._free.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"no loop connection free within {self._pool_timeout:g} s") from None
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(self._pool_timeout):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise PoolTimeout(
+                    f"no loop connection free within {self._pool_timeout:g} s"
+                ) from None
+        else:
+            await self._free.acquire()  # at once
         pooled = None
         try:
             pooled = await self._checkout()
-            yield pooled
+            rows = await _run(pooled, prepared(sql), values)
         except BaseException as exc:
             lost = pooled is None or bool(pooled.connection.closed)
-            if pooled is not None and not (_idle(pooled) and not isinstance(exc, psycopg2.Error)):
-                _discard(pooled, in_flight=not lost and not isinstance(exc, psycopg2.Error))
-                pooled = None
+            if pooled is not None:
+                _discard(pooled, in_flight=not lost and pooled.connection.isexecuting())
             if isinstance(exc, psycopg2.Error):
                 raise DBAPIError.instance(
                     None, None, exc, psycopg2.Error, connection_invalidated=lost
@@ -198,11 +193,11 @@ class LoopDatabase:
             raise
         finally:
             self._free.release()
-            if pooled is not None:
-                if self._closed:
-                    pooled.connection.close()
-                else:
-                    self._idle.append(pooled)
+        if self._closed:
+            pooled.connection.close()
+        else:
+            self._idle.append(pooled)
+        return rows
 
     async def _checkout(self) -> Pooled:
         """An idle connection that the server has not closed, or a new one."""
@@ -223,35 +218,18 @@ class LoopDatabase:
         return Pooled(connection, CancelKey(connection))
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
-    statement: Prepared
-    params: Mapping[str, Any]
-
-
-async def _run(pooled: Pooled, bound: Bound) -> list[Row]:
+async def _run(pooled: Pooled, statement: Prepared, params: Mapping[str, Any]) -> list[Row]:
     """The statement's rows, PREPAREd on this connection first if it is not yet."""
     cursor = pooled.connection.cursor()
-    statement = bound.statement
     if statement.name not in pooled.prepared:
         cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
         await _ready(pooled.connection)
         pooled.prepared.add(statement.name)
-    cursor.execute(statement.execute, [bound.params[name] for name in statement.names])
+    cursor.execute(statement.execute, [params[name] for name in statement.names])
     await _ready(pooled.connection)
     rows = cursor.fetchall()
     cursor.close()
     return rows  # type: ignore[no-any-return]
-
-
-def _idle(pooled: Pooled) -> bool:
-    """Nothing running on the connection, and no transaction open on it."""
-    connection = pooled.connection
-    return (
-        not connection.closed
-        and not connection.isexecuting()
-        and (connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE)
-    )
 
 
 async def _ready(connection: PgConnection) -> None:
