@@ -20,8 +20,10 @@ _NAMED = {name.lower().encode("latin-1"): name for name in SINGLE_VALUED}
 def repeated(headers: list[tuple[bytes, bytes]]) -> dict[str, int]:
     """The single-valued headers among `headers` (an ASGI scope's, names lower-cased) that
     occur more than once, with how many times."""
-    counts = Counter(_NAMED[name] for name, _ in headers if name in _NAMED)
-    return {name: count for name, count in counts.items() if count > 1}
+    named = [_NAMED[name] for name, _ in headers if name in _NAMED]
+    if len(named) < 2:
+        return {}  # the usual request: nothing to count
+    return {name: count for name, count in Counter(named).items() if count > 1}
 
 
 class SingleHeaders:

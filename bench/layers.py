@@ -171,6 +171,17 @@ def without_admission(app: FastAPI) -> None:
     app.state.admission.on_loop = direct
 
 
+def without_hints(app: FastAPI) -> None:
+    """A commit's hints to this process's streams and, through the hint channel's batched
+    NOTIFY, to the other processes' (no stream open here): not sent."""
+    publisher = app.state.container.hint_publisher()
+
+    def nothing(*_: Any, **__: Any) -> None:
+        pass
+
+    publisher.publish = nothing
+
+
 VARIANTS: dict[str, Variant | None] = {
     "the whole app (ACCESS_LOG=true)": None,
     "without RequestLog (ACCESS_LOG=false)": without(RequestLog),
@@ -178,6 +189,7 @@ VARIANTS: dict[str, Variant | None] = {
     "without BodyLimit": without(BodyLimit),
     "without SingleHeaders": without(SingleHeaders),
     "without the admission wrapper": without_admission,
+    "without hints (no NOTIFY)": without_hints,
 }
 
 

@@ -22,7 +22,7 @@ class Publisher:
     listens, and calls `close()` before it exits, so that its last hints are sent."""
 
     def __init__(
-        self, database_url: str, connect_timeout: float = 5.0, batch_delay: float = 0.002
+        self, database_url: str, connect_timeout: float = 5.0, batch_delay: float = 0.005
     ) -> None:
         self.hints = LocalHints()
         self.channel: HintChannel | None = None

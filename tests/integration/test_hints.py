@@ -313,6 +313,25 @@ def test_hints_that_trickle_in_wait_for_the_batch(
     assert len(notifications.hints) <= batches + 2, f"{len(notifications.hints)} NOTIFYs"
 
 
+def test_a_hint_after_a_quiet_spell_goes_at_once_the_next_with_the_batch(
+    postgres_url: str, notifications: Notifications
+) -> None:
+    """At most one NOTIFY per batch_delay, the first at once: a lone post's streams in other
+    processes do not wait for a batch."""
+    channel = sending_channel(postgres_url, batch_delay=30.0)
+    sent = time.monotonic()
+    channel.send([7])
+    notifications.receive_until(lambda: notifications.chat_ids() == {7}, timeout=5.0)
+    assert time.monotonic() - sent < 5.0
+    channel.send([8])
+    channel.send([9])
+    with pytest.raises(AssertionError):  # within the 30 s: held for the batch
+        notifications.receive_until(lambda: 8 in notifications.chat_ids(), timeout=1.0)
+    channel.close()  # sends what is queued
+    notifications.receive_until(lambda: notifications.chat_ids() == {7, 8, 9})
+    assert notifications.hints == [{7}, {8, 9}]
+
+
 def test_a_list_longer_than_one_payload_arrives_whole(
     postgres_url: str, notifications: Notifications
 ) -> None:
