@@ -24,7 +24,7 @@ TOO_OLD = $(PYTHON) is $(or $(call version,$(PYTHON)),not a Python that runs); c
 	Python $(MIN_PYTHON) or newer: run make with PYTHON=python$(MIN_PYTHON) (or newer)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test lint typecheck pytest pytest-standby fuzz bench lock \
+.PHONY: help install install-dev run test lint typecheck pytest pytest-standby fuzz bench layers lock \
 	clean FORCE
 
 ## make help: this list
@@ -92,6 +92,11 @@ fuzz: install-dev
 ## make bench: load-test the service with wrk against PostgreSQL; writes docs/benchmarks.md
 bench: install-dev
 	$(BIN)/python -m bench.run
+
+## make layers: what each of the service's layers costs a request, in CPU, one taken out at
+## a time, the app called in-process on a throwaway PostgreSQL (bench/layers.py, ~2 min)
+layers: install-dev
+	$(BIN)/python -m bench.layers
 
 ## make lock: re-resolve both lock files to the newest releases pyproject.toml allows
 lock: $(VENV)/pyvenv.cfg

@@ -11,8 +11,11 @@ in turn, several rounds, and the least CPU per request of each is kept: noise on
 
 import asyncio
 import gc
+import logging.config
 import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,6 +33,8 @@ from api.request_log import RequestLog
 from api.security_headers import SecurityHeaders
 from api.single_headers import SingleHeaders
 from bench import floor
+from cli.log_queue import stop_writers
+from cli.serve import LOG_CONFIG
 from commands.post_message import PostMessage
 from devtools.postgres_cluster import find_bindir, started_cluster
 from domain.principals import LOCAL
@@ -291,14 +296,21 @@ def main() -> None:
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL's server binaries were not found")
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) > 1:  # PostgreSQL on one core (its processes inherit it), the app on another
-        os.sched_setaffinity(0, {cores[1]})
-    with started_cluster(bindir) as cluster:
-        os.sched_setaffinity(0, {cores[0]})
-        migrations.upgrade(cluster.url)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            results = runner.run(measure(cluster.url))
+    # Logging as `chatapi serve` sets it up, the request lines to a file as a log collector
+    # would take them from stdout: the request log's cost is its line written too.
+    with tempfile.NamedTemporaryFile("w", prefix="chatapi-layers-", suffix=".log") as lines:
+        stdout, sys.stdout = sys.stdout, lines  # LOG_CONFIG's "ext://sys.stdout"
+        logging.config.dictConfig(LOG_CONFIG)
+        sys.stdout = stdout
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:  # PostgreSQL on one core (its processes inherit it), the app on another
+            os.sched_setaffinity(0, {cores[1]})
+        with started_cluster(bindir) as cluster:
+            os.sched_setaffinity(0, {cores[0]})
+            migrations.upgrade(cluster.url)
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                results = runner.run(measure(cluster.url))
+        stop_writers()
     print(table(results))
 
 

@@ -281,7 +281,10 @@ class Settings(BaseSettings):
         # Small: how long one step holds PostgreSQL is what other requests feel (a 1M-message
         # chat: p99 of other chats 2.9x normal at 5,000, 2.2x at 2,000, 1.6x at 1,000, 1.0x at
         # 500: docs/performance.md); the purge takes longer (9 s at 5,000, 52 s at 500).
-        default=500, ge=1, le=1_000_000, description="Rows one step of a background job deletes."
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="Rows one step of a background job deletes.",
     )
     job_batch_pause: float = Field(
         default=0.02,
