@@ -66,8 +66,8 @@ def take_and_insert(members_only: bool) -> Insert:
 
 
 def post_and_project(members_only: bool) -> Select[tuple[int, int, datetime]]:
-    """take_and_insert with its projection (projections.project_posted) as one statement,
-    a transaction of its own: a post in one round trip. PostgreSQL only."""
+    """take_and_insert with its projection (projections.project_posted) as one statement:
+    the post and its read models in one round trip. PostgreSQL only."""
     inserted = (
         take_and_insert(members_only).returning(messages.c.chat_id, messages.c.text).cte("inserted")
     )
@@ -162,7 +162,7 @@ class PostMessageHandler:
             message_id, seq, created_at = row
             return post.posted(message_id, seq, utc(created_at))
 
-        return Write(POST_AND_PROJECT[post.members_only], params, outcome)
+        return Write(POST_AND_PROJECT[post.members_only], params, outcome, "PostMessage")
 
     def _take_then_insert(
         self, uow: UnitOfWork, post: "Post", key: str | None

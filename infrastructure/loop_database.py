@@ -10,9 +10,10 @@ statement text, its parameters and the row-to-result code are the plan's, the sa
 thread's path (ReadTargets.run, UnitOfWork.run), which scripts, the CLI, SQLite and
 replicas keep.
 
-A write is one statement, its projection folded in, and a transaction of its own: one round
-trip (a thread's unit of work takes three: BEGIN, the statement, COMMIT). Once committed,
-its chat is hinted, as the unit of work does.
+A write is one statement, its projection folded in: BEGIN with it in one round trip, then
+COMMIT, sent only while the request still waits, so that a write answered 503 is never
+committed after all (a thread's unit of work takes three: BEGIN, the statement, COMMIT).
+Once committed, its chat is hinted, as the unit of work does.
 
 What the synchronous path does, this does too: a connection found closed by the server
 while idle is replaced before use; a lost one is dropped; a driver error is a DBAPIError
@@ -25,12 +26,13 @@ rolls back with it, unless it had committed already.
 
 import asyncio
 import hashlib
+import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2  # type: ignore[import-untyped]
 import psycopg2.extensions  # type: ignore[import-untyped]
@@ -39,6 +41,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from domain.events import DomainEvent
 from infrastructure.cancellation import CancelKey
 from infrastructure.database import (
     LIVENESS_OPTIONS,
@@ -49,13 +52,21 @@ from infrastructure.database import (
     session_options,
 )
 from infrastructure.driver_reads import bound
-from infrastructure.failures import ATTEMPTS, conflict, pause_before
+from infrastructure.failures import (
+    ATTEMPTS,
+    READ_ONLY_SQL_TRANSACTION,
+    conflict,
+    pause_before,
+    sqlstate,
+)
 from infrastructure.hints import Publisher
 from infrastructure.plans import Read, Result, Row, Write
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import publish_committed
 
 APPLICATION_NAME = "chatapi loop connections"
+log = logging.getLogger("chatapi")
+Done = TypeVar("Done")
 
 
 # timestamptz as PostgreSQL's text, 'YYYY-MM-DD HH:MM:SS[.ffffff]+00' (the session is in
@@ -138,36 +149,62 @@ class LoopDatabase:
         return read.result(await self._execute(read.statement, read.params))
 
     async def write(self, write: Write[Result]) -> Result:
-        """The `write`'s result, its statement (its projection folded in) committed
-        on one of the loop's connections; its chat hinted once committed. Run again when
-        PostgreSQL rolled it back over a conflict, as a thread's command is (Retrying)."""
-        for attempt in range(1, ATTEMPTS):
+        """The `write`'s result, its statement (its projection folded in) committed on one
+        of the loop's connections; its chat hinted once committed. Run again when
+        PostgreSQL rolled it back over a conflict, as a thread's command is (Retrying), and
+        once on a new session when it found its session read-only (a failover since)."""
+        read_only_seen = False
+        attempt = 1
+        while True:
             try:
                 return await self._write(write)
             except DBAPIError as exc:
-                if conflict(exc) is None:
+                code = sqlstate(exc)
+                if code == READ_ONLY_SQL_TRANSACTION and not read_only_seen:
+                    read_only_seen = True  # nothing was written: try a new session
+                    self._close_idle()
+                    continue
+                collided = conflict(exc)
+                if collided is None or attempt == ATTEMPTS:
                     raise
+                log.info("%s ran into %s, running it again", write.name, collided)
             await asyncio.sleep(pause_before(attempt))
-        return await self._write(write)
+            attempt += 1
 
     async def _write(self, write: Write[Result]) -> Result:
-        # In autocommit: the statement is a transaction of its own.
-        rows = await self._execute(write.statement, write.params)
-        event, result = write.outcome(rows[0] if rows else None)
+        sql, values = bound(write.statement, self._dialect, write.params)
+        statement = prepared(sql)
+
+        async def transaction(pooled: Pooled) -> tuple[DomainEvent, Result]:
+            rows = await _run(pooled, statement, values, before="BEGIN")
+            try:
+                outcome = write.outcome(rows[0] if rows else None)
+            except BaseException:
+                await _run(pooled, None, {}, before="ROLLBACK")  # the connection serves on
+                raise
+            # COMMIT on its own, sent only while the request still waits: a request that
+            # stopped waiting (its 503) never has its write committed after all.
+            await _run(pooled, None, {}, before="COMMIT")
+            return outcome
+
+        event, result = await self._on_connection(transaction)
         publish_committed(self._publisher, [event])
         return result
 
     async def close(self) -> None:
         """Close the idle connections; one in use is closed when its work ends."""
         self._closed = True
-        while self._idle:
-            self._idle.pop().connection.close()
+        self._close_idle()
 
     async def _execute(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
-        """The rows of `statement`, bound with `params`, on one of the loop's connections.
-        The connection goes back to the pool after; after an error it is closed (its
-        statement first cancelled, if it may still run)."""
+        """The rows of `statement`, bound with `params`, on one of the loop's connections."""
         sql, values = bound(statement, self._dialect, params)
+        return await self._on_connection(lambda pooled: _run(pooled, prepared(sql), values))
+
+    async def _on_connection(self, work: Callable[[Pooled], Awaitable[Done]]) -> Done:
+        """`work` on one of the loop's connections, which goes back to the pool after, or
+        after an error that left it idle (a 404's ROLLBACK); else it is closed (its
+        statement first cancelled, if it may still run)."""
         if self._free.locked():
             try:
                 async with asyncio.timeout(self._pool_timeout):
@@ -181,23 +218,33 @@ class LoopDatabase:
         pooled = None
         try:
             pooled = await self._checkout()
-            rows = await _run(pooled, prepared(sql), values)
+            done = await work(pooled)
         except BaseException as exc:
             lost = pooled is None or bool(pooled.connection.closed)
-            if pooled is not None:
+            driver_error = isinstance(exc, psycopg2.Error)
+            if pooled is not None and (lost or driver_error or not _idle(pooled)):
                 _discard(pooled, in_flight=not lost and pooled.connection.isexecuting())
-            if isinstance(exc, psycopg2.Error):
+                pooled = None
+            if driver_error:
                 raise DBAPIError.instance(
                     None, None, exc, psycopg2.Error, connection_invalidated=lost
                 ) from exc
             raise
         finally:
             self._free.release()
+            if pooled is not None:
+                self._give_back(pooled)
+        return done
+
+    def _give_back(self, pooled: Pooled) -> None:
         if self._closed:
             pooled.connection.close()
         else:
             self._idle.append(pooled)
-        return rows
+
+    def _close_idle(self) -> None:
+        while self._idle:
+            self._idle.pop().connection.close()
 
     async def _checkout(self) -> Pooled:
         """An idle connection that the server has not closed, or a new one."""
@@ -218,18 +265,33 @@ class LoopDatabase:
         return Pooled(connection, CancelKey(connection))
 
 
-async def _run(pooled: Pooled, statement: Prepared, params: Mapping[str, Any]) -> list[Row]:
-    """The statement's rows, PREPAREd on this connection first if it is not yet."""
+async def _run(
+    pooled: Pooled, statement: Prepared | None, params: Mapping[str, Any], before: str = ""
+) -> list[Row]:
+    """The statement's rows (PREPAREd on this connection first if it is not yet), `before`
+    sent with it in the same round trip (BEGIN), or `before` alone (COMMIT, ROLLBACK)."""
     cursor = pooled.connection.cursor()
-    if statement.name not in pooled.prepared:
+    if statement is not None and statement.name not in pooled.prepared:
         cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
         await _ready(pooled.connection)
         pooled.prepared.add(statement.name)
-    cursor.execute(statement.execute, [params[name] for name in statement.names])
+    if statement is None:
+        cursor.execute(before)
+    else:
+        sql = f"{before}; {statement.execute}" if before else statement.execute
+        cursor.execute(sql, [params[name] for name in statement.names])
     await _ready(pooled.connection)
-    rows = cursor.fetchall()
+    rows = cursor.fetchall() if cursor.description is not None else []
     cursor.close()
-    return rows  # type: ignore[no-any-return]
+    return rows
+
+
+def _idle(pooled: Pooled) -> bool:
+    """Nothing running on the connection, and no transaction open on it."""
+    connection = pooled.connection
+    return not connection.isexecuting() and (
+        connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    )
 
 
 async def _ready(connection: PgConnection) -> None:

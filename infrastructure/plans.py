@@ -29,8 +29,8 @@ class Read(Generic[Result]):
 @dataclass(frozen=True, slots=True)
 class Write(Generic[Result]):
     """A command that is one statement, its event's projection folded in (as its WITH on
-    PostgreSQL: infrastructure/projections.py gives the parts): a transaction of its own on
-    the loop, one round trip, or a statement of a unit of work (UnitOfWork.run). Its first
+    PostgreSQL: infrastructure/projections.py gives the parts): on the loop, or as a
+    statement of a unit of work (UnitOfWork.run). Its first
     row (None if it returned none) makes the event and the command's result, or raises,
     which it may only when the statement changed nothing. Once committed, the event is
     published (its chat hinted) as a unit of work's are."""
@@ -38,3 +38,4 @@ class Write(Generic[Result]):
     statement: Executable
     params: Mapping[str, Any]
     outcome: Callable[[Row | None], tuple[DomainEvent, Result]]
+    name: str = "a write"  # the command's, for the log (as Retrying names it)

@@ -174,7 +174,11 @@ def test_an_exhausted_pool_is_503(backend: str, databases: EmptyDatabases) -> No
         # Hold the only connection of each engine: requests wait pool_timeout, then 503.
         with container.write_engine().connect(), container.read_engine().connect():
             assert_unavailable(client.post("/chats/", json={"title": "waits"}))
-            assert_unavailable(client.post(f"/chats/{chat}/messages/", json={"text": "x"}))
+            # With a key: a post without one runs on the loop's own connections.
+            keyed = {"Idempotency-Key": "exhausted-1"}
+            assert_unavailable(
+                client.post(f"/chats/{chat}/messages/", json={"text": "x"}, headers=keyed)
+            )
             # A read through the read engine (on PostgreSQL a chat, its history and the list
             # read on the loop's own connections: their wait is test_loop_database.py's).
             assert_unavailable(client.get(f"/chats/{chat}/members/"))

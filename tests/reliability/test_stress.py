@@ -51,9 +51,10 @@ ENGINES = 2  # the write side and the read side each have a pool
 # Live delivery's hint channel keeps its own, outside the pools: one connection that LISTENs
 # and sends the batched NOTIFYs (infrastructure/hints/channel.py).
 HINT_CONNECTIONS = 1
-# The reads of a chat on the event loop's own connections (infrastructure/loop_database.py),
-# opened as reads need them, kept open while the app runs.
-LOOP_CONNECTIONS = 2
+# The event loop's own connections (infrastructure/loop_database.py): none here, so that
+# every read and post goes through the engines' pools, whose overflow this test is about
+# (the loop's connections under concurrent posts: test_deadlines.py's hot chat, exact counts).
+LOOP_CONNECTIONS = 0
 IDLE_CONNECTIONS = POOL_SIZE * ENGINES + HINT_CONNECTIONS + LOOP_CONNECTIONS
 POOL_TIMEOUT = 5.0
 
