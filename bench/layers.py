@@ -34,7 +34,7 @@ from api.security_headers import SecurityHeaders
 from api.single_headers import SingleHeaders
 from bench import floor
 from cli.log_queue import stop_writers
-from cli.serve import LOG_CONFIG
+from cli.serve import LOG_CONFIG, lean_log_records
 from commands.post_message import PostMessage
 from devtools.postgres_cluster import find_bindir, started_cluster
 from domain.principals import LOCAL
@@ -301,6 +301,7 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", prefix="chatapi-layers-", suffix=".log") as lines:
         stdout, sys.stdout = sys.stdout, lines  # LOG_CONFIG's "ext://sys.stdout"
         logging.config.dictConfig(LOG_CONFIG)
+        lean_log_records()  # as each serving process does (cli/serve.py create_app)
         sys.stdout = stdout
         cores = sorted(os.sched_getaffinity(0))
         if len(cores) > 1:  # PostgreSQL on one core (its processes inherit it), the app on another

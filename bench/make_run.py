@@ -5,10 +5,10 @@ they measure the service's own work; a deployment runs it as `make run` does, wi
 setting at its default: one JSON line per request on stdout, which a log collector reads.
 Here that service (bench/server.py's start_as_make_run, stdout to a file) is pinned as the
 main one and measured with the same wrk runs, right after the main POST run, for their
-shares of the same floor. The main service stays up meanwhile, idle on the same CPU: it is
-needed after this, and a new one would change what the soak measures. It still reads the
-hints that each POST sends to every process (PostgreSQL's NOTIFY), so its CPU is counted
-apart (`clients_pct`) and reported, not taken for other load.
+shares of the same floor. The main service is needed after this (a new one would change
+what the soak measures), so it is stopped meanwhile (SIGSTOP) and continued after: idle on
+the same CPU, it still read the hints that each POST sends to every process (PostgreSQL's
+NOTIFY, kept for it meanwhile), 2-3% of that CPU which the main runs had to themselves.
 """
 
 import sys
@@ -31,16 +31,16 @@ def measure(
             runner.config, runner.setup, service, runner.postmaster_pid, runner.pool, runner.quiet
         )
         as_run.repeated = runner.repeated  # one list of the runs measured again, for the report
-        as_run.meter.client_pids.append(runner.service.pid)  # the main one, idle: see above
-        runs = {
-            main.name: as_run.measure(
-                f"make_run_{main.name}",
-                f"{main.label}, as `make run`",
-                main.result.script,
-                main.result.args,
-            )
-            for main in main_runs
-        }
+        with runner.service.paused():
+            runs = {
+                main.name: as_run.measure(
+                    f"make_run_{main.name}",
+                    f"{main.label}, as `make run`",
+                    main.result.script,
+                    main.result.args,
+                )
+                for main in main_runs
+            }
     except BaseException:
         print(f"--- `make run` service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
         raise

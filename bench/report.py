@@ -313,13 +313,12 @@ def _make_run(results: Results) -> str:
                     _ms(r.p50_ms),
                     _ms(r.p99_ms),
                     *(_pct(v) for v in (cpu.server_pct, cpu.postgres_pct, cpu.wrk_pct)),
-                    _pct(cpu.clients_pct),
                     _pct(cpu.other_pct),
                 ]
             )
         ratios.append(f"{main.label} **{again.result.rps / main.result.rps:.2f}x**")
     headings = ["endpoint", "requests/s", "share of floor", "against the run above", "p50"]
-    cpu_headings = ["p99", "CPU: server", "PostgreSQL", "wrk", "idle service above", "other"]
+    cpu_headings = ["p99", "CPU: server", "PostgreSQL", "wrk", "other"]
     per_line = as_run.log_bytes / as_run.log_lines if as_run.log_lines else 0
     return _section(
         "As `make run` serves it: the request log on",
@@ -327,12 +326,13 @@ def _make_run(results: Results) -> str:
         "DATABASE_URL, HOST and PORT set, every other setting at its default, so the request "
         f"log is on and WORKERS={as_run.workers}; its stdout, where the request lines go, to "
         "a file, as a deployment's log collector would take it; pinned as the service above. "
-        "The GET and POST runs above again, right after the POST run. The service above stays "
-        "up meanwhile, idle on the same CPU: the `idle service above` column is its CPU, "
-        "reading the hints that each POST sends to every process. The server wrote "
+        "The GET and POST runs above again, right after the POST run. The service above is "
+        "stopped meanwhile (SIGSTOP, continued after), so that this one has the CPU to itself "
+        "as that one had: idle, it would still read the hints each POST sends to every "
+        "process. The server wrote "
         f"{as_run.log_lines:,} request lines to its stdout ({as_run.log_bytes / 2**20:,.1f} "
         f"MiB, {per_line:.0f} bytes a line), warm-up runs included.",
-        table([*headings, *cpu_headings], "lrrrrrrrrrr", rows),
+        table([*headings, *cpu_headings], "lrrrrrrrrr", rows),
         f"Share of the floor as `make run` serves it, against the run above: "
         f"{', '.join(ratios)} (target ≥ {MAKE_RUN_SHARE}x).",
     )

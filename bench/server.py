@@ -3,9 +3,12 @@ uvicorn's supervisor and its WORKERS worker processes."""
 
 import http.client
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -86,6 +89,19 @@ class Server:
                 pass
             time.sleep(0.2)
         raise BenchError(f"{self.name} was not ready within {timeout} s:\n{self.log_tail()}")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Its processes stopped (SIGSTOP) meanwhile, continued after: asleep, they take no
+        CPU from the server measured meanwhile. The kernel keeps their connections."""
+        pids = [self.pid, *procstat.children(self.pid)] if self.workers > 1 else [self.pid]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process.poll() is None:
