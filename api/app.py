@@ -135,24 +135,23 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     live = LiveChats(news, settings.stream_heartbeat, settings.stream_send_timeout)
     app.state.live = live
-    # Each router's routes straight into the app's: include_router keeps an included router
-    # as a route of its own (FastAPI's _IncludedRouter), which scans its routes twice per
-    # request, to match it and again to handle it (~28 µs on every request, bench/layers.py).
-    # Nothing is lost: each route has its router's tags, responses and route class already,
-    # and no option of include_router is used (the OpenAPI document is the same).
-    for router in (chats.router, members.router, events.router, health.router):
-        app.router.routes.extend(router.routes)
     install_openapi(app)  # what the routes cannot declare (api/openapi.py)
-    # The docs pages' other spellings and HEAD, after the API's routes: matched after them.
+    # The docs pages FastAPI and FastAPIOffline added: both spellings and HEAD, as the API's.
     serve_like_the_api(app.router)
-    # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
-    routes = [
+    # Each router's routes straight into the app's, before the docs pages: tried first.
+    # include_router keeps an included router as a route of its own (FastAPI's
+    # _IncludedRouter), which scans its routes twice per request, to match it and again to
+    # handle it (~28 µs on every request, bench/layers.py). Nothing is lost: each route has
+    # its router's tags, responses and route class already, and no option of include_router
+    # is used (the OpenAPI document is the same).
+    app.router.routes[:0] = [
         *chats.router.routes,
         *members.router.routes,
         *events.router.routes,
         *health.router.routes,
-        *app.router.routes,
     ]
+    # Every route, for what needs them outside routing: a 405's Allow, a 413's log line.
+    routes = list(app.router.routes)
     install_error_handlers(app, retry_after=settings.retry_after, routes=routes)
     app.add_exception_handler(Busy, busy_handler(settings.retry_after))  # a deadline missed
     # The last added runs first: every request is logged, even one refused for its size,

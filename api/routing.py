@@ -1,6 +1,7 @@
 """How requests are routed: both slash spellings, HEAD with GET, JSON bodies held to UTF-8
 and to standard JSON."""
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -10,8 +11,8 @@ from starlette.routing import BaseRoute, Route
 
 from api import strict_json
 
-# Set on each route added beside a documented one (its other spelling, HEAD): the documented
-# route's template, so that the access log names an operation one way however it was reached.
+# Set on each route added beside a documented one (HEAD): the documented route's template, so
+# that the access log names an operation one way however it was reached.
 DOCUMENTED_PATH = "chatapi_documented_path"
 
 
@@ -22,9 +23,17 @@ def documented_path(route: BaseRoute) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def twin_of(path: str) -> str:
-    """The other spelling of a path: with its trailing slash if it has none, else without."""
-    return path.removesuffix("/") if path.endswith("/") else f"{path}/"
+def either_spelling(route: BaseRoute) -> None:
+    """Makes `route` match its path with and without the trailing slash, no redirect.
+
+    One route for both, not a route per spelling: Starlette tries each route in turn until
+    one matches, ~1.6 µs a route (bench/layers.py), and every route was there twice. The
+    spelling given stays the documented one (OpenAPI, url_path_for); only matching changes.
+    """
+    assert isinstance(route, Route), route
+    pattern = route.path_regex.pattern  # compiled by Starlette: "^/chats/(?P<chat_id>[^/]+)$"
+    assert pattern.endswith("$"), pattern
+    route.path_regex = re.compile(pattern[:-1].removesuffix("/") + "/?$")
 
 
 class StrictJsonRequest(Request):
@@ -49,17 +58,6 @@ class Utf8JsonRoute(APIRoute):
         return utf8_json_handler
 
 
-def beside(path: str, methods: set[str] | None) -> list[tuple[str, list[str]]]:
-    """The routes to add beside a documented one: its other spelling, and HEAD on both if it
-    serves GET, as Starlette's own routes do. FastAPI's do not: OpenAPI would list HEAD as an
-    operation of its own."""
-    methods = methods or set()
-    routes = [(twin_of(path), sorted(methods))]
-    if "GET" in methods:
-        routes += [(path, ["HEAD"]), (twin_of(path), ["HEAD"])]
-    return routes
-
-
 def stands_in_for(route: BaseRoute, documented: Route) -> None:
     setattr(route, DOCUMENTED_PATH, documented.path_format)
 
@@ -80,10 +78,14 @@ class SlashAgnosticRouter(APIRouter):
         super().add_api_route(path, endpoint, **kwargs)
         documented = self.routes[-1]
         assert isinstance(documented, APIRoute)
-        # `path`, not `documented.path`: the router adds its prefix to both.
-        for spelling, methods in beside(path, documented.methods):
-            hidden = {**kwargs, "methods": methods, "include_in_schema": False}
-            super().add_api_route(spelling, endpoint, **hidden)
+        either_spelling(documented)
+        if "GET" in (documented.methods or ()):
+            # HEAD as Starlette's own routes serve it with GET; FastAPI's do not, and OpenAPI
+            # would list HEAD as an operation of its own. `path`, not `documented.path`: the
+            # router adds its prefix to both.
+            hidden = {**kwargs, "methods": ["HEAD"], "include_in_schema": False}
+            super().add_api_route(path, endpoint, **hidden)
+            either_spelling(self.routes[-1])
             stands_in_for(self.routes[-1], documented)
         # HEAD routes last (the sort is stable): a request is tried against each route before
         # the one that serves it, and a HEAD route never serves another method.
@@ -96,14 +98,12 @@ def serve_like_the_api(router: APIRouter) -> None:
     `/docs/oauth2-redirect`, `/redoc`), whose other spelling would be a 307 redirect."""
     for route in list(router.routes):
         if not isinstance(route, Route) or "GET" not in (route.methods or ()):
-            continue  # an included router, the docs' static files
+            continue  # the docs' static files
+        either_spelling(route)
         if isinstance(route, APIRoute):
-            for spelling, methods in beside(route.path, route.methods):
-                router.add_api_route(
-                    spelling, route.endpoint, methods=methods, include_in_schema=False
-                )
-                stands_in_for(router.routes[-1], route)
-        else:  # /openapi.json, a Starlette route, which serves HEAD with GET already
-            methods = sorted(route.methods or ())
-            router.add_route(twin_of(route.path), route.endpoint, methods, include_in_schema=False)
+            router.add_api_route(
+                route.path, route.endpoint, methods=["HEAD"], include_in_schema=False
+            )
+            either_spelling(router.routes[-1])
             stands_in_for(router.routes[-1], route)
+        # else /openapi.json, a Starlette route, which serves HEAD with GET already
