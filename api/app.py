@@ -122,6 +122,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         },
     )
     app.state.container = container
+    # The reads' parameters solved by api/direct_params.py, FastAPI's handler otherwise; not
+    # with telemetry on, whose spans FastAPI's handler opens.
+    app.state.direct_params = not settings.telemetry
     app.state.auth_required = settings.auth_mode == "required"  # api/auth.py
     app.state.stream_slots = StreamSlots(settings.max_streams_per_user)
     admission = Admission(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
-from api import strict_json
+from api import direct_params, strict_json
 
 # Set on each route added beside a documented one (HEAD): the documented route's template, so
 # that the access log names an operation one way however it was reached.
@@ -49,8 +49,9 @@ class StrictJsonRequest(Request):
 class Utf8JsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler  # nothing to decode: no second Request object per call
+        if self.body_field is None:  # nothing to decode: no second Request object per call
+            plan = direct_params.plan_of(self.dependant)
+            return handler if plan is None else direct_params.direct(plan, handler)
 
         async def utf8_json_handler(request: Request) -> Response:
             return await handler(StrictJsonRequest(request.scope, request.receive))
