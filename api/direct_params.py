@@ -36,6 +36,7 @@ class Parameter:
     name: str
     alias: str  # the key in the path's parameters, the query string or the headers
     source: str  # "path", "query" or "header": FastAPI's `in_`
+    loc: tuple[str, str]  # where an error would point: (source, alias), as FastAPI's
     field: Any  # FastAPI's ModelField: validate(value, values, loc=...)
     required: bool
     default: Any
@@ -68,8 +69,10 @@ def plan_of(dependant: Dependant) -> Plan | None:
             required = info.is_required()
             if not required and not isinstance(field.default, SCALARS):
                 return None
+            source = info.in_.value
+            loc = (source, field.alias)
             parameters.append(
-                Parameter(field.name, field.alias, info.in_.value, field, required, field.default)
+                Parameter(field.name, field.alias, source, loc, field, required, field.default)
             )
     dependencies = []
     for sub in dependant.dependencies:
@@ -103,8 +106,7 @@ def direct(plan: Plan, fastapi_handler: Handler) -> Handler:
                     return await fastapi_handler(request)  # FastAPI's 422
                 values[parameter.name] = parameter.default
                 continue
-            loc = (parameter.source, parameter.alias)
-            value, errors = parameter.field.validate(raw, values, loc=loc)
+            value, errors = parameter.field.validate(raw, values, loc=parameter.loc)
             if errors:
                 return await fastapi_handler(request)  # FastAPI's 422
             values[parameter.name] = value

@@ -63,6 +63,16 @@ def stands_in_for(route: BaseRoute, documented: Route) -> None:
     setattr(route, DOCUMENTED_PATH, documented.path_format)
 
 
+def add_head(router: APIRouter, path: str, documented: APIRoute, **kwargs: Any) -> None:
+    """HEAD beside `documented`'s GET, as Starlette's own routes serve it; FastAPI's do not,
+    and OpenAPI would list HEAD as an operation of its own: a hidden route."""
+    hidden = {**kwargs, "methods": ["HEAD"], "include_in_schema": False}
+    # APIRouter's own add_api_route: SlashAgnosticRouter's would look for a GET to add to.
+    APIRouter.add_api_route(router, path, documented.endpoint, **hidden)
+    either_spelling(router.routes[-1])
+    stands_in_for(router.routes[-1], documented)
+
+
 def serves_head_only(route: BaseRoute) -> bool:
     return isinstance(route, Route) and route.methods == {"HEAD"}
 
@@ -81,13 +91,8 @@ class SlashAgnosticRouter(APIRouter):
         assert isinstance(documented, APIRoute)
         either_spelling(documented)
         if "GET" in (documented.methods or ()):
-            # HEAD as Starlette's own routes serve it with GET; FastAPI's do not, and OpenAPI
-            # would list HEAD as an operation of its own. `path`, not `documented.path`: the
-            # router adds its prefix to both.
-            hidden = {**kwargs, "methods": ["HEAD"], "include_in_schema": False}
-            super().add_api_route(path, endpoint, **hidden)
-            either_spelling(self.routes[-1])
-            stands_in_for(self.routes[-1], documented)
+            # `path`, not `documented.path`: the router adds its prefix to both.
+            add_head(self, path, documented, **kwargs)
         # HEAD routes last (the sort is stable): a request is tried against each route before
         # the one that serves it, and a HEAD route never serves another method.
         self.routes.sort(key=serves_head_only)
@@ -102,9 +107,5 @@ def serve_like_the_api(router: APIRouter) -> None:
             continue  # the docs' static files
         either_spelling(route)
         if isinstance(route, APIRoute):
-            router.add_api_route(
-                route.path, route.endpoint, methods=["HEAD"], include_in_schema=False
-            )
-            either_spelling(router.routes[-1])
-            stands_in_for(router.routes[-1], route)
+            add_head(router, route.path, route)
         # else /openapi.json, a Starlette route, which serves HEAD with GET already

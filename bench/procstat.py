@@ -92,7 +92,7 @@ class CpuUsage:
     other_pct: float  # everything else on the machine: should be about 0
     steal_pct: float  # taken by the hypervisor from this virtual machine
     clients_pct: float = 0.0  # the clients holding event streams open during the run, or
-    # another process of the bench running beside it (an idle server: see bench/make_run.py)
+    # another process of the bench running beside it (an idle server: see bench/auth.py)
     standby_pct: float = 0.0  # a streaming standby's postmaster and all its processes
 
     @property
