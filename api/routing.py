@@ -49,9 +49,11 @@ class StrictJsonRequest(Request):
 class Utf8JsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        plan = direct_params.plan_of(self.dependant)
+        if plan is not None:
+            handler = direct_params.direct(plan, handler)
         if self.body_field is None:  # nothing to decode: no second Request object per call
-            plan = direct_params.plan_of(self.dependant)
-            return handler if plan is None else direct_params.direct(plan, handler)
+            return handler
 
         async def utf8_json_handler(request: Request) -> Response:
             return await handler(StrictJsonRequest(request.scope, request.receive))
