@@ -33,10 +33,12 @@ from typing import Generic, TypeVar
 from anyio import CapacityLimiter, WouldBlock, to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
 from infrastructure.caller import CallerGone, run_awaited
 from infrastructure.cancellation import Cancellable
+from infrastructure.failures import QUERY_CANCELED, sqlstate
 
 log = logging.getLogger("chatapi")
 
@@ -215,28 +217,30 @@ class Admission:
         return result
 
     async def on_loop(
-        self,
-        handler: Callable[[Argument], Awaitable[Result]],
-        argument: Argument,
-        *,
-        chat_id: int | None = None,
+        self, work: Callable[[float], Awaitable[Result]], *, chat_id: int | None = None
     ) -> Result:
-        """`await handler(argument)` on the event loop (infrastructure/loop_database.py),
-        until REQUEST_TIMEOUT after the request began; Busy if missed. `chat_id`: a write of
-        that chat, which waits for its turn first, as in `run`. No thread and no thread wait:
-        the handler's own wait is for one of the loop's connections, bounded by
-        DB_POOL_TIMEOUT; at the deadline its statement is cancelled."""
+        """`await work(deadline)` on the event loop (infrastructure/loop_database.py), until
+        that deadline, REQUEST_TIMEOUT after the request began (the loop's time); Busy if
+        missed. `chat_id`: a write of that chat, which waits for its turn first, as in
+        `run`. No thread and no thread wait: the work's own wait is for one of the loop's
+        connections, bounded by DB_POOL_TIMEOUT; at the deadline its statement is
+        cancelled, and a write done past it is not committed (its IN_TIME guard)."""
         began = asyncio.get_running_loop().time()
         if chat_id is not None:
             turn_deadline = began + min(self.thread_wait, self.request_timeout)
             if not await self.turns.enter(chat_id, turn_deadline):
                 raise Busy(CHAT_BUSY)
-        running = asyncio.timeout_at(began + self.request_timeout)
+        deadline = began + self.request_timeout
+        running = asyncio.timeout_at(deadline)
         try:
             async with running:
-                return await handler(argument)
+                return await work(deadline)
         except TimeoutError:
             if running.expired():
+                raise Busy(STATEMENT_CANCELLED) from None
+            raise
+        except DBAPIError as exc:
+            if sqlstate(exc) == QUERY_CANCELED:  # its IN_TIME guard: past the deadline
                 raise Busy(STATEMENT_CANCELLED) from None
             raise
         finally:

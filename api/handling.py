@@ -85,7 +85,8 @@ async def read(request: Request, handler: ReadHandler[Argument, Result], query: 
     if database is None:
         return await handle(request, handler, query)
     admission: Admission = request.app.state.admission
-    return await admission.on_loop(database.read, handler.plan(query))
+    plan = handler.plan(query)
+    return await admission.on_loop(lambda _deadline: database.read(plan))
 
 
 async def write(
@@ -99,4 +100,4 @@ async def write(
     if database is None or plan is None:
         return await handle(request, handler, command, chat_id=chat_id)
     admission: Admission = request.app.state.admission
-    return await admission.on_loop(database.write, plan, chat_id=chat_id)
+    return await admission.on_loop(lambda deadline: database.write(plan, deadline), chat_id=chat_id)

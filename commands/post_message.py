@@ -11,7 +11,7 @@ from domain.events import MessagePosted
 from domain.principals import Principal, validate_user_id
 from domain.rules import is_possible_id, validate_idempotency_key, validate_text
 from infrastructure.clock import Clock
-from infrastructure.plans import Row, Write
+from infrastructure.plans import DEADLINE, IN_TIME, Row, Write
 from infrastructure.projections import project_posted
 from infrastructure.tables import chats, messages
 from infrastructure.types import UTCDateTime, utc
@@ -67,11 +67,12 @@ def take_and_insert(members_only: bool) -> Insert:
 
 def post_and_project(members_only: bool) -> Select[tuple[int, int, datetime]]:
     """take_and_insert with its projection (projections.project_posted) as one statement:
-    the post and its read models in one round trip. PostgreSQL only."""
+    the post and its read models in one round trip, guarded by IN_TIME once the chat's
+    row is locked and the message written. PostgreSQL only."""
     inserted = (
         take_and_insert(members_only).returning(messages.c.chat_id, messages.c.text).cte("inserted")
     )
-    statement = select(inserted.c.id, inserted.c.seq, inserted.c.created_at)
+    statement = select(inserted.c.id, inserted.c.seq, inserted.c.created_at).where(IN_TIME)
     for n, projected in enumerate(project_posted(inserted)):
         statement = statement.add_cte(projected.cte(f"projected_{n}"))
     return statement
@@ -154,7 +155,13 @@ class PostMessageHandler:
 
     def _write(self, post: "Post") -> Write[PostMessageResult]:
         """The post and its projection as one statement (POST_AND_PROJECT)."""
-        params = {**post.params, "now": self._clock(), "text": post.text, "author": post.author}
+        params = {
+            **post.params,
+            "now": self._clock(),
+            "text": post.text,
+            "author": post.author,
+            DEADLINE: None,  # the loop's own, in the server's clock, set as it sends it
+        }
 
         def outcome(row: Row | None) -> tuple[MessagePosted, PostMessageResult]:
             if row is None:

@@ -17,6 +17,8 @@ log = logging.getLogger("chatapi")
 # was kept, so the whole command can run again (an idempotency key's claim included).
 CONFLICTS = {"40001": "serialization_failure", "40P01": "deadlock_detected"}
 READ_ONLY_SQL_TRANSACTION = "25006"
+# A statement cancelled: by its deadline's cancel request, or by a write's IN_TIME guard.
+QUERY_CANCELED = "57014"
 # The server cannot take any write now, whatever the request; the same request may succeed
 # in a moment, or on the server that DATABASE_URL leads to after a failover.
 UNAVAILABLE = {

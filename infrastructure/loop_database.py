@@ -10,10 +10,13 @@ statement text, its parameters and the row-to-result code are the plan's, the sa
 thread's path (ReadTargets.run, UnitOfWork.run), which scripts, the CLI, SQLite and
 replicas keep.
 
-A write is one statement, its projection folded in: BEGIN with it in one round trip, then
-COMMIT, sent only while the request still waits, so that a write answered 503 is never
-committed after all (a thread's unit of work takes three: BEGIN, the statement, COMMIT).
-Once committed, its chat is hinted, as the unit of work does.
+A write is one statement, its projection folded in, a transaction of its own: one round
+trip (a thread's unit of work takes three: BEGIN, the statement, COMMIT, which it sends only
+while its request still waits). So that a write answered 503 (a frozen server, a lock held
+past the deadline) is never committed after all, the statement's IN_TIME guard rolls it back
+once its rows are written if the request's deadline has passed by the server's clock
+(infrastructure/server_clock.py). Once committed, its chat is hinted, as the unit of work
+does.
 
 What the synchronous path does, this does too: a connection found closed by the server
 while idle is replaced before use; a lost one is dropped; a driver error is a DBAPIError
@@ -54,13 +57,16 @@ from infrastructure.database import (
 from infrastructure.driver_reads import bound
 from infrastructure.failures import (
     ATTEMPTS,
+    QUERY_CANCELED,
     READ_ONLY_SQL_TRANSACTION,
     conflict,
     pause_before,
     sqlstate,
 )
 from infrastructure.hints import Publisher
-from infrastructure.plans import Read, Result, Row, Write
+from infrastructure.plans import DEADLINE, Read, Result, Row, Write
+from infrastructure.server_clock import MARGIN, ServerClock
+from infrastructure.server_clock import QUERY as SERVER_TIME
 from infrastructure.settings import Settings
 from infrastructure.unit_of_work import publish_committed
 
@@ -92,6 +98,7 @@ class Pooled:
     connection: PgConnection
     cancel_key: CancelKey  # taken as it is made: what cancels its statement from a thread
     prepared: set[str] = field(default_factory=set)  # the statements PREPAREd on it
+    clock: ServerClock | None = None  # its server's, read before its first write
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,21 +155,28 @@ class LoopDatabase:
         """The `read`'s result, its statement run on one of the loop's connections."""
         return read.result(await self._execute(read.statement, read.params))
 
-    async def write(self, write: Write[Result]) -> Result:
+    async def write(self, write: Write[Result], deadline: float) -> Result:
         """The `write`'s result, its statement (its projection folded in) committed on one
-        of the loop's connections; its chat hinted once committed. Run again when
-        PostgreSQL rolled it back over a conflict, as a thread's command is (Retrying), and
-        once on a new session when it found its session read-only (a failover since)."""
-        read_only_seen = False
+        of the loop's connections, unless done after `deadline` (the loop's time) by the
+        server's clock (IN_TIME); its chat hinted once committed. Run again when PostgreSQL
+        rolled it back over a conflict, as a thread's command is (Retrying); once on a new
+        session when it found its session read-only (a failover since); and once with the
+        server's clock read again when the guard refused it while the loop's clock says it
+        was in time (the server's clock stepped since it was read)."""
+        loop = asyncio.get_running_loop()
+        read_only_seen = clock_doubted = False
         attempt = 1
         while True:
             try:
-                return await self._write(write)
+                return await self._write(write, deadline, read_clock=clock_doubted)
             except DBAPIError as exc:
                 code = sqlstate(exc)
                 if code == READ_ONLY_SQL_TRANSACTION and not read_only_seen:
                     read_only_seen = True  # nothing was written: try a new session
                     self._close_idle()
+                    continue
+                if code == QUERY_CANCELED and not clock_doubted and loop.time() < deadline - MARGIN:
+                    clock_doubted = True  # nothing was written: read the clock again
                     continue
                 collided = conflict(exc)
                 if collided is None or attempt == ATTEMPTS:
@@ -171,23 +185,21 @@ class LoopDatabase:
             await asyncio.sleep(pause_before(attempt))
             attempt += 1
 
-    async def _write(self, write: Write[Result]) -> Result:
+    async def _write(self, write: Write[Result], deadline: float, read_clock: bool) -> Result:
         sql, values = bound(write.statement, self._dialect, write.params)
         statement = prepared(sql)
+        assert DEADLINE in statement.names, f"{write.name} has no IN_TIME guard"
+        loop = asyncio.get_running_loop()
 
-        async def transaction(pooled: Pooled) -> tuple[DomainEvent, Result]:
-            rows = await _run(pooled, statement, values, before="BEGIN")
-            try:
-                outcome = write.outcome(rows[0] if rows else None)
-            except BaseException:
-                await _run(pooled, None, {}, before="ROLLBACK")  # the connection serves on
-                raise
-            # COMMIT on its own, sent only while the request still waits: a request that
-            # stopped waiting (its 503) never has its write committed after all.
-            await _run(pooled, None, {}, before="COMMIT")
-            return outcome
+        async def in_time(pooled: Pooled) -> tuple[DomainEvent, Result]:
+            if read_clock or pooled.clock is None or pooled.clock.is_old(loop.time()):
+                pooled.clock = await _read_clock(pooled)
+            guarded = {**values, DEADLINE: pooled.clock.deadline(deadline)}
+            # In autocommit: the statement is a transaction of its own, its COMMIT with it.
+            rows = await _run(pooled, statement, guarded)
+            return write.outcome(rows[0] if rows else None)
 
-        event, result = await self._on_connection(transaction)
+        event, result = await self._on_connection(in_time)
         publish_committed(self._publisher, [event])
         return result
 
@@ -203,7 +215,7 @@ class LoopDatabase:
 
     async def _on_connection(self, work: Callable[[Pooled], Awaitable[Done]]) -> Done:
         """`work` on one of the loop's connections, which goes back to the pool after, or
-        after an error that left it idle (a 404's ROLLBACK); else it is closed (its
+        after an error of `work`'s that left it idle (a 404); else it is closed (its
         statement first cancelled, if it may still run)."""
         if self._free.locked():
             try:
@@ -265,25 +277,31 @@ class LoopDatabase:
         return Pooled(connection, CancelKey(connection))
 
 
-async def _run(
-    pooled: Pooled, statement: Prepared | None, params: Mapping[str, Any], before: str = ""
-) -> list[Row]:
-    """The statement's rows (PREPAREd on this connection first if it is not yet), `before`
-    sent with it in the same round trip (BEGIN), or `before` alone (COMMIT, ROLLBACK)."""
+async def _run(pooled: Pooled, statement: Prepared, params: Mapping[str, Any]) -> list[Row]:
+    """The statement's rows, PREPAREd on this connection first if it is not yet."""
     cursor = pooled.connection.cursor()
-    if statement is not None and statement.name not in pooled.prepared:
+    if statement.name not in pooled.prepared:
         cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
         await _ready(pooled.connection)
         pooled.prepared.add(statement.name)
-    if statement is None:
-        cursor.execute(before)
-    else:
-        sql = f"{before}; {statement.execute}" if before else statement.execute
-        cursor.execute(sql, [params[name] for name in statement.names])
+    cursor.execute(statement.execute, [params[name] for name in statement.names])
     await _ready(pooled.connection)
     rows = cursor.fetchall() if cursor.description is not None else []
     cursor.close()
     return rows
+
+
+async def _read_clock(pooled: Pooled) -> ServerClock:
+    """The connection's server's clock (infrastructure/server_clock.py)."""
+    loop = asyncio.get_running_loop()
+    cursor = pooled.connection.cursor()
+    sent = loop.time()
+    cursor.execute(SERVER_TIME)
+    await _ready(pooled.connection)
+    received = loop.time()
+    ((server_time,),) = cursor.fetchall()
+    cursor.close()
+    return ServerClock.read(sent, server_time, received)
 
 
 def _idle(pooled: Pooled) -> bool:

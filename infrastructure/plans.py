@@ -7,12 +7,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Executable
+from sqlalchemy import ColumnElement, Executable, Float, bindparam, func
 
 from domain.events import DomainEvent
 
 Result = TypeVar("Result")
 Row = tuple[Any, ...]
+
+# A Write's guard, in its statement once its rows are locked and written: true before the
+# `deadline` parameter (the server's clock, epoch seconds), else query_canceled and its
+# transaction rolls back (alembic 0009). The loop sets it (its COMMIT is in the statement);
+# a thread's unit of work sets None, for it sends COMMIT itself, only while it is waited for.
+DEADLINE = "deadline"
+IN_TIME: ColumnElement[bool] = func.write_in_time(bindparam(DEADLINE, type_=Float()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +36,11 @@ class Read(Generic[Result]):
 @dataclass(frozen=True, slots=True)
 class Write(Generic[Result]):
     """A command that is one statement, its event's projection folded in (as its WITH on
-    PostgreSQL: infrastructure/projections.py gives the parts): on the loop, or as a
-    statement of a unit of work (UnitOfWork.run). Its first
-    row (None if it returned none) makes the event and the command's result, or raises,
-    which it may only when the statement changed nothing. Once committed, the event is
-    published (its chat hinted) as a unit of work's are."""
+    PostgreSQL: infrastructure/projections.py gives the parts) and guarded by IN_TIME (its
+    params give DEADLINE as None): on the loop, or as a statement of a unit of work
+    (UnitOfWork.run). Its first row (None if it returned none) makes the event and the
+    command's result, or raises, which it may only when the statement changed nothing.
+    Once committed, the event is published (its chat hinted) as a unit of work's are."""
 
     statement: Executable
     params: Mapping[str, Any]

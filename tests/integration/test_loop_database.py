@@ -7,13 +7,14 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
 from dependency_injector import providers
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -26,10 +27,10 @@ from domain.principals import LOCAL, user
 from infrastructure import migrations
 from infrastructure.container import Container
 from infrastructure.database import PgConnection, connect
-from infrastructure.failures import is_unavailable
+from infrastructure.failures import QUERY_CANCELED, is_unavailable, sqlstate
 from infrastructure.hints import Publisher
 from infrastructure.loop_database import APPLICATION_NAME, LoopDatabase, uses_loop_database
-from infrastructure.plans import Read, Write
+from infrastructure.plans import DEADLINE, IN_TIME, Read, Write
 from infrastructure.rebuild import rebuild_read_models
 from infrastructure.settings import Settings
 from queries.get_chat import GetChat
@@ -90,6 +91,11 @@ def eventually(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition did not hold in time"
         time.sleep(0.02)
+
+
+def later(seconds: float = 60) -> float:
+    """A deadline `seconds` from now, in the running loop's time."""
+    return asyncio.get_running_loop().time() + seconds
 
 
 def sleeping(seconds: float = 30) -> Read[Any]:
@@ -295,7 +301,7 @@ def test_a_post_on_the_loop_is_the_post_of_the_thread(
                     if rng.random() < 0.5:
                         plan = post.plan(command)
                         assert plan is not None
-                        done.append(("loop", await database.write(plan)))
+                        done.append(("loop", await database.write(plan, later())))
                     else:
                         done.append(("thread", await asyncio.to_thread(post, command)))
                 ((pid, _, _),) = sessions(admin)
@@ -306,7 +312,7 @@ def test_a_post_on_the_loop_is_the_post_of_the_thread(
                     plan = post.plan(missing)
                     assert plan is not None
                     with pytest.raises(ChatNotFound):
-                        await database.write(plan)
+                        await database.write(plan, later())
                 assert [(p, state) for p, state, _ in sessions(admin)] == [(pid, "idle")]
                 return done
             finally:
@@ -339,11 +345,15 @@ def test_a_post_on_the_loop_is_the_post_of_the_thread(
     assert read_models(admin) == projected
 
 
-def test_a_post_whose_caller_stops_waiting_is_rolled_back(
-    container: Container, database: str, admin: PgConnection, loop_kind: str
+@pytest.mark.parametrize("ending", ["the caller stops waiting", "the deadline passes"])
+def test_a_post_held_behind_a_lock_and_given_up_is_rolled_back(
+    container: Container, database: str, admin: PgConnection, loop_kind: str, ending: str
 ) -> None:
-    """A post waiting behind a lock on its chat when its caller stops waiting: cancelled on
-    the server, its transaction rolled back; nothing stored, nothing hinted."""
+    """A post waiting behind a lock on its chat. When its caller stops waiting: cancelled on
+    the server. When its caller still waits (no cancel comes) but its deadline passes
+    before the lock is gone: written, then refused by its IN_TIME guard, in the one
+    statement. Either way its transaction rolls back: nothing stored, nothing hinted, its
+    seq never used."""
     chat = container.create_chat()(CreateChat(title="locked", principal=LOCAL)).chat_id
     post = container.post_message()
     plan = post.plan(PostMessage(chat_id=chat, text="never", principal=LOCAL))
@@ -360,14 +370,23 @@ def test_a_post_whose_caller_stops_waiting_is_rolled_back(
         try:
             with locker.cursor() as cursor:
                 cursor.execute("SELECT id FROM chats WHERE id = %s FOR UPDATE", (chat,))
+            if ending == "the caller stops waiting":
                 with pytest.raises(TimeoutError):
                     async with asyncio.timeout(0.3):
-                        await loop.write(plan)
+                        await loop.write(plan, later())
                 await asyncio.to_thread(eventually, lambda: not sessions(admin))
-            locker.rollback()
+                locker.rollback()
+            else:
+                writing = asyncio.ensure_future(loop.write(plan, later(0.3)))
+                await asyncio.sleep(0.6)
+                assert not writing.done()  # still waiting for the lock
+                locker.rollback()
+                with pytest.raises(DBAPIError) as refused:
+                    await writing
+                assert sqlstate(refused.value) == QUERY_CANCELED
             again = post.plan(PostMessage(chat_id=chat, text="later", principal=LOCAL))
             assert again is not None
-            assert (await loop.write(again)).seq == 1  # the first seq: none was used
+            assert (await loop.write(again, later())).seq == 1  # the first seq: none was used
             await asyncio.sleep(0.05)
         finally:
             locker.close()
@@ -381,6 +400,44 @@ def test_a_post_whose_caller_stops_waiting_is_rolled_back(
         cursor.execute("SELECT message_count FROM chat_views WHERE chat_id = %s", (chat,))
         assert cursor.fetchall() == [(1,)]
     assert woken == [1]  # the later post's seq only
+
+
+def test_the_server_clock_is_read_again_when_the_guard_refuses_in_time(
+    container: Container, admin: PgConnection, loop_kind: str
+) -> None:
+    """The loop reads the server's clock on the connection before its first write: on this
+    machine, the same clock, so its offset is the wall clock's from the loop's. Should the
+    server's clock step forward after (here: the reading made an hour slow), the guard
+    refuses a write that the loop's clock says is in time; the loop reads the clock again
+    and the write is stored, once."""
+    chat = container.create_chat()(CreateChat(title="clock", principal=LOCAL)).chat_id
+    post = container.post_message()
+
+    def plan(text: str) -> Write[PostMessageResult]:
+        planned = post.plan(PostMessage(chat_id=chat, text=text, principal=LOCAL))
+        assert planned is not None
+        return planned
+
+    async def scenario() -> list[int]:
+        loop = loop_database(container)
+        try:
+            seqs = [(await loop.write(plan("first"), later())).seq]
+            (pooled,) = loop._idle
+            assert pooled.clock is not None
+            wall_offset = time.time() - asyncio.get_running_loop().time()
+            assert abs(pooled.clock.offset - wall_offset) < 0.05
+            pooled.clock = replace(pooled.clock, offset=pooled.clock.offset - 3600)
+            seqs.append((await loop.write(plan("second"), later())).seq)
+            assert loop._idle[0].clock is not None
+            assert abs(loop._idle[0].clock.offset - wall_offset) < 0.05
+            return seqs
+        finally:
+            await loop.close()
+
+    assert on_loop(loop_kind, scenario) == [1, 2]
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT seq, text FROM messages WHERE chat_id = %s ORDER BY seq", (chat,))
+        assert cursor.fetchall() == [(1, "first"), (2, "second")]
 
 
 class Recorder:
@@ -409,12 +466,13 @@ def test_a_write_that_collides_runs_again(
             " RETURN 7; END $$ LANGUAGE plpgsql"
         )
     admin.commit()
-    write = Write(text("SELECT collide_once()"), {}, lambda row: (ChatDeleted(10**6), row))
+    statement = select(func.collide_once()).where(IN_TIME)
+    write = Write(statement, {DEADLINE: None}, lambda row: (ChatDeleted(10**6), row))
 
     async def scenario() -> Any:
         database = loop_database(container)
         try:
-            return await database.write(write)
+            return await database.write(write, later())
         finally:
             await database.close()
 
