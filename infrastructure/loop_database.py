@@ -279,29 +279,28 @@ class LoopDatabase:
 
 async def _run(pooled: Pooled, statement: Prepared, params: Mapping[str, Any]) -> list[Row]:
     """The statement's rows, PREPAREd on this connection first if it is not yet."""
-    cursor = pooled.connection.cursor()
     if statement.name not in pooled.prepared:
-        cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
-        await _ready(pooled.connection)
+        await _fetch(pooled, f"PREPARE {statement.name} AS {statement.text}")
         pooled.prepared.add(statement.name)
-    cursor.execute(statement.execute, [params[name] for name in statement.names])
-    await _ready(pooled.connection)
-    rows = cursor.fetchall() if cursor.description is not None else []
-    cursor.close()
-    return rows
+    return await _fetch(pooled, statement.execute, [params[name] for name in statement.names])
 
 
 async def _read_clock(pooled: Pooled) -> ServerClock:
     """The connection's server's clock (infrastructure/server_clock.py)."""
     loop = asyncio.get_running_loop()
-    cursor = pooled.connection.cursor()
     sent = loop.time()
-    cursor.execute(SERVER_TIME)
+    ((server_time,),) = await _fetch(pooled, SERVER_TIME)
+    return ServerClock.read(sent, server_time, loop.time())
+
+
+async def _fetch(pooled: Pooled, sql: str, args: list[Any] | None = None) -> list[Row]:
+    """`sql`'s rows (none for a statement that returns none), in one round trip."""
+    cursor = pooled.connection.cursor()
+    cursor.execute(sql, args)
     await _ready(pooled.connection)
-    received = loop.time()
-    ((server_time,),) = cursor.fetchall()
+    rows = cursor.fetchall() if cursor.description is not None else []
     cursor.close()
-    return ServerClock.read(sent, server_time, received)
+    return rows
 
 
 def _idle(pooled: Pooled) -> bool:

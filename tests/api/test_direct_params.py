@@ -19,6 +19,12 @@ from infrastructure.container import Container
 from tests.api.helpers import Json
 from tests.support.servers import app_of
 
+# 150 generated requests a test, each on the module's app and client.
+GENERATED = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 # Headers that differ between any two answers, whoever solved the parameters.
 PER_ANSWER = {"x-request-id", "date"}
 
@@ -68,11 +74,7 @@ def test_the_reads_and_the_post_are_planned_and_nothing_else() -> None:
     assert planned == reading | {("POST", "/chats/{chat_id}/messages/")}
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@GENERATED
 @given(data=st.data())
 def test_direct_and_fastapi_answer_alike(
     app: FastAPI, client: httpx.Client, known: Json, data: st.DataObject
@@ -141,11 +143,7 @@ IDEMPOTENCY_KEYS = ([None, "fresh"], ["", "bad key", "x" * 300])
 PER_MESSAGE = {"location", "consistency-token", "content-length"}
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@GENERATED
 @given(data=st.data())
 def test_direct_and_fastapi_post_alike(
     app: FastAPI, client: httpx.Client, known: Json, data: st.DataObject
