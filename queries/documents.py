@@ -7,6 +7,8 @@ test_chat_document.py, test_documents.py)."""
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 
+WHOLE_SECONDS, FRACTION_END = 22, 29  # lengths of PostgreSQL's text of a time in UTC
+
 
 def json_time(value: datetime | str | None) -> str:
     """A time as pydantic writes an aware datetime: `"2026-11-22T14:10:49.829140Z"`, the
@@ -18,8 +20,10 @@ def json_time(value: datetime | str | None) -> str:
         return "null"
     if isinstance(value, str):
         if value.endswith("+00"):  # PostgreSQL's text, in UTC
-            seconds, dot, fraction = value[:-3].partition(".")
-            return f'"{seconds[:10]}T{seconds[11:]}{dot}{fraction.ljust(6, "0") if dot else ""}Z"'
+            # 'YYYY-MM-DD HH:MM:SS+00' is 22 characters; with a fraction of 1 to 6 digits,
+            # 24 to 29: padded to 6 (a message's every time goes through here: kept cheap).
+            padding = "0" * (FRACTION_END - len(value)) if len(value) > WHOLE_SECONDS else ""
+            return f'"{value[:10]}T{value[11:-3]}{padding}Z"'
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     elif value.utcoffset():
         value = value.astimezone(UTC)
@@ -36,5 +40,6 @@ def message_json(
     """A message as MessageResponse writes it."""
     return (
         f'{{"id":{message_id},"chat_id":{chat_id},"seq":{seq},"text":{encode_basestring(text)},'
-        f'"created_at":{json_time(at)},"author":{json_string(author)}}}'
+        f'"created_at":{json_time(at)},'
+        f'"author":{"null" if author is None else encode_basestring(author)}}}'
     )

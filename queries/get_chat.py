@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, true
+from sqlalchemy import CompoundSelect, Select, bindparam, null, select, true, type_coerce, union_all
 
 from domain.errors import ChatNotFound
 from domain.principals import Principal
@@ -35,33 +35,51 @@ class ChatDetailDTO:
     next_before: str | None  # continues into older history (GetHistory); None if none
 
 
-def chat_with_last_messages() -> Select[Any]:
-    """The chat's view row joined with its last `:limit` messages, oldest first.
+NAMES = ("id", "seq", "text", "message_created_at", "author")  # a message's, in its rows
 
-    One statement, so the chat's counters and its messages come from one snapshot.
+
+def chat_with_last_messages(chat: Select[Any]) -> CompoundSelect[Any]:
+    """`chat` (the chat's view row, as the caller may see it) as the first row, then its
+    last `:limit` messages, oldest first: each row has the chat's four columns, then a
+    message's five, nulls where the row has no such part.
+
+    One statement, so the chat's counters and its messages come from one snapshot; the
+    chat's columns come once, not with every message (docs/performance.md).
     """
-    last_messages = newest_messages("last_messages")
-    return (
-        select(
-            chat_views.c.title,
-            chat_views.c.created_at,
-            chat_views.c.message_count,
-            chat_views.c.last_message_at,
-            last_messages.c.id,
-            last_messages.c.seq,
-            last_messages.c.text,
-            last_messages.c.created_at.label("message_created_at"),
-            last_messages.c.author,
-        )
-        .select_from(chat_views.outerjoin(last_messages, true()))
-        .where(chat_views.c.chat_id == bindparam("chat_id"))
-        .order_by(last_messages.c.seq)
+    visible = chat.cte("chat")
+    last = newest_messages("last_messages")
+    messages = (last.c.id, last.c.seq, last.c.text, last.c.created_at, last.c.author)
+    # Typed nulls, so that SQLAlchemy reads each column as its type (SQLite's times).
+    chat_row = select(
+        visible,
+        *(
+            type_coerce(null(), column.type).label(name)
+            for column, name in zip(messages, NAMES, strict=True)
+        ),
     )
+    message_rows = select(
+        *(type_coerce(null(), column.type) for column in visible.c), *messages
+    ).select_from(visible.join(last, true()))  # none unless the chat's row is there
+    union = union_all(chat_row, message_rows)
+    return union.order_by(union.selected_columns.seq.nulls_first())
 
 
+# The chat's view row, for services and, when they are a member, for users.
+VISIBLE_CHAT = per_caller(
+    select(
+        chat_views.c.title,
+        chat_views.c.created_at,
+        chat_views.c.message_count,
+        chat_views.c.last_message_at,
+    ).where(chat_views.c.chat_id == bindparam("chat_id"))
+)
 # Built once: constructing it per call costs more than running it. By whether the caller
 # is a user, who sees only their chats (queries/visibility.py).
-CHAT_WITH_LAST_MESSAGES = per_caller(chat_with_last_messages())
+CHAT_WITH_LAST_MESSAGES = {
+    members: chat_with_last_messages(chat) for members, chat in VISIBLE_CHAT.items()
+}
+# Where a message's columns start in CHAT_WITH_LAST_MESSAGES's rows.
+MESSAGE = len(VISIBLE_CHAT[False].selected_columns)
 
 
 def chat_params(query: GetChat) -> dict[str, Any]:
@@ -94,8 +112,7 @@ class GetChatHandler:
                 created_at=created_at,
                 author=author,
             )
-            for *_, message_id, seq, text, created_at, author in rows
-            if message_id is not None
+            for message_id, seq, text, created_at, author in (row[MESSAGE:] for row in rows[1:])
         )
         # The count and the messages come from one snapshot, so this is exact.
         older = messages and chat.message_count > len(messages)

@@ -18,22 +18,21 @@ from infrastructure.plans import Read
 from infrastructure.read_targets import PlannedQuery
 from queries.cursors import HistoryPosition, encode_history
 from queries.documents import json_time, message_json
-from queries.get_chat import CHAT_WITH_LAST_MESSAGES, GetChat, chat_params
+from queries.get_chat import CHAT_WITH_LAST_MESSAGES, MESSAGE, GetChat, chat_params
 from queries.visibility import members_only
 
 
 def chat_document(chat_id: int, rows: list[tuple[Any, ...]]) -> bytes:
-    """The document of CHAT_WITH_LAST_MESSAGES's rows (at least one: the chat's)."""
-    title, created_at, message_count, last_message_at = rows[0][:4]
+    """The document of CHAT_WITH_LAST_MESSAGES's rows: the chat's, then its messages'."""
+    title, created_at, message_count, last_message_at = rows[0][:MESSAGE]
     messages = [
         message_json(chat_id, message_id, seq, text, at, author)
-        for *_, message_id, seq, text, at, author in rows
-        if message_id is not None
+        for message_id, seq, text, at, author in (row[MESSAGE:] for row in rows[1:])
     ]
     # The count and the messages come from one snapshot, so this is exact.
     older = ""
     if messages and message_count > len(messages):
-        cursor = encode_history(HistoryPosition(chat_id, rows[0][5]))
+        cursor = encode_history(HistoryPosition(chat_id, rows[1][MESSAGE + 1]))
         older = f',"next_before":"{cursor}"'
     return (
         f'{{"id":{chat_id},"title":{encode_basestring(title)},'
