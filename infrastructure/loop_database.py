@@ -83,6 +83,13 @@ _TIME_AS_TEXT = psycopg2.extensions.new_type(
     (TIMESTAMPTZ_OID,), "TIMESTAMPTZ_AS_TEXT", lambda value, cursor: value
 )
 
+# A prepared statement's plan, made once per connection and kept. Left to choose, PostgreSQL
+# plans the chat's and a history page's statements anew on every run (its generic plan's
+# estimate for LIMIT $n looks dearer than a plan for the values), which took as long as
+# running them: ~110 of a GET's ~210 us on the server (docs/performance.md). Every statement
+# here is a keyset read or a write by primary key, whose plan does not depend on the values.
+GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
+
 
 def uses_loop_database(settings: Settings) -> bool:
     """On PostgreSQL, unless turned off or reads go to replicas (ReadTargets chooses then)."""
@@ -142,8 +149,9 @@ class LoopDatabase:
         self._params = connect_params(settings.database_url) | {
             "connect_timeout": settings.db_connect_timeout,
             "application_name": APPLICATION_NAME,
-            # As the engines' sessions; in UTC: times come as text in UTC (_TIME_AS_TEXT).
-            "options": f"{session_options(settings)} -c timezone=UTC",
+            # As the engines' sessions; in UTC: times come as text in UTC (_TIME_AS_TEXT);
+            # each prepared statement planned once (GENERIC_PLANS).
+            "options": f"{session_options(settings)} -c timezone=UTC {GENERIC_PLANS}",
             **LIVENESS_OPTIONS,
         }
         self._pool_timeout = settings.db_pool_timeout

@@ -152,6 +152,46 @@ def test_the_loop_reads_what_the_thread_reads(container: Container, loop_kind: s
         on_loop(loop_kind, missing)
 
 
+def test_each_statement_is_planned_once_per_connection(container: Container) -> None:
+    """The hot statements' plans are made once per connection and kept (GENERIC_PLANS): left
+    to choose, PostgreSQL planned the chat's statement anew on every run."""
+    chat = container.create_chat()(CreateChat(title="planned", principal=LOCAL)).chat_id
+    post = container.post_message()
+    plans = [
+        container.get_chat_document().plan(GetChat(chat, principal=LOCAL)),
+        container.get_history().plan(GetHistory(chat, None, 5, principal=LOCAL)),
+        container.list_chats().plan(ListChats(5, principal=LOCAL)),
+    ]
+    runs = 12  # past the 5 runs after which PostgreSQL weighs a generic plan
+    kept = Read(
+        text(
+            "SELECT count(*), sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements"
+            " WHERE statement NOT LIKE '%pg_prepared_statements%'"
+        ),
+        {},
+        lambda rows: rows[0],
+    )
+
+    async def run() -> tuple[int, int, int]:
+        reads = loop_database(container)
+        try:
+            for n in range(runs):  # one at a time: all on the connection last given back
+                for plan in plans:
+                    await reads.read(plan)
+                command = PostMessage(chat_id=chat, text=f"message {n}", principal=LOCAL)
+                write = post.plan(command)
+                assert write is not None
+                await reads.write(write, later())
+            count, generic, custom = await reads.read(kept)
+            return int(count), int(generic), int(custom)
+        finally:
+            await reads.close()
+
+    statements, generic, custom = on_loop("asyncio", run)
+    assert (statements, custom) == (len(plans) + 1, 0)
+    assert generic == (len(plans) + 1) * runs
+
+
 def test_a_connection_the_server_ended_is_replaced(
     container: Container, admin: PgConnection, loop_kind: str
 ) -> None:
