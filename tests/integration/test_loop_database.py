@@ -157,7 +157,7 @@ def test_each_statement_is_planned_once_per_connection(container: Container) -> 
     to choose, PostgreSQL planned the chat's statement anew on every run."""
     chat = container.create_chat()(CreateChat(title="planned", principal=LOCAL)).chat_id
     post = container.post_message()
-    plans = [
+    plans: list[Read[Any]] = [
         container.get_chat_document().plan(GetChat(chat, principal=LOCAL)),
         container.get_history().plan(GetHistory(chat, None, 5, principal=LOCAL)),
         container.list_chats().plan(ListChats(5, principal=LOCAL)),
