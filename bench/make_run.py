@@ -9,14 +9,23 @@ shares of the same floor. The main service is needed after this (a new one would
 what the soak measures), so it is stopped meanwhile (SIGSTOP) and continued after: idle on
 the same CPU, it still read the hints that each POST sends to every process (PostgreSQL's
 NOTIFY, kept for it meanwhile), 2-3% of that CPU which the main runs had to themselves.
+
+Each endpoint is measured in turns (bench/auth.py's comparisons do the same): the main
+service, the `make run` one, the main one, ..., the main one, each with the other stopped;
+a round's ratio is the `make run` run against the mean of the main runs around it, and the
+target takes the median of the rounds. A single run of each, minutes apart, read the POST
+runs' own spread (1,877-2,607 req/s within one bench) as a ratio: 0.77x, where a pinned
+A/B right after gave 0.93x (docs/performance.md).
 """
 
+import statistics
 import sys
 from pathlib import Path
 
 from bench import server
-from bench.results import MakeRun, Measurement
+from bench.results import MakeRun, Measurement, Turns
 from bench.scenarios import Bench, log
+from bench.targets import rps, turn_ratios
 
 
 def measure(
@@ -31,16 +40,20 @@ def measure(
             runner.config, runner.setup, service, runner.postmaster_pid, runner.pool, runner.quiet
         )
         as_run.repeated = runner.repeated  # one list of the runs measured again, for the report
-        with runner.service.paused():
-            runs = {
-                main.name: as_run.measure(
-                    f"make_run_{main.name}",
-                    f"{main.label}, as `make run`",
-                    main.result.script,
-                    main.result.args,
-                )
-                for main in main_runs
-            }
+        runs, turns = {}, {}
+        for main in main_runs:
+            args = (main.result.script, main.result.args)
+            turn = Turns([], [])
+            for _ in range(runner.config.auth_rounds):
+                turn.base.append(_main_again(runner, service, main))
+                with runner.service.paused():
+                    label = f"{main.label}, as `make run`"
+                    turn.other.append(as_run.measure(f"make_run_{main.name}", label, *args))
+            turn.base.append(_main_again(runner, service, main))  # the closing run
+            turns[main.name] = turn
+            # The table's run: the round whose ratio is the median one.
+            ratios = turn_ratios(turn, rps)
+            runs[main.name] = turn.other[ratios.index(statistics.median_low(ratios))]
     except BaseException:
         print(f"--- `make run` service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
         raise
@@ -49,4 +62,10 @@ def measure(
     written = requests_log.read_bytes()
     lines = written.count(b"\n")
     log(f"as `make run`: {lines:,} request lines ({len(written) / 2**20:.1f} MiB) on stdout")
-    return MakeRun(service.workers, runs, lines, len(written))
+    return MakeRun(service.workers, runs, lines, len(written), turns)
+
+
+def _main_again(runner: Bench, as_run: server.Server, main: Measurement) -> Measurement:
+    """The main run again on the main service, the `make run` one stopped meanwhile."""
+    with as_run.paused():
+        return runner.measure(main.name, main.label, main.result.script, main.result.args)

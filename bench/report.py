@@ -45,6 +45,7 @@ from bench.results import (
     Auth,
     IndexRead,
     Latency,
+    MakeRun,
     Measurement,
     Profile,
     ReadsOn,
@@ -297,6 +298,8 @@ def _make_run(results: Results) -> str:
     if as_run is None:
         return ""
     floor = results.endpoints["floor"].result.rps
+    if as_run.turns:
+        return _make_run_turns(as_run)
     rows, ratios = [], []
     for name, again in as_run.endpoints.items():
         main = results.endpoints.get(name)
@@ -335,6 +338,38 @@ def _make_run(results: Results) -> str:
         table([*headings, *cpu_headings], "lrrrrrrrrr", rows),
         f"Share of the floor as `make run` serves it, against the run above: "
         f"{', '.join(ratios)} (target ≥ {MAKE_RUN_SHARE}x).",
+    )
+
+
+def _make_run_turns(as_run: MakeRun) -> str:
+    """The `make run` section of a run that measured both services in turns."""
+    tables = [
+        _turn_table(turns, "against ACCESS_LOG=false, requests/s")
+        for turns in as_run.turns.values()
+    ]
+    ratios = [
+        f"{turns.base[0].label} {_median(turns, rps, MAKE_RUN_SHARE)}"
+        for turns in as_run.turns.values()
+    ]
+    per_line = as_run.log_bytes / as_run.log_lines if as_run.log_lines else 0
+    return _section(
+        "As `make run` serves it: the request log on",
+        "`chatapi serve` started as `make run` starts it (the schema migrated already): "
+        "DATABASE_URL, HOST and PORT set, every other setting at its default, so the request "
+        f"log is on and WORKERS={as_run.workers}; its stdout, where the request lines go, to "
+        "a file, as a deployment's log collector would take it; pinned as the service above. "
+        "The GET and POST runs above again, right after the POST run, each measured in "
+        "turns: the service above (ACCESS_LOG=false), this one, the service above, ..., the "
+        "service above, each stopped (SIGSTOP, continued after) while the other runs, so "
+        "that each has the CPU to itself (idle, it would still read the hints each POST "
+        "sends to every process); each round's ratio against the mean of the runs of the "
+        "service above just before and just after it, and the target's the median of the "
+        "rounds. The server wrote "
+        f"{as_run.log_lines:,} request lines to its stdout ({as_run.log_bytes / 2**20:,.1f} "
+        f"MiB, {per_line:.0f} bytes a line), warm-up runs included.",
+        *tables,
+        f"Throughput as `make run` serves it, against ACCESS_LOG=false: {', '.join(ratios)} "
+        f"(target ≥ {MAKE_RUN_SHARE}x).",
     )
 
 

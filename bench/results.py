@@ -209,6 +209,16 @@ WORKERS_PINNED, WORKERS_1, WORKERS_2 = "1-pinned", "1", "2"
 
 
 @dataclass
+class Turns:
+    """One comparison measured in turns in one run (A, B, A, B, ..., A): each side's runs in
+    the order measured, each B between two A's (the closing A makes `base` one run longer;
+    in results without it, round i of one side is next to round i of the other)."""
+
+    base: list[Measurement]  # A: what the other side is compared with
+    other: list[Measurement]  # B
+
+
+@dataclass
 class MakeRun:
     """The service started as `make run` starts it (its request log on, WORKERS at its
     default, stdout to a file as a log collector would take it), pinned as the main runs:
@@ -218,6 +228,8 @@ class MakeRun:
     endpoints: dict[str, Measurement]  # by the name of the main run repeated: "get20", ...
     log_lines: int  # request lines written to stdout over the scenario, warm-ups included
     log_bytes: int
+    # By endpoint: base the main service, other this one, in turns (empty in runs before).
+    turns: dict[str, Turns] = field(default_factory=dict)
 
 
 @dataclass
@@ -269,16 +281,6 @@ class Replicas:
     primary: ReadsOn  # READ_DATABASE_URL unset
     standby: ReadsOn  # READ_DATABASE_URL the standby
     total_s: float  # the scenarios in all, the base backup included
-
-
-@dataclass
-class Turns:
-    """One comparison measured in turns in one run (A, B, A, B, ..., A): each side's runs in
-    the order measured, each B between two A's (the closing A makes `base` one run longer;
-    in results without it, round i of one side is next to round i of the other)."""
-
-    base: list[Measurement]  # A: what the other side is compared with
-    other: list[Measurement]  # B
 
 
 @dataclass
