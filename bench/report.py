@@ -297,9 +297,9 @@ def _make_run(results: Results) -> str:
     as_run = results.make_run
     if as_run is None:
         return ""
-    floor = results.endpoints["floor"].result.rps
     if as_run.turns:
         return _make_run_turns(as_run)
+    floor = results.endpoints["floor"].result.rps
     rows, ratios = [], []
     for name, again in as_run.endpoints.items():
         main = results.endpoints.get(name)
@@ -322,27 +322,31 @@ def _make_run(results: Results) -> str:
         ratios.append(f"{main.label} **{again.result.rps / main.result.rps:.2f}x**")
     headings = ["endpoint", "requests/s", "share of floor", "against the run above", "p50"]
     cpu_headings = ["p99", "CPU: server", "PostgreSQL", "wrk", "other"]
-    per_line = as_run.log_bytes / as_run.log_lines if as_run.log_lines else 0
-    return _section(
-        "As `make run` serves it: the request log on",
-        "`chatapi serve` started as `make run` starts it (the schema migrated already): "
-        "DATABASE_URL, HOST and PORT set, every other setting at its default, so the request "
-        f"log is on and WORKERS={as_run.workers}; its stdout, where the request lines go, to "
-        "a file, as a deployment's log collector would take it; pinned as the service above. "
+    how = (
         "The GET and POST runs above again, right after the POST run. The service above is "
         "stopped meanwhile (SIGSTOP, continued after), so that this one has the CPU to itself "
         "as that one had: idle, it would still read the hints each POST sends to every "
-        "process. The server wrote "
-        f"{as_run.log_lines:,} request lines to its stdout ({as_run.log_bytes / 2**20:,.1f} "
-        f"MiB, {per_line:.0f} bytes a line), warm-up runs included.",
-        table([*headings, *cpu_headings], "lrrrrrrrrr", rows),
-        f"Share of the floor as `make run` serves it, against the run above: "
-        f"{', '.join(ratios)} (target ≥ {MAKE_RUN_SHARE}x).",
+        "process."
+    )
+    return _make_run_section(
+        as_run,
+        how,
+        [table([*headings, *cpu_headings], "lrrrrrrrrr", rows)],
+        f"Share of the floor as `make run` serves it, against the run above: {', '.join(ratios)}",
     )
 
 
 def _make_run_turns(as_run: MakeRun) -> str:
     """The `make run` section of a run that measured both services in turns."""
+    how = (
+        "The GET and POST runs above again, right after the POST run, each measured in "
+        "turns: the service above (ACCESS_LOG=false), this one, the service above, ..., the "
+        "service above, each stopped (SIGSTOP, continued after) while the other runs, so "
+        "that each has the CPU to itself (idle, it would still read the hints each POST "
+        "sends to every process); each round's ratio against the mean of the runs of the "
+        "service above just before and just after it, and the target's the median of the "
+        "rounds."
+    )
     tables = [
         _turn_table(turns, "against ACCESS_LOG=false, requests/s")
         for turns in as_run.turns.values()
@@ -351,6 +355,13 @@ def _make_run_turns(as_run: MakeRun) -> str:
         f"{turns.base[0].label} {_median(turns, rps, MAKE_RUN_SHARE)}"
         for turns in as_run.turns.values()
     ]
+    summary = f"Throughput as `make run` serves it, against ACCESS_LOG=false: {', '.join(ratios)}"
+    return _make_run_section(as_run, how, tables, summary)
+
+
+def _make_run_section(as_run: MakeRun, how: str, tables: list[str], summary: str) -> str:
+    """The `make run` section: the service, `how` it was measured, its `tables`, and the
+    `summary` of its ratios, to which the target is added."""
     per_line = as_run.log_bytes / as_run.log_lines if as_run.log_lines else 0
     return _section(
         "As `make run` serves it: the request log on",
@@ -358,18 +369,11 @@ def _make_run_turns(as_run: MakeRun) -> str:
         "DATABASE_URL, HOST and PORT set, every other setting at its default, so the request "
         f"log is on and WORKERS={as_run.workers}; its stdout, where the request lines go, to "
         "a file, as a deployment's log collector would take it; pinned as the service above. "
-        "The GET and POST runs above again, right after the POST run, each measured in "
-        "turns: the service above (ACCESS_LOG=false), this one, the service above, ..., the "
-        "service above, each stopped (SIGSTOP, continued after) while the other runs, so "
-        "that each has the CPU to itself (idle, it would still read the hints each POST "
-        "sends to every process); each round's ratio against the mean of the runs of the "
-        "service above just before and just after it, and the target's the median of the "
-        "rounds. The server wrote "
-        f"{as_run.log_lines:,} request lines to its stdout ({as_run.log_bytes / 2**20:,.1f} "
-        f"MiB, {per_line:.0f} bytes a line), warm-up runs included.",
+        f"{how} The server wrote {as_run.log_lines:,} request lines to its stdout "
+        f"({as_run.log_bytes / 2**20:,.1f} MiB, {per_line:.0f} bytes a line), warm-up runs "
+        "included.",
         *tables,
-        f"Throughput as `make run` serves it, against ACCESS_LOG=false: {', '.join(ratios)} "
-        f"(target ≥ {MAKE_RUN_SHARE}x).",
+        f"{summary} (target ≥ {MAKE_RUN_SHARE}x).",
     )
 
 

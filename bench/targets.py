@@ -188,13 +188,20 @@ def make_run_shares(results: Results, name: str) -> tuple[float, float, float] |
     as_run = results.make_run.endpoints.get(name) if results.make_run else None
     if floor is None or main is None or as_run is None:
         return None
-    rps_, main_rps, floor_rps = as_run.result.rps, main.result.rps, floor.result.rps
-    turns = results.make_run.turns.get(name) if results.make_run else None
-    if turns is not None and turns.other:  # the median of the rounds, both services in turns
-        rps_ = statistics.median(map(rps, turns.other))
+    floor_rps = floor.result.rps
+    turns = make_run_turns(results, name)
+    if turns is not None:  # the median of the rounds, both services in turns
+        as_run_rps = statistics.median(map(rps, turns.other))
         main_rps = statistics.median(map(rps, turns.base))
-        return median_ratio(turns, rps), rps_ / floor_rps, main_rps / floor_rps
-    return rps_ / main_rps, rps_ / floor_rps, main_rps / floor_rps
+        return median_ratio(turns, rps), as_run_rps / floor_rps, main_rps / floor_rps
+    as_run_rps, main_rps = as_run.result.rps, main.result.rps
+    return as_run_rps / main_rps, as_run_rps / floor_rps, main_rps / floor_rps
+
+
+def make_run_turns(results: Results, name: str) -> Turns | None:
+    """Endpoint `name`'s runs on both services in turns; None in runs made before them."""
+    turns = results.make_run.turns.get(name) if results.make_run else None
+    return turns if turns is not None and turns.other else None
 
 
 def _make_run(results: Results) -> list[Target]:
@@ -209,8 +216,8 @@ def _make_run(results: Results) -> list[Target]:
             continue
         ratio, as_run, main = shares
         measured = f"{ratio:.2f}x ({as_run:.2f} of the floor, against {main:.2f})"
-        turns = results.make_run.turns.get(name) if results.make_run else None
-        if turns is not None and turns.other:
+        turns = make_run_turns(results, name)
+        if turns is not None:
             measured = f"{ratio:.2f}x (median of rounds {_rounds(turn_ratios(turns, rps))}; "
             measured += f"medians {as_run:.2f} of the floor, against {main:.2f})"
         targets.append(Target(key, goal, measured, ratio >= MAKE_RUN_SHARE))

@@ -40,6 +40,5 @@ def message_json(
     """A message as MessageResponse writes it."""
     return (
         f'{{"id":{message_id},"chat_id":{chat_id},"seq":{seq},"text":{encode_basestring(text)},'
-        f'"created_at":{json_time(at)},'
-        f'"author":{"null" if author is None else encode_basestring(author)}}}'
+        f'"created_at":{json_time(at)},"author":{json_string(author)}}}'
     )
